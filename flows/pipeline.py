@@ -1,0 +1,210 @@
+"""The release pipeline: build, test, scan, preview, perf, promote, verify, then keep the
+release or switch back. Outcome: released | rolled_back | blocked | failed."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from runbook import gates as gate_rules
+from runbook.build import content_revision, repository
+from runbook.errors import GateFailed
+from runbook.models import (
+    Environment, ImageRef, Outcome, RunReport, Slot, Strategy, TargetKind,
+)
+from runbook.policy import Policy
+from runbook.report import ReportBuilder
+from runbook.service import Service, load_service
+from runbook.settings import StackSettings
+from tasks.build import build_image, image_in_registry
+from tasks.deploy import (
+    deploy_candidate, discard_candidate, read_live_slot, retire_slot, switch_traffic,
+)
+from tasks.perf import load_test_preview
+from tasks.report import publish_report
+from tasks.scan import lint_dockerfile
+from tasks.test import run_tests
+from tasks.verify import analyze_release
+
+
+class ReleaseNotLive(Exception):
+    """Ends the flow run Failed when the release did not go live (blocked, rolled back)."""
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(
+    service_dir: str,
+    environment: Environment = Environment.STAGING,
+    strategy: Strategy = Strategy.BLUE_GREEN,
+    target: TargetKind = TargetKind.DOCKER,
+    build_args: dict[str, str] | None = None,
+    report_path: str | None = None,
+) -> RunReport:
+    service = load_service(service_dir)
+    settings = StackSettings()
+    run = _Run(service, Environment(environment), Strategy(strategy), TargetKind(target),
+               settings, build_args or {})
+    try:
+        run.execute()
+    finally:
+        publish_report(run.builder.report, report_path)
+    if run.builder.report.outcome is not Outcome.RELEASED:
+        raise ReleaseNotLive(f"{run.builder.report.outcome.value}: {run.builder.report.reason}")
+    return run.builder.report
+
+
+class _Run:
+    """One pipeline run's sequence; every step is a task, every decision a pure function."""
+
+    def __init__(self, service: Service, environment: Environment, strategy: Strategy,
+                 target: TargetKind, settings: StackSettings, build_args: dict[str, str]) -> None:
+        self.service = service
+        self.spec = service.spec
+        self.env = environment.value
+        self.strategy = strategy
+        self.target = target
+        self.settings = settings
+        self.build_args = {**self.spec.build.args, **build_args}
+        self.policy: Policy = self.spec.policy_for(self.env)
+        self.builder = ReportBuilder(RunReport(
+            outcome=Outcome.FAILED, service=self.spec.name, environment=self.env,
+            strategy=strategy.value, target=target.value, flow_run_url=flow_run.get_flow_run_ui_url(),
+        ))
+        self.logger = get_run_logger()
+
+    def execute(self) -> None:
+        candidate: Slot | None = None
+        moved = False
+        live: Slot | None = None
+        try:
+            live, endpoint = read_live_slot(self.target, self.spec.name, self.env, self.settings)
+            self.builder.report.previous = live.revision if live else None
+            self.builder.report.revision = self.builder.report.previous
+            self.builder.report.endpoint = endpoint
+            image = self._build()
+            if not self._quality_gates(image):
+                return
+            if live is not None and live.revision == image.revision:
+                self.builder.skip("preview", f"{image.revision} is live already; nothing to do")
+                self.builder.finish(Outcome.RELEASED, "already live")
+                return
+            candidate = self._preview(image)
+            if candidate is None or not self._perf(candidate):
+                return
+            with self.builder.stage("promote"):
+                switch_traffic(self.target, candidate, self.settings)
+                moved = True
+                self.builder.report.revision = candidate.revision
+            self._verify(candidate, live, endpoint)
+        except GateFailed as exc:
+            self._discard(candidate)
+            self.builder.finish(Outcome.BLOCKED, str(exc))
+        except Exception as exc:
+            self.logger.exception("pipeline failed")
+            if moved and candidate is not None:
+                self._roll_back(candidate, live, f"pipeline error after switch: {exc}")
+                return
+            self._discard(candidate)
+            self.builder.finish(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+
+    def _build(self) -> ImageRef:
+        with self.builder.stage("build") as stage:
+            revision = content_revision(self.service, self.build_args)
+            repo = repository(self.settings.registry, self.spec.name)
+            image = build_image(self.service, self.build_args, repo, revision, self.settings)
+            if not image_in_registry(image, self.settings):
+                # A cached result can outlive the registry's copy: rebuild rather than fail.
+                image = build_image.with_options(refresh_cache=True)(
+                    self.service, self.build_args, repo, revision, self.settings
+                )
+            stage.detail = image.by_digest
+            self.builder.report.image = image.by_digest
+            return image
+
+    def _quality_gates(self, image: ImageRef) -> bool:
+        if self.spec.test is None:
+            self.builder.skip("test", "no test command declared in service.yaml")
+        else:
+            with self.builder.stage("test") as stage:
+                result = run_tests(image, self.spec.test, self.settings)
+                stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
+                if not self._gates_pass([gate_rules.tests_gate(result)], stage):
+                    return False
+        with self.builder.stage("scan") as stage:
+            findings = lint_dockerfile(self.service.dockerfile)
+            stage.detail = f"hadolint: {len(findings)} finding(s)"
+            return self._gates_pass([gate_rules.dockerfile_lint_gate(findings)], stage)
+
+    def _preview(self, image: ImageRef) -> Slot | None:
+        with self.builder.stage("preview") as stage:
+            try:
+                slot, self.preview_url = deploy_candidate(
+                    self.target, self.spec, self.env, image, self.policy.deploy, self.settings
+                )
+            except GateFailed as exc:
+                self.builder.gates([gate_rules.Gate(
+                    name="candidate_health", passed=False, value="unhealthy", threshold="healthy",
+                    detail=str(exc),
+                )])
+                stage.status = stage.status.FAILED
+                stage.detail = str(exc)
+                self.builder.finish(Outcome.BLOCKED, str(exc))
+                return None
+            stage.detail = f"{slot.revision} healthy in {slot.color} at {self.preview_url}"
+            return slot
+
+    def _perf(self, candidate: Slot) -> bool:
+        with self.builder.stage("perf") as stage:
+            report = load_test_preview(self.preview_url, self.spec.traffic.paths, self.policy.perf)
+            stage.detail = (f"{report.requests} requests, {report.rps:.1f} rps, "
+                            f"avg {report.avg_latency_s} s, {report.failures} failed")
+            if self._gates_pass(gate_rules.perf_gates(report, self.policy.thresholds), stage):
+                return True
+        self._discard(candidate)
+        return False
+
+    def _verify(self, candidate: Slot, previous: Slot | None, endpoint: str) -> None:
+        with self.builder.stage("verify") as stage:
+            verdict = analyze_release(self.target, self.spec, candidate, endpoint, self.policy,
+                                      self.settings)
+            stage.detail = f"{verdict.phase.value} after {len(verdict.results)} measurement(s)"
+            if not verdict.keep:
+                stage.status = stage.status.FAILED
+                stage.detail += ": " + "; ".join(verdict.reasons)
+        if verdict.keep:
+            if self.strategy is Strategy.ROLLING and previous is not None:
+                with self.builder.stage("retire"):
+                    retire_slot(self.target, previous, self.settings)
+            self.builder.finish(Outcome.RELEASED)
+            return
+        self._roll_back(candidate, previous, f"verification {verdict.phase.value}: "
+                        + "; ".join(verdict.reasons))
+
+    def _roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> None:
+        with self.builder.stage("rollback") as stage:
+            if previous is not None:
+                switch_traffic(self.target, previous, self.settings)
+                self.builder.report.revision = previous.revision
+                stage.detail = f"traffic back on {previous.revision}"
+            else:
+                self.builder.report.revision = None
+                stage.detail = "no previous revision: the environment has no live revision"
+            logs = discard_candidate(self.target, candidate, self.settings)
+            if logs:
+                self.logger.info("last logs of %s:\n%s", candidate.revision, logs)
+        self.builder.finish(Outcome.ROLLED_BACK, reason)
+
+    def _discard(self, candidate: Slot | None) -> None:
+        if candidate is not None:
+            discard_candidate(self.target, candidate, self.settings)
+
+    def _gates_pass(self, gates: list[gate_rules.Gate], stage: object) -> bool:
+        self.builder.gates(gates)
+        failed = gate_rules.failed(gates)
+        if not failed:
+            return True
+        reason = "gate failed: " + gate_rules.describe_failures(gates)
+        stage.status = stage.status.FAILED  # type: ignore[attr-defined]
+        stage.detail += f"; {reason}"  # type: ignore[attr-defined]
+        self.builder.finish(Outcome.BLOCKED, reason)
+        return False

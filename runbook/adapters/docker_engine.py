@@ -1,0 +1,130 @@
+"""The Docker engine: build, push and run images through the docker SDK.
+
+Errors are sorted at this boundary: what may pass by itself (the engine or the registry
+unreachable, 5xx, timeouts) becomes TransientError and is retried by the task; everything
+else (a Dockerfile that does not build, a denied push) fails at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from runbook.errors import DeployError, TransientError
+
+API_TIMEOUT_S = 120
+_TRANSIENT_PUSH = re.compile(
+    r"connection refused|connection reset|timeout|timed out|i/o timeout|EOF|"
+    r"no such host|503|502|500|504|service unavailable|too many requests|429",
+    re.IGNORECASE,
+)
+
+
+def connect(base_url: str, timeout_s: int = API_TIMEOUT_S) -> docker.DockerClient:
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=timeout_s)
+        client.ping()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise TransientError(f"Docker engine at {base_url} unreachable: {exc}") from exc
+    return client
+
+
+def build(
+    client: docker.DockerClient,
+    context: str,
+    dockerfile: str,
+    tag: str,
+    build_args: dict[str, str],
+    on_line: Callable[[str], None],
+) -> str:
+    """Build ``context`` into ``tag`` and return the image id; progress goes to on_line."""
+    stream = _engine_call(
+        lambda: client.api.build(
+            path=context,
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=build_args,
+            pull=False,  # base images come from the local engine or registry, never implicitly
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+    )
+    image_id = None
+    for chunk in _stream(stream):
+        if "error" in chunk:
+            raise DeployError(f"docker build failed: {chunk['error'].strip()}")
+        if line := chunk.get("stream", "").strip():
+            on_line(line)
+        if aux := chunk.get("aux"):
+            image_id = aux.get("ID", image_id)
+    if image_id is None:
+        image_id = client.images.get(tag).id
+    return image_id
+
+
+def push(client: docker.DockerClient, repository: str, tag: str) -> str:
+    """Push ``repository:tag`` and return the registry's manifest digest."""
+    stream = _engine_call(
+        lambda: client.api.push(repository, tag=tag, stream=True, decode=True)
+    )
+    digest = None
+    for chunk in _stream(stream):
+        if "error" in chunk:
+            message = chunk["error"].strip()
+            if _TRANSIENT_PUSH.search(message):
+                raise TransientError(f"push of {repository}:{tag} failed: {message}")
+            raise DeployError(f"push of {repository}:{tag} refused: {message}")
+        if aux := chunk.get("aux"):
+            digest = aux.get("Digest", digest)
+    if digest is None:
+        raise TransientError(f"push of {repository}:{tag} reported no digest")
+    return digest
+
+
+def _engine_call(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except docker.errors.APIError as exc:
+        if exc.status_code is not None and exc.status_code >= 500:
+            raise TransientError(f"Docker engine error: {exc.explanation}") from exc
+        raise DeployError(f"Docker engine refused: {exc.explanation}") from exc
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"Docker engine unreachable: {exc}") from exc
+
+
+def _stream(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    try:
+        yield from stream
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"Docker engine stream broke: {exc}") from exc
+
+
+def run_to_completion(
+    client: docker.DockerClient, image: str, command: list[str], timeout_s: float
+) -> tuple[int, str]:
+    """Run ``command`` in a fresh container of ``image`` without network; exit code and output.
+
+    The container is removed afterwards whatever happens; past the deadline it is killed
+    and the exit code is reported as 124 (as `timeout` does).
+    """
+    container = _engine_call(
+        lambda: client.containers.run(
+            image, command, detach=True, network_disabled=True, stdout=True, stderr=True
+        )
+    )
+    try:
+        try:
+            exit_code = int(container.wait(timeout=timeout_s)["StatusCode"])
+        except requests.exceptions.ReadTimeout:
+            container.kill()
+            exit_code = 124
+        output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    return exit_code, output

@@ -1,0 +1,75 @@
+"""Prometheus: the router's per-revision request, error and latency series.
+
+HAProxy's exporter labels every series with ``proxy`` (the route's backend) and ``server``
+(one revision in one color), so these queries measure exactly one revision. No data comes
+back as ``None``, never as zero: the verdict treats it as missing, not as healthy.
+"""
+
+from __future__ import annotations
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from runbook.errors import ConfigurationError, TransientError
+
+QUERY_TIMEOUT_S = 5
+
+
+class RouterMetrics:
+    """Queries over the router's series for one backend server."""
+
+    def __init__(self, url: str, timeout_s: float = QUERY_TIMEOUT_S) -> None:
+        # The client's own retries hide a down Prometheus for ~6 s per call; the analysis
+        # loop has its own error budget, so it must see each failure at once.
+        self._client = PrometheusConnect(url=url, timeout=timeout_s, retry=Retry(total=0))
+
+    def requests(self, proxy: str, server: str, range_s: int) -> float | None:
+        selector = _selector(proxy, server)
+        return self._scalar(
+            f"sum(increase(haproxy_server_http_responses_total{{{selector}}}[{range_s}s]))"
+            f" + {self._errors_expr(selector, range_s)}"
+        )
+
+    def errors(self, proxy: str, server: str, range_s: int) -> float | None:
+        selector = _selector(proxy, server)
+        return self._scalar(
+            "sum(increase(haproxy_server_http_responses_total"
+            f'{{{selector},code="5xx"}}[{range_s}s])) + {self._errors_expr(selector, range_s)}'
+        )
+
+    def avg_response_time_s(self, proxy: str, server: str) -> float | None:
+        """HAProxy's running average over the server's last (up to 1024) responses."""
+        return self._scalar(
+            f"max(haproxy_server_response_time_average_seconds{{{_selector(proxy, server)}}})"
+        )
+
+    @staticmethod
+    def _errors_expr(selector: str, range_s: int) -> str:
+        # Requests that never got an HTTP response from the revision (refused, reset).
+        return (
+            f"sum(increase(haproxy_server_connection_errors_total{{{selector}}}[{range_s}s]))"
+            f" + sum(increase(haproxy_server_response_errors_total{{{selector}}}[{range_s}s]))"
+        )
+
+    def _scalar(self, query: str) -> float | None:
+        try:
+            result = self._client.custom_query(query)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError) as exc:
+            raise TransientError(f"prometheus unreachable: {type(exc).__name__}") from exc
+        except PrometheusApiClientException as exc:
+            if "HTTP Status Code 5" in str(exc):
+                raise TransientError(f"prometheus error: {exc}") from exc
+            raise ConfigurationError(f"prometheus rejected {query!r}: {exc}") from exc
+        if not result:
+            return None
+        value = float(result[0]["value"][1])
+        return None if value != value else value  # NaN is no data
+
+
+def _selector(proxy: str, server: str) -> str:
+    return f'proxy="{_escape(proxy)}",server="{_escape(server)}"'
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,199 @@
+"""The ``runbook`` command line.
+
+Bad input (missing directory, invalid ``service.yaml``, unknown option value) costs one
+line on stderr and exit code 2, before anything starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from runbook.errors import ConfigurationError, RunbookError
+from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
+from runbook.service import load_service
+from runbook.settings import StackSettings
+
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="runbook", help="A CI/CD runbook made executable as Prefect flows.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+out = Console()
+err = Console(stderr=True)
+
+
+def _use_stack_prefect(settings: StackSettings) -> None:
+    # Runs go to the stack's Prefect server (visible in its UI) unless the user chose one.
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+
+
+def _parse_build_args(values: list[str]) -> dict[str, str]:
+    args = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"--build-arg {value!r}: expected KEY=VALUE")
+        args[key] = val
+    return args
+
+
+@app.command()
+def pipeline(
+    service_dir: Annotated[Path, typer.Argument(help="Directory with Dockerfile and service.yaml")],
+    env: Annotated[Environment, typer.Option("--env", help="Target environment")],
+    strategy: Annotated[Strategy, typer.Option(help="Deployment strategy")] = Strategy.BLUE_GREEN,
+    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
+    report: Annotated[Path | None, typer.Option(help="Write the run report (JSON) here")] = None,
+    build_arg: Annotated[
+        list[str] | None, typer.Option("--build-arg", help="KEY=VALUE docker build argument")
+    ] = None,
+) -> None:
+    """Build, test, scan, load-test, deploy, verify: exit 0 only when the release is live."""
+    load_service(service_dir)
+    build_args = _parse_build_args(build_arg or [])
+    if target is not TargetKind.DOCKER:
+        raise ConfigurationError(f"--target {target.value}: not available yet; use docker")
+    settings = StackSettings()
+    _require_stack(settings)
+    _use_stack_prefect(settings)
+    from flows.pipeline import pipeline as pipeline_flow
+
+    report_path = report or Path(tempfile.mkdtemp(prefix="runbook-")) / "report.json"
+    pipeline_flow(
+        service_dir=str(service_dir), environment=env, strategy=strategy, target=target,
+        build_args=build_args, report_path=str(report_path), return_state=True,
+    )
+    if not report_path.exists():
+        err.print("error: the pipeline ended without a report; see the Prefect UI")
+        raise typer.Exit(1)
+    result = RunReport.model_validate_json(report_path.read_text())
+    _print_report(result, settings)
+    raise typer.Exit(0 if result.outcome is Outcome.RELEASED else 1)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Service name")],
+    env: Annotated[Environment, typer.Option("--env")],
+    to: Annotated[str | None, typer.Option("--to", help="Revision to return to")] = None,
+) -> None:
+    """Send the environment's traffic back to the previous revision."""
+    settings = StackSettings()
+    _require_stack(settings)
+    _use_stack_prefect(settings)
+    from flows.rollback import rollback as rollback_flow
+
+    slot = rollback_flow(service=name, environment=env, to_revision=to)
+    out.print(f"{name}/{env.value}: traffic on {slot.revision} ({slot.color})")
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Service name")],
+    env: Annotated[Environment, typer.Option("--env")],
+) -> None:
+    """What serves the environment now and what is kept for rollback."""
+    from runbook.targets import make_target
+
+    target = make_target(TargetKind.DOCKER, StackSettings())
+    live = target.live(name, env.value)
+    standby = target.standby(name, env.value)
+    print(json.dumps({
+        "service": name,
+        "environment": env.value,
+        "endpoint": target.endpoint(name, env.value),
+        "live": live.model_dump() if live else None,
+        "standby": standby.model_dump() if standby else None,
+    }, indent=2))
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start every component that is not running; idempotent."""
+    from runbook import stack
+
+    statuses = stack.up(StackSettings(), on_progress=lambda line: err.print(line))
+    _print_stack(statuses)
+    if not all(s.healthy for s in statuses):
+        raise typer.Exit(1)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what the stack started; data stays in the state directory."""
+    from runbook import stack
+
+    _print_stack(stack.down(StackSettings()))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Every component with its URL and health."""
+    from runbook import stack
+
+    statuses = stack.status(StackSettings())
+    _print_stack(statuses)
+    if not all(s.healthy for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_stack(statuses: list) -> None:  # type: ignore[type-arg]
+    table = Table("component", "healthy", "action", "url", "detail")
+    for s in statuses:
+        table.add_row(s.name, "yes" if s.healthy else "no", s.action, s.url, s.detail)
+    out.print(table)
+
+
+def _print_report(report: RunReport, settings: StackSettings) -> None:
+    colour = "green" if report.outcome is Outcome.RELEASED else "red"
+    out.print(f"[bold {colour}]{report.outcome.value}[/] {report.service} → {report.environment}"
+              f"  revision {report.revision} (previous {report.previous})")
+    if report.reason:
+        out.print(f"reason: {report.reason}")
+    out.print(f"endpoint: {report.endpoint}")
+    out.print(f"Prefect UI: {report.flow_run_url or settings.prefect_ui_url}")
+
+
+def _require_stack(settings: StackSettings) -> None:
+    from runbook import stack
+
+    down = [s.name for s in stack.status(settings) if not s.healthy]
+    if down:
+        raise RunbookError(
+            f"local stack not healthy ({', '.join(down)}): run `runbook stack up`"
+        )
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:
+        # Usage errors (unknown option value, missing argument): one line, exit 2.
+        message = getattr(exc, "format_message", lambda: str(exc))()
+        _fail(message.replace("Value error, ", ""), EXIT_BAD_INPUT)
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except RunbookError as exc:
+        _fail(str(exc), 1)
+
+
+def _fail(message: str, code: int) -> None:
+    # One line, never wrapped: CI logs and scripts grep for it.
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(code)

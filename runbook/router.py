@@ -1,0 +1,373 @@
+"""The router of the local target: one HAProxy process, one route per service and environment.
+
+Each route has two ports on loopback:
+
+- the **endpoint** (stable across releases) whose backend holds the live revision (enabled)
+  and the previous one (disabled, kept for an instant switch back), and
+- the **preview** port whose backend holds only the candidate revision, for load tests and
+  pre-promotion checks; production traffic never reaches it.
+
+Servers are named ``{color}-{revision}`` and added at run time through HAProxy's runtime API,
+so HAProxy's Prometheus exporter reports every revision under its own ``server`` label: the
+verification queries measure exactly the new revision, never a mix with an older one that
+used the same color. A traffic switch is one runtime-API call that enables one server and
+disables the others: no reload, no dropped connection.
+
+The routes are persisted in ``router/routes.json``; the configuration file is rendered from it,
+so a reload (needed only when a route is added) reproduces the live state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from runbook.errors import ConfigurationError, TransientError
+from runbook.settings import StackSettings
+
+RUNTIME_API_TIMEOUT_S = 5.0
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+class Server(BaseModel):
+    """One revision's container as HAProxy sees it."""
+
+    name: str
+    address: str  # host:port on loopback
+    enabled: bool = False
+
+
+class Route(BaseModel):
+    """Endpoint and preview of one service in one environment."""
+
+    service: str
+    environment: str
+    port: int
+    preview_port: int
+    servers: list[Server] = Field(default_factory=list)
+    preview: Server | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}.{self.environment}"
+
+    @property
+    def backend(self) -> str:
+        return self.key
+
+    @property
+    def preview_backend(self) -> str:
+        return f"{self.key}.preview"
+
+    def live(self) -> Server | None:
+        return next((s for s in self.servers if s.enabled), None)
+
+
+class RouteTable(BaseModel):
+    routes: dict[str, Route] = Field(default_factory=dict)
+
+
+class HAProxyRouter:
+    """Routes, configuration and process of the local HAProxy."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.dir = settings.state_dir / "router"
+        self.config_path = self.dir / "haproxy.cfg"
+        self.routes_path = self.dir / "routes.json"
+        self.socket_path = self.dir / "admin.sock"
+        self.pid_path = self.dir / "haproxy.pid"
+
+    # -- process ------------------------------------------------------------------------
+
+    def running(self) -> bool:
+        try:
+            self.runtime("show info")
+        except TransientError:
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start HAProxy with the configuration of the persisted routes (no-op if running)."""
+        if self.running():
+            return
+        with self._locked():
+            self._render_and_launch(replace_pid=None)
+
+    def stop(self) -> None:
+        pid = self._pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        self.pid_path.unlink(missing_ok=True)
+
+    def _pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def _render_and_launch(self, replace_pid: int | None) -> None:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.render(self._load()))
+        check = subprocess.run(
+            [binary, "-c", "-q", "-f", str(self.config_path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        if check.returncode != 0:
+            raise ConfigurationError(f"haproxy rejected {self.config_path}: {check.stderr.strip()}")
+        command = [binary, "-D", "-p", str(self.pid_path), "-f", str(self.config_path)]
+        if replace_pid is not None:
+            command += ["-sf", str(replace_pid)]
+        subprocess.run(command, capture_output=True, timeout=30, check=True)
+        deadline = time.monotonic() + 10
+        while not self.running():
+            if time.monotonic() > deadline:
+                raise TransientError("haproxy did not open its runtime API within 10 s")
+            time.sleep(0.1)
+
+    # -- configuration --------------------------------------------------------------------
+
+    def render(self, table: RouteTable) -> str:
+        """HAProxy configuration for the given routes."""
+        host = self.settings.host
+        lines = [
+            "global",
+            f"    stats socket {self.socket_path} mode 600 level admin expose-fd listeners",
+            "    maxconn 4096",
+            "",
+            "defaults",
+            "    mode http",
+            "    option redispatch",
+            "    retries 3",
+            "    timeout connect 2s",
+            "    timeout client 60s",
+            "    timeout server 60s",
+            "    timeout http-keep-alive 10s",
+            "",
+            "frontend metrics",
+            f"    bind {host}:{self.settings.router_metrics_port}",
+            "    http-request use-service prometheus-exporter if { path /metrics }",
+            "    stats enable",
+            "    stats uri /stats",
+            "",
+        ]
+        for route in table.routes.values():
+            lines += [
+                f"frontend {route.key}",
+                f"    bind {host}:{route.port}",
+                f"    default_backend {route.backend}",
+                "",
+                f"frontend {route.preview_backend}",
+                f"    bind {host}:{route.preview_port}",
+                f"    default_backend {route.preview_backend}",
+                "",
+                f"backend {route.backend}",
+                "    balance roundrobin",
+                *(self._server_line(s) for s in route.servers),
+                "",
+                f"backend {route.preview_backend}",
+                "    balance roundrobin",
+                *([self._server_line(route.preview)] if route.preview else []),
+                "",
+            ]
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _server_line(server: Server) -> str:
+        state = "" if server.enabled else " disabled"
+        return f"    server {server.name} {server.address}{state}"
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def route(self, service: str, environment: str) -> Route | None:
+        return self._load().routes.get(f"{service}.{environment}")
+
+    def ensure_route(self, service: str, environment: str) -> Route:
+        """The route of a service and environment, created (with stable ports) if new."""
+        for part in (service, environment):
+            if not _SAFE_NAME.match(part):
+                raise ConfigurationError(f"not a safe route name: {part!r}")
+        with self._locked():
+            table = self._load()
+            key = f"{service}.{environment}"
+            if key in table.routes:
+                return table.routes[key]
+            port, preview_port = self._free_ports(table)
+            route = Route(
+                service=service, environment=environment, port=port, preview_port=preview_port
+            )
+            table.routes[key] = route
+            self._save(table)
+            self._render_and_launch(replace_pid=self._pid() if self.running() else None)
+            return route
+
+    def set_preview(self, service: str, environment: str, server: Server) -> None:
+        """Put a candidate revision behind the preview port, and (disabled) in the backend."""
+        with self._locked():
+            table = self._load()
+            route = table.routes[f"{service}.{environment}"]
+            commands: list[str] = []
+            if route.preview is not None:
+                commands += self._delete_commands(route.preview_backend, route.preview.name)
+            commands += self._add_commands(route.preview_backend, server.name, server.address)
+            commands.append(f"enable server {route.preview_backend}/{server.name}")
+            if all(s.name != server.name for s in route.servers):
+                commands += self._add_commands(route.backend, server.name, server.address)
+                route.servers.append(server.model_copy(update={"enabled": False}))
+            route.preview = server.model_copy(update={"enabled": True})
+            self._apply(commands)
+            self._save(table)
+
+    def switch(self, service: str, environment: str, to: str) -> None:
+        """Send all endpoint traffic to server ``to``: one atomic runtime-API call."""
+        with self._locked():
+            table = self._load()
+            route = table.routes[f"{service}.{environment}"]
+            if all(s.name != to for s in route.servers):
+                raise ConfigurationError(f"{route.key} has no server {to!r}")
+            commands = [f"enable server {route.backend}/{to}"] + [
+                f"disable server {route.backend}/{s.name}" for s in route.servers if s.name != to
+            ]
+            self._apply(commands, batch=True)
+            for s in route.servers:
+                s.enabled = s.name == to
+            self._save(table)
+
+    def remove_server(self, service: str, environment: str, name: str) -> None:
+        """Take a revision out of the route (endpoint and preview); it must not be live."""
+        with self._locked():
+            table = self._load()
+            route = table.routes[f"{service}.{environment}"]
+            live = route.live()
+            if live is not None and live.name == name:
+                raise ConfigurationError(f"{name} is live on {route.key}; switch away first")
+            commands: list[str] = []
+            if any(s.name == name for s in route.servers):
+                commands += self._delete_commands(route.backend, name)
+                route.servers = [s for s in route.servers if s.name != name]
+            if route.preview is not None and route.preview.name == name:
+                commands += self._delete_commands(route.preview_backend, name)
+                route.preview = None
+            self._apply(commands)
+            self._save(table)
+
+    def clear_preview(self, service: str, environment: str) -> None:
+        with self._locked():
+            table = self._load()
+            route = table.routes[f"{service}.{environment}"]
+            if route.preview is not None:
+                self._apply(self._delete_commands(route.preview_backend, route.preview.name))
+                route.preview = None
+                self._save(table)
+
+    @staticmethod
+    def _add_commands(backend: str, name: str, address: str) -> list[str]:
+        return [f"add server {backend}/{name} {address}"]
+
+    @staticmethod
+    def _delete_commands(backend: str, name: str) -> list[str]:
+        return [
+            f"disable server {backend}/{name}",
+            f"shutdown sessions server {backend}/{name}",
+            f"del server {backend}/{name}",
+        ]
+
+    def _apply(self, commands: list[str], batch: bool = False) -> None:
+        if batch:
+            self._check(self.runtime(";".join(commands)), commands)
+            return
+        for command in commands:
+            self._check(self._runtime_retrying(command), [command])
+
+    def _runtime_retrying(self, command: str) -> str:
+        # "del server" is refused while HAProxy still holds idle connections to the server;
+        # they are purged within a few hundred milliseconds of the server entering maintenance.
+        deadline = time.monotonic() + 10
+        while True:
+            reply = self.runtime(command)
+            if not command.startswith("del server") or "still has" not in reply.lower():
+                return reply
+            if time.monotonic() > deadline:
+                return reply
+            time.sleep(0.2)
+
+    @staticmethod
+    def _check(reply: str, commands: list[str]) -> None:
+        lowered = reply.lower()
+        for marker in ("unknown", "not found", "no such", "error", "refused", "cannot", "require"):
+            if marker in lowered:
+                raise ConfigurationError(f"haproxy refused {'; '.join(commands)!r}: {reply.strip()}")
+
+    def runtime(self, command: str) -> str:
+        """Send one command line to HAProxy's runtime API and return its reply."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(RUNTIME_API_TIMEOUT_S)
+                sock.connect(str(self.socket_path))
+                sock.sendall(command.encode() + b"\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise TransientError(f"haproxy runtime API at {self.socket_path}: {exc}") from exc
+        return b"".join(chunks).decode(errors="replace")
+
+    # -- persistence ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "routes.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> RouteTable:
+        if not self.routes_path.exists():
+            return RouteTable()
+        return RouteTable.model_validate_json(self.routes_path.read_text())
+
+    def _save(self, table: RouteTable) -> None:
+        temporary = self.routes_path.with_suffix(".tmp")
+        temporary.write_text(table.model_dump_json(indent=2))
+        temporary.replace(self.routes_path)
+
+    def _free_ports(self, table: RouteTable) -> tuple[int, int]:
+        taken = {p for r in table.routes.values() for p in (r.port, r.preview_port)}
+        free = [
+            port
+            for port in range(self.settings.route_port_min, self.settings.route_port_max + 1)
+            if port not in taken and _port_is_free(self.settings.host, port)
+        ]
+        if len(free) < 2:
+            raise ConfigurationError(
+                f"no free ports left in {self.settings.route_port_min}-"
+                f"{self.settings.route_port_max} (RUNBOOK_ROUTE_PORT_MIN/MAX)"
+            )
+        return free[0], free[1]
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((host, port)) != 0
+
+
+def describe(table_path: Path) -> dict[str, object]:
+    """The persisted routes as plain data (for `runbook status`)."""
+    return json.loads(table_path.read_text()) if table_path.exists() else {}

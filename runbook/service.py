@@ -1,0 +1,183 @@
+"""The service being delivered: a directory with a ``Dockerfile`` and a ``service.yaml``.
+
+Loading validates everything before anything starts, and every error names the file and the
+field, so a bad input costs one line and exit code 2, never a half-run pipeline.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from runbook.errors import ConfigurationError
+from runbook.policy import Policy, PolicyOverrides, effective_policy
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENVIRONMENTS = ("staging", "production")
+
+
+class Traffic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: Annotated[list[str], Field(min_length=1)] = ["/"]
+    """Paths the perf stage and verification traffic request, each starting with '/'."""
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path.startswith("/"):
+                raise ValueError(f"path {path!r} must start with '/'")
+        return paths
+
+
+class TestSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: Annotated[list[str], Field(min_length=1)]
+    """Command run inside the built image (exec form, no shell)."""
+    timeout_s: float = Field(default=600, gt=0)
+
+
+class BuildSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    args: dict[str, str] = Field(default_factory=dict)
+    """Docker build arguments; part of the image's content tag."""
+    dockerfile: str = "Dockerfile"
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, gt=0)
+
+
+class ServiceSpec(BaseModel):
+    """``service.yaml``: what runbook needs to know about a service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    port: int = Field(ge=1, le=65535)
+    health_path: str = "/health"
+    traffic: Traffic = Field(default_factory=Traffic)
+    test: TestSpec | None = None
+    build: BuildSpec = Field(default_factory=BuildSpec)
+    replicas: int = Field(default=1, ge=1)
+    resources: Resources = Field(default_factory=Resources)
+    overrides: PolicyOverrides = Field(default_factory=PolicyOverrides, alias="policy")
+    environments: dict[str, PolicyOverrides] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_safe(cls, name: str) -> str:
+        if not DNS_LABEL.match(name):
+            raise ValueError(
+                f"{name!r} is not DNS-safe (lowercase letters, digits and '-', "
+                "at most 63, starting and ending alphanumeric)"
+            )
+        return name
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"{path!r} must start with '/'")
+        return path
+
+    @field_validator("environments")
+    @classmethod
+    def _known_environments(cls, envs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(envs) - set(ENVIRONMENTS))
+        if unknown:
+            raise ValueError(f"unknown environment(s) {unknown}; known: {list(ENVIRONMENTS)}")
+        return envs
+
+    @model_validator(mode="after")
+    def _policies_valid(self) -> ServiceSpec:
+        layers = [("policy", [self.overrides])] + [
+            (f"environments.{env}", [self.overrides, layer])
+            for env, layer in self.environments.items()
+        ]
+        for where, stack in layers:
+            try:
+                effective_policy(*stack)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                field = ".".join([where, *(str(part) for part in error["loc"])])
+                raise ValueError(f"field '{field}': {error['msg']}") from None
+        return self
+
+    def policy_for(self, environment: str) -> Policy:
+        """Runbook defaults, then this service's overrides, then the environment's."""
+        layers = [self.overrides]
+        if environment in self.environments:
+            layers.append(self.environments[environment])
+        return effective_policy(*layers)
+
+
+class Service(BaseModel):
+    """A loaded service: its directory and its validated spec."""
+
+    directory: Path
+    spec: ServiceSpec
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.directory / self.spec.build.dockerfile
+
+
+def load_service(directory: str | Path) -> Service:
+    """Read and validate a service directory. Raises ConfigurationError naming the problem."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ConfigurationError(f"service directory not found: {path}")
+    spec_path = path / "service.yaml"
+    if not spec_path.is_file():
+        raise ConfigurationError(f"{spec_path}: missing (every service needs a service.yaml)")
+    spec = _parse_spec(spec_path)
+    service = Service(directory=path.resolve(), spec=spec)
+    if not service.dockerfile.is_file():
+        raise ConfigurationError(f"{service.dockerfile}: missing Dockerfile")
+    return service
+
+
+def _parse_spec(spec_path: Path) -> ServiceSpec:
+    try:
+        raw = yaml.safe_load(spec_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{spec_path}: not valid YAML ({_one_line(str(exc))})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{spec_path}: expected a mapping at the top level")
+    try:
+        return ServiceSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{spec_path}: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = error["msg"].removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if not error["loc"]:  # a whole-model check names its field in the message
+        return f"{message}{suffix}"
+    field = ".".join(str(part) for part in error["loc"])
+    return f"field '{field}': {message}{suffix}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

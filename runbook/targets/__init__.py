@@ -1,0 +1,21 @@
+"""Deploy targets behind one protocol; :func:`make_target` is the only place that picks one."""
+
+from __future__ import annotations
+
+from runbook.adapters.docker_engine import connect
+from runbook.errors import ConfigurationError
+from runbook.models import TargetKind
+from runbook.router import HAProxyRouter
+from runbook.settings import StackSettings
+from runbook.targets.base import DeployTarget
+
+
+def make_target(kind: TargetKind | str, settings: StackSettings) -> DeployTarget:
+    kind = TargetKind(kind)
+    if kind is TargetKind.DOCKER:
+        from runbook.targets.docker import DockerTarget
+
+        return DockerTarget(settings, connect(settings.docker_host), HAProxyRouter(settings))
+    raise ConfigurationError(
+        f"the {kind.value} target is not available yet; use --target docker"
+    )

@@ -1,0 +1,51 @@
+"""The deploy-target protocol. Flows talk to this, never to a particular target."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from runbook.models import ImageRef, Slot
+from runbook.policy import DeploySettings
+from runbook.service import ServiceSpec
+
+
+class DeployTarget(Protocol):
+    """Where releases run: the local Docker engine behind HAProxy, or a cluster."""
+
+    def live(self, service: str, environment: str) -> Slot | None:
+        """The slot receiving the environment's traffic, if any."""
+        ...
+
+    def standby(self, service: str, environment: str) -> Slot | None:
+        """The previous revision kept for an instant switch back, if any."""
+        ...
+
+    def endpoint(self, service: str, environment: str) -> str:
+        """URL of the environment's traffic; stable across releases."""
+        ...
+
+    def preview_url(self, service: str, environment: str) -> str:
+        """URL reaching only the candidate slot (never live traffic)."""
+        ...
+
+    def deploy_candidate(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """Start the image in the idle color, wait for its health, expose it on the preview."""
+        ...
+
+    def discard(self, slot: Slot) -> str:
+        """Remove a candidate that will not go live; returns the tail of its logs."""
+        ...
+
+    def switch(self, slot: Slot) -> None:
+        """Move all of the environment's traffic to ``slot`` in one atomic step."""
+        ...
+
+    def retire(self, slot: Slot) -> None:
+        """Stop a slot that no longer needs to be kept for rollback."""
+        ...
+
+    def metrics_selector(self, slot: Slot) -> tuple[str, str]:
+        """(proxy, server) labels of the slot's series in Prometheus."""
+        ...

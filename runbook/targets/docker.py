@@ -1,0 +1,218 @@
+"""The docker target: two colors per environment, each a container, behind the HAProxy router.
+
+What runs is read back from the engine (container labels) and the router (its persisted
+routes), never kept in memory, so any run can pick up where another one stopped.
+"""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import docker.errors
+import httpx
+from docker.models.containers import Container
+
+from runbook.adapters.http import probe
+from runbook.errors import DeployError, GateFailed, TransientError
+from runbook.models import ImageRef, Slot
+from runbook.policy import DeploySettings
+from runbook.router import HAProxyRouter, Server
+from runbook.service import ServiceSpec
+from runbook.settings import StackSettings
+
+COLORS = ("blue", "green")
+LABEL = "io.runbook"
+STOP_GRACE_S = 10
+LOG_TAIL_LINES = 30
+
+
+class DockerTarget:
+    """Blue-green on the local Docker engine; traffic moves at the router."""
+
+    def __init__(
+        self, settings: StackSettings, client: docker.DockerClient, router: HAProxyRouter
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.router = router
+
+    # -- reading state ----------------------------------------------------------------------
+
+    def live(self, service: str, environment: str) -> Slot | None:
+        route = self.router.route(service, environment)
+        server = route.live() if route else None
+        return self._slot_for(service, environment, server.name) if server else None
+
+    def standby(self, service: str, environment: str) -> Slot | None:
+        route = self.router.route(service, environment)
+        if route is None:
+            return None
+        for server in route.servers:
+            if not server.enabled:
+                slot = self._slot_for(service, environment, server.name)
+                if slot is not None and (route.preview is None or route.preview.name != server.name):
+                    return slot
+        return None
+
+    def endpoint(self, service: str, environment: str) -> str:
+        route = self.router.ensure_route(service, environment)
+        return f"http://{self.settings.host}:{route.port}"
+
+    def preview_url(self, service: str, environment: str) -> str:
+        route = self.router.ensure_route(service, environment)
+        return f"http://{self.settings.host}:{route.preview_port}"
+
+    def metrics_selector(self, slot: Slot) -> tuple[str, str]:
+        return f"{slot.service}.{slot.environment}", slot.server
+
+    def _slot_for(self, service: str, environment: str, server: str) -> Slot | None:
+        for container in self._containers(service, environment):
+            if container.labels.get(f"{LABEL}.server") == server and container.status == "running":
+                return _slot(container, self._host_port(container))
+        return None
+
+    def _containers(self, service: str, environment: str) -> list[Container]:
+        return self.client.containers.list(
+            all=True,
+            filters={
+                "label": [f"{LABEL}.service={service}", f"{LABEL}.environment={environment}"]
+            },
+        )
+
+    # -- changing state ---------------------------------------------------------------------
+
+    def deploy_candidate(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        self.router.ensure_route(spec.name, environment)
+        live = self.live(spec.name, environment)
+        color = COLORS[1] if live is not None and live.color == COLORS[0] else COLORS[0]
+        self._clear_color(spec.name, environment, color)
+        container = self._start(spec, environment, color, image)
+        slot = _slot(container, self._host_port(container))
+        self._wait_healthy(container, slot, spec.health_path, settings)
+        self.router.set_preview(spec.name, environment, Server(name=slot.server,
+                                                               address=slot.address))
+        return slot
+
+    def switch(self, slot: Slot) -> None:
+        self.router.switch(slot.service, slot.environment, slot.server)
+
+    def discard(self, slot: Slot) -> str:
+        logs = ""
+        try:
+            container = self.client.containers.get(_container_name(slot))
+            logs = _tail(container)
+        except docker.errors.NotFound:
+            pass
+        self.retire(slot)
+        return logs
+
+    def retire(self, slot: Slot) -> None:
+        self.router.remove_server(slot.service, slot.environment, slot.server)
+        try:
+            container = self.client.containers.get(_container_name(slot))
+        except docker.errors.NotFound:
+            return
+        container.stop(timeout=STOP_GRACE_S)
+        container.remove(force=True)
+
+    def _clear_color(self, service: str, environment: str, color: str) -> None:
+        """Remove what an older revision left in the color about to be reused."""
+        route = self.router.route(service, environment)
+        for container in self._containers(service, environment):
+            if container.labels.get(f"{LABEL}.color") != color:
+                continue
+            server = container.labels.get(f"{LABEL}.server", "")
+            live = route.live() if route else None
+            if live is not None and live.name == server:
+                raise DeployError(f"{container.name} is live; refusing to replace it")
+            self.router.remove_server(service, environment, server)
+            container.remove(force=True)
+
+    def _start(
+        self, spec: ServiceSpec, environment: str, color: str, image: ImageRef
+    ) -> Container:
+        name = f"{spec.name}-{environment}-{color}"
+        labels = {
+            f"{LABEL}.service": spec.name,
+            f"{LABEL}.environment": environment,
+            f"{LABEL}.color": color,
+            f"{LABEL}.revision": image.revision,
+            f"{LABEL}.image": image.by_digest,
+            f"{LABEL}.server": f"{color}-{image.revision}",
+        }
+        limits: dict[str, int] = {}
+        if spec.resources.memory_mb:
+            limits["mem_limit"] = spec.resources.memory_mb * 1024 * 1024
+        if spec.resources.cpus:
+            limits["nano_cpus"] = int(spec.resources.cpus * 1e9)
+        try:
+            return self.client.containers.run(
+                image.by_digest,
+                name=name,
+                detach=True,
+                labels=labels,
+                ports={f"{spec.port}/tcp": (self.settings.host, None)},
+                **limits,
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise DeployError(f"image {image.by_digest} not found: {exc.explanation}") from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code is not None and exc.status_code >= 500:
+                raise TransientError(f"starting {name}: {exc.explanation}") from exc
+            raise DeployError(f"starting {name}: {exc.explanation}") from exc
+
+    def _host_port(self, container: Container) -> str:
+        deadline = time.monotonic() + 10
+        while True:
+            container.reload()
+            for bindings in (container.ports or {}).values():
+                if bindings:
+                    return f"{self.settings.host}:{bindings[0]['HostPort']}"
+            if time.monotonic() > deadline or container.status == "exited":
+                raise DeployError(f"{container.name} published no port ({container.status})")
+            time.sleep(0.1)
+
+    def _wait_healthy(
+        self, container: Container, slot: Slot, health_path: str, settings: DeploySettings
+    ) -> None:
+        url = f"http://{slot.address}{health_path}"
+        deadline = time.monotonic() + settings.health_timeout_s
+        last = "no answer yet"
+        with httpx.Client() as http:
+            while time.monotonic() < deadline:
+                result = probe(http, url, settings.health_request_timeout_s)
+                if result.ok:
+                    return
+                last = result.detail
+                container.reload()
+                if container.status in ("exited", "dead"):
+                    last = f"container {container.status}: {_tail(container)}"
+                    break
+                time.sleep(0.5)
+        raise GateFailed(
+            f"revision {slot.revision} never became healthy at {health_path} "
+            f"within {settings.health_timeout_s:.0f} s: {last}"
+        )
+
+
+def _slot(container: Container, address: str) -> Slot:
+    labels = container.labels
+    return Slot(
+        service=labels[f"{LABEL}.service"],
+        environment=labels[f"{LABEL}.environment"],
+        color=labels[f"{LABEL}.color"],
+        revision=labels[f"{LABEL}.revision"],
+        image=labels[f"{LABEL}.image"],
+        address=address,
+    )
+
+
+def _container_name(slot: Slot) -> str:
+    return f"{slot.service}-{slot.environment}-{slot.color}"
+
+
+def _tail(container: Container) -> str:
+    return container.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()

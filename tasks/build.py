@@ -1,0 +1,61 @@
+"""Build stage: content-tagged image, built once, pushed, returned by digest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.context import TaskRunContext
+
+from runbook.adapters import docker_engine
+from runbook.adapters.registry import Registry
+from runbook.models import ImageRef
+from runbook.service import Service
+from runbook.settings import StackSettings
+from tasks.retry import TRANSIENT_RETRIES
+
+
+def _image_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    # The revision is a digest of the source and build args: same key, same image.
+    return f"image-{parameters['repository']}-{parameters['revision']}"
+
+
+@task(
+    name="build_image",
+    cache_key_fn=_image_key,
+    cache_expiration=timedelta(days=30),
+    persist_result=True,
+    **TRANSIENT_RETRIES,
+)
+def build_image(
+    service: Service, build_args: dict[str, str], repository: str, revision: str,
+    settings: StackSettings,
+) -> ImageRef:
+    """Build and push ``repository:revision``, unless the registry has it already."""
+    logger = get_run_logger()
+    registry = Registry(settings.registry)
+    name = repository.removeprefix(f"{settings.registry}/")
+    existing = registry.manifest_digest(name, revision)
+    if existing is not None:
+        logger.info("%s:%s is in the registry already; not rebuilding", repository, revision)
+        return ImageRef(repository=repository, tag=revision, digest=existing)
+    client = docker_engine.connect(settings.docker_host)
+    docker_engine.build(
+        client,
+        context=str(service.directory),
+        dockerfile=service.spec.build.dockerfile,
+        tag=f"{repository}:{revision}",
+        build_args=build_args,
+        on_line=logger.info,
+    )
+    digest = docker_engine.push(client, repository, revision)
+    logger.info("pushed %s@%s", repository, digest)
+    return ImageRef(repository=repository, tag=revision, digest=digest)
+
+
+@task(name="image_in_registry", **TRANSIENT_RETRIES)
+def image_in_registry(image: ImageRef, settings: StackSettings) -> bool:
+    """Whether a (possibly cached) image reference still exists in the registry."""
+    name = image.repository.removeprefix(f"{settings.registry}/")
+    return Registry(settings.registry).manifest_digest(name, image.digest) is not None

@@ -1,0 +1,60 @@
+"""Deploy stage: candidate in the idle color, the traffic switch, and switching back."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from runbook.models import ImageRef, Slot, TargetKind
+from runbook.policy import DeploySettings
+from runbook.service import ServiceSpec
+from runbook.settings import StackSettings
+from runbook.targets import make_target
+from tasks.retry import TRANSIENT_RETRIES
+
+
+@task(name="read_live_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def read_live_slot(
+    target: TargetKind, service: str, environment: str, settings: StackSettings
+) -> tuple[Slot | None, str]:
+    """The slot serving the environment now, and the environment's endpoint URL."""
+    deploy_target = make_target(target, settings)
+    return deploy_target.live(service, environment), deploy_target.endpoint(service, environment)
+
+
+@task(name="deploy_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def deploy_candidate(
+    target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
+    deploy: DeploySettings, settings: StackSettings,
+) -> tuple[Slot, str]:
+    """Start the image in the idle color and wait for its health; returns it and its preview URL."""
+    deploy_target = make_target(target, settings)
+    slot = deploy_target.deploy_candidate(spec, environment, image, deploy)
+    get_run_logger().info("%s is healthy in %s", slot.revision, slot.color)
+    return slot, deploy_target.preview_url(spec.name, environment)
+
+
+@task(name="switch_traffic", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def switch_traffic(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
+    make_target(target, settings).switch(slot)
+    get_run_logger().info("traffic of %s/%s now goes to %s", slot.service, slot.environment,
+                          slot.server)
+
+
+@task(name="discard_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def discard_candidate(target: TargetKind, slot: Slot, settings: StackSettings) -> str:
+    """Remove a candidate that will not (or no longer) serve; returns its last log lines."""
+    return make_target(target, settings).discard(slot)
+
+
+@task(name="retire_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def retire_slot(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
+    make_target(target, settings).retire(slot)
+
+
+@task(name="read_standby_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def read_standby_slot(
+    target: TargetKind, service: str, environment: str, settings: StackSettings
+) -> Slot | None:
+    """The previous revision kept for rollback, if the target still has it."""
+    return make_target(target, settings).standby(service, environment)

@@ -1,0 +1,31 @@
+"""Test stage: the service's own test command, inside the image that will ship."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from runbook.adapters import docker_engine
+from runbook.models import ImageRef, TestResult
+from runbook.service import TestSpec
+from runbook.settings import StackSettings
+from tasks.retry import TRANSIENT_RETRIES
+
+OUTPUT_TAIL_CHARS = 4000
+
+
+@task(name="run_tests", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def run_tests(image: ImageRef, test: TestSpec, settings: StackSettings) -> TestResult:
+    logger = get_run_logger()
+    client = docker_engine.connect(settings.docker_host)
+    started = time.perf_counter()
+    exit_code, output = docker_engine.run_to_completion(
+        client, image.by_digest, test.command, test.timeout_s
+    )
+    tail = output[-OUTPUT_TAIL_CHARS:]
+    logger.info("tests exited %d\n%s", exit_code, tail)
+    return TestResult(
+        exit_code=exit_code, duration_s=round(time.perf_counter() - started, 3), output_tail=tail
+    )

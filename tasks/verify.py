@@ -1,0 +1,38 @@
+"""Verify stage: post-promotion analysis of the live revision."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from runbook.adapters.prometheus import RouterMetrics
+from runbook.analysis import MeasurementResult, Verdict
+from runbook.models import Slot, TargetKind
+from runbook.policy import Policy
+from runbook.service import ServiceSpec
+from runbook.settings import StackSettings
+from runbook.targets import make_target
+from runbook.verify import AnalysisTarget, analyze
+
+
+@task(name="analyze_release", cache_policy=NO_CACHE)
+def analyze_release(
+    target: TargetKind, spec: ServiceSpec, slot: Slot, endpoint: str, policy: Policy,
+    settings: StackSettings,
+) -> Verdict:
+    logger = get_run_logger()
+    proxy, server = make_target(target, settings).metrics_selector(slot)
+
+    def log(result: MeasurementResult) -> None:
+        m = result.measurement
+        logger.info(
+            "t=%4.1fs %s: requests=%s error_rate=%s avg=%s health=%s %s", m.elapsed_s,
+            result.phase.value, m.requests, m.error_rate, m.avg_latency_s, m.health_ok,
+            "; ".join(result.reasons),
+        )
+
+    watched = AnalysisTarget(endpoint, spec.health_path, proxy, server, spec.traffic.paths)
+    metrics = RouterMetrics(settings.prometheus_url)
+    verdict = analyze(watched, metrics, policy, settings.scrape_interval_s, on_result=log)
+    logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
+    return verdict
