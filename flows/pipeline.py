@@ -10,7 +10,13 @@ from runbook import gates as gate_rules
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed
 from runbook.models import (
-    Environment, ImageRef, Outcome, RunReport, Slot, Strategy, TargetKind,
+    Environment,
+    ImageRef,
+    Outcome,
+    RunReport,
+    Slot,
+    Strategy,
+    TargetKind,
 )
 from runbook.policy import Policy
 from runbook.report import ReportBuilder
@@ -18,7 +24,11 @@ from runbook.service import Service, load_service
 from runbook.settings import StackSettings
 from tasks.build import build_image, image_in_registry
 from tasks.deploy import (
-    deploy_candidate, discard_candidate, read_live_slot, retire_slot, switch_traffic,
+    deploy_candidate,
+    discard_candidate,
+    read_live_slot,
+    retire_slot,
+    switch_traffic,
 )
 from tasks.perf import load_test_preview
 from tasks.report import publish_report
@@ -68,7 +78,8 @@ class _Run:
         self.policy: Policy = self.spec.policy_for(self.env)
         self.builder = ReportBuilder(RunReport(
             outcome=Outcome.FAILED, service=self.spec.name, environment=self.env,
-            strategy=strategy.value, target=target.value, flow_run_url=flow_run.get_flow_run_ui_url(),
+            strategy=strategy.value, target=target.value,
+            flow_run_url=flow_run.get_flow_run_ui_url(),
         ))
         self.logger = get_run_logger()
 
@@ -128,7 +139,7 @@ class _Run:
             with self.builder.stage("test") as stage:
                 result = run_tests(image, self.spec.test, self.settings)
                 stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
-                if not self._gates_pass([gate_rules.tests_gate(result)], stage):
+                if not self._gates_pass([gate_rules.suite_gate(result)], stage):
                     return False
         with self.builder.stage("scan") as stage:
             findings = lint_dockerfile(self.service.dockerfile)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from runbook.models import Finding, Gate, PerfReport, TestResult
+from runbook.models import Finding, Gate, PerfReport, SuiteResult
 from runbook.policy import Thresholds
 
 BLOCKING_LINT_SEVERITIES = frozenset({"error"})
 
 
-def tests_gate(result: TestResult) -> Gate:
+def suite_gate(result: SuiteResult) -> Gate:
     return Gate(
         name="tests",
         passed=result.exit_code == 0,

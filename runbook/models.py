@@ -86,7 +86,7 @@ class Slot(BaseModel):
         return f"{self.color}-{self.revision}"
 
 
-class TestResult(BaseModel):
+class SuiteResult(BaseModel):
     exit_code: int
     duration_s: float
     output_tail: str

@@ -310,7 +310,8 @@ class HAProxyRouter:
         lowered = reply.lower()
         for marker in ("unknown", "not found", "no such", "error", "refused", "cannot", "require"):
             if marker in lowered:
-                raise ConfigurationError(f"haproxy refused {'; '.join(commands)!r}: {reply.strip()}")
+                sent = "; ".join(commands)
+                raise ConfigurationError(f"haproxy refused {sent!r}: {reply.strip()}")
 
     def runtime(self, command: str) -> str:
         """Send one command line to HAProxy's runtime API and return its reply."""

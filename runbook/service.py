@@ -42,7 +42,7 @@ class Traffic(BaseModel):
         return paths
 
 
-class TestSpec(BaseModel):
+class ServiceTests(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: Annotated[list[str], Field(min_length=1)]
@@ -74,7 +74,7 @@ class ServiceSpec(BaseModel):
     port: int = Field(ge=1, le=65535)
     health_path: str = "/health"
     traffic: Traffic = Field(default_factory=Traffic)
-    test: TestSpec | None = None
+    test: ServiceTests | None = None
     build: BuildSpec = Field(default_factory=BuildSpec)
     replicas: int = Field(default=1, ge=1)
     resources: Resources = Field(default_factory=Resources)

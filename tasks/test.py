@@ -8,8 +8,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from runbook.adapters import docker_engine
-from runbook.models import ImageRef, TestResult
-from runbook.service import TestSpec
+from runbook.models import ImageRef, SuiteResult
+from runbook.service import ServiceTests
 from runbook.settings import StackSettings
 from tasks.retry import TRANSIENT_RETRIES
 
@@ -17,7 +17,7 @@ OUTPUT_TAIL_CHARS = 4000
 
 
 @task(name="run_tests", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def run_tests(image: ImageRef, test: TestSpec, settings: StackSettings) -> TestResult:
+def run_tests(image: ImageRef, test: ServiceTests, settings: StackSettings) -> SuiteResult:
     logger = get_run_logger()
     client = docker_engine.connect(settings.docker_host)
     started = time.perf_counter()
@@ -26,6 +26,6 @@ def run_tests(image: ImageRef, test: TestSpec, settings: StackSettings) -> TestR
     )
     tail = output[-OUTPUT_TAIL_CHARS:]
     logger.info("tests exited %d\n%s", exit_code, tail)
-    return TestResult(
+    return SuiteResult(
         exit_code=exit_code, duration_s=round(time.perf_counter() - started, 3), output_tail=tail
     )

@@ -49,9 +49,10 @@ class DockerTarget:
         if route is None:
             return None
         for server in route.servers:
-            if not server.enabled:
+            is_candidate = route.preview is not None and route.preview.name == server.name
+            if not server.enabled and not is_candidate:
                 slot = self._slot_for(service, environment, server.name)
-                if slot is not None and (route.preview is None or route.preview.name != server.name):
+                if slot is not None:
                     return slot
         return None
 

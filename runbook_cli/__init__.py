@@ -1,4 +1,4 @@
-"""The ``runbook`` command line.
+"""The ``runbook`` command line: the top layer, above the flows it starts.
 
 Bad input (missing directory, invalid ``service.yaml``, unknown option value) costs one
 line on stderr and exit code 2, before anything starts.
@@ -185,7 +185,8 @@ def main() -> None:
         sys.exit(130)
     except typer.TyperException as exc:
         # Usage errors (unknown option value, missing argument): one line, exit 2.
-        message = getattr(exc, "format_message", lambda: str(exc))()
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if format_message else str(exc)
         _fail(message.replace("Value error, ", ""), EXIT_BAD_INPUT)
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)

@@ -1,0 +1,49 @@
+# The two entry points of the README: `make demo` and `make test`. Both create .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-unit lint stack-up stack-down clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "error: Python 3.11 is required (found $$($(PYTHON) --version))"; exit 2; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		  apt-get update -q && apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+# Brings the local stack up, then delivers the sample service twice: a good release, then a
+# bad one (errors after promotion) that must roll back by itself.
+demo: venv
+	$(BIN)/runbook stack up
+	$(BIN)/python scripts/demo.py
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+# Everything: lint, import layering, unit, integration and end-to-end tests on the real stack.
+test: venv lint
+	$(BIN)/runbook stack up
+	$(BIN)/pytest -q -ra
+
+stack-up: venv
+	$(BIN)/runbook stack up
+
+stack-down: venv
+	$(BIN)/runbook stack down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

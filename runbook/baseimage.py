@@ -1,0 +1,460 @@
+"""The Python base image that service Dockerfiles build ``FROM``, present under its usual name.
+
+``docker build`` (legacy builder) uses a local image of the exact name without pulling. Where
+Docker Hub is reachable that is the real image; where it is not (this kind of machine), an
+equivalent is made from Debian packages and kept in the local registry for the next engine.
+
+Where it comes from, first that works:
+
+1. already present locally;
+2. the local registry, as ``{registry}/{base_image}`` (made earlier by any stack);
+3. a normal pull (Docker Hub), with a short deadline;
+4. ``debootstrap`` of a minimal Debian with ``python3``, imported as an image.
+
+After 3 and 4 the image is pushed to the local registry so that step 2 finds it next time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+from docker.utils import parse_repository_tag
+
+from runbook.errors import TransientError
+from runbook.settings import StackSettings
+
+ProgressCallback = Callable[[str], None]
+
+DEBIAN_SUITE = "bookworm"  # its python3 is 3.11, like python:3.11-slim
+DEBOOTSTRAP_PACKAGES = ("python3",)
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SOURCE_LABEL = "org.runbook.base-image.source"
+IMAGE_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    'CMD ["python3"]',
+)
+
+REGISTRY_PULL_DEADLINE_S = 300.0
+UPSTREAM_PULL_DEADLINE_S = 120.0
+PUSH_DEADLINE_S = 300.0
+DEBOOTSTRAP_DEADLINE_S = 900.0
+TAR_EXIT_DEADLINE_S = 60.0
+UMOUNT_DEADLINE_S = 30.0
+TAR_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ProvidedImage:
+    """The local base image and how it was obtained."""
+
+    image_id: str
+    source: str
+    obtained: bool  # False when it was present locally already
+
+
+def ensure_base_image(
+    settings: StackSettings,
+    client: docker.DockerClient,
+    on_progress: ProgressCallback | None = None,
+) -> str:
+    """Make ``settings.base_image`` exist locally under that exact name; return its image id."""
+    return provide_base_image(settings, client, on_progress).image_id
+
+
+def provide_base_image(
+    settings: StackSettings,
+    client: docker.DockerClient,
+    on_progress: ProgressCallback | None = None,
+) -> ProvidedImage:
+    """Like :func:`ensure_base_image`, and say how the image was obtained."""
+    report = on_progress or _ignore_progress
+    name = settings.base_image
+    present = local_image_id(client, name)
+    if present is not None:
+        return ProvidedImage(present, "present locally", obtained=False)
+
+    mirrored = mirror_reference(settings)
+    report(f"looking for {mirrored} in the local registry…")
+    try:
+        _pull(client, mirrored, REGISTRY_PULL_DEADLINE_S)
+        image_id = _tag(client, mirrored, name)
+        return ProvidedImage(image_id, f"pulled from the local registry ({mirrored})", True)
+    except TransientError as exc:
+        report(f"not in the local registry: {exc}")
+
+    report(f"pulling {name}…")
+    try:
+        _pull(client, name, UPSTREAM_PULL_DEADLINE_S)
+        image_id = _require_local(client, name)
+        pushed = _push_to_local_registry(client, name, mirrored, report)
+        return ProvidedImage(image_id, f"pulled {name}; {pushed}", True)
+    except TransientError as exc:
+        report(f"cannot pull {name}: {exc}")
+
+    started = time.monotonic()
+    image_id, built_from = build_with_debootstrap(settings, client, report)
+    pushed = _push_to_local_registry(client, name, mirrored, report)
+    took = time.monotonic() - started
+    return ProvidedImage(image_id, f"{built_from} in {took:.0f} s; {pushed}", True)
+
+
+def mirror_reference(settings: StackSettings) -> str:
+    """Where the local registry keeps the base image."""
+    return f"{settings.registry}/{settings.base_image}"
+
+
+def local_image_id(client: docker.DockerClient, name: str) -> str | None:
+    try:
+        return str(client.images.get(name).id)
+    except ImageNotFound:
+        return None
+
+
+def describe_local_image(client: docker.DockerClient, name: str) -> str | None:
+    """One line about the local image of that name (its origin when we made it), or None."""
+    try:
+        image = client.images.get(name)
+    except ImageNotFound:
+        return None
+    labels = image.labels or {}
+    origin = labels.get(SOURCE_LABEL)
+    short_id = str(image.id)[:19]
+    return f"present locally ({short_id}, {origin})" if origin else f"present locally ({short_id})"
+
+
+# --------------------------------------------------------------------------------------------
+# Registry transfers
+# --------------------------------------------------------------------------------------------
+
+
+def _split_reference(reference: str) -> tuple[str, str]:
+    repository, tag = parse_repository_tag(reference)
+    return repository, tag or "latest"
+
+
+def _pull(client: docker.DockerClient, reference: str, deadline_s: float) -> None:
+    repository, tag = _split_reference(reference)
+    try:
+        events = client.api.pull(repository, tag=tag, stream=True, decode=True)
+        _follow(events, f"pull {reference}", deadline_s)
+    except DockerException as exc:
+        raise TransientError(f"pull {reference}: {_explain(exc)}") from exc
+
+
+def _push(client: docker.DockerClient, reference: str, deadline_s: float) -> None:
+    repository, tag = _split_reference(reference)
+    try:
+        events = client.api.push(repository, tag=tag, stream=True, decode=True)
+        _follow(events, f"push {reference}", deadline_s)
+    except DockerException as exc:
+        raise TransientError(f"push {reference}: {_explain(exc)}") from exc
+
+
+def _follow(events: Iterable[dict[str, Any]], what: str, deadline_s: float) -> None:
+    """Read a pull/push progress stream; errors arrive in the stream, not as HTTP codes."""
+    deadline = time.monotonic() + deadline_s
+    for event in events:
+        if "error" in event:
+            raise TransientError(f"{what}: {event['error']}")
+        # The engine sends progress at least every few seconds while it works.
+        if time.monotonic() > deadline:
+            raise TransientError(f"{what}: not done within {deadline_s:.0f} s")
+
+
+def _tag(client: docker.DockerClient, source: str, target: str) -> str:
+    repository, tag = _split_reference(target)
+    try:
+        client.api.tag(source, repository, tag=tag, force=True)
+    except DockerException as exc:
+        raise TransientError(f"tag {source} as {target}: {_explain(exc)}") from exc
+    return _require_local(client, target)
+
+
+def _require_local(client: docker.DockerClient, name: str) -> str:
+    image_id = local_image_id(client, name)
+    if image_id is None:
+        raise TransientError(f"{name} is not present locally after it was obtained")
+    return image_id
+
+
+def _push_to_local_registry(
+    client: docker.DockerClient, name: str, mirrored: str, report: ProgressCallback
+) -> str:
+    """Push for the next engine; a failure here does not undo the local image."""
+    report(f"pushing {mirrored}…")
+    try:
+        _tag(client, name, mirrored)
+        _push(client, mirrored, PUSH_DEADLINE_S)
+    except TransientError as exc:
+        return f"not pushed to the local registry: {exc}"
+    return f"pushed as {mirrored}"
+
+
+def _explain(exc: DockerException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Built from Debian packages
+# --------------------------------------------------------------------------------------------
+
+
+def build_with_debootstrap(
+    settings: StackSettings, client: docker.DockerClient, report: ProgressCallback
+) -> tuple[str, str]:
+    """Build the base image from a minimal Debian; return its id and where it came from."""
+    # Imported here because runbook.stack imports this module.
+    from runbook.stack import ensure_programs, find_program
+
+    ensure_programs(["debootstrap"], settings, report)
+    mirror = debian_mirror()
+    built_from = f"built with debootstrap {DEBIAN_SUITE} from {mirror}"
+    parent = settings.state_dir / "base-image"
+    parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="build-", dir=parent))
+    rootfs = workdir / "rootfs"
+    try:
+        report(f"building {settings.base_image}: debootstrap {DEBIAN_SUITE} (about a minute)…")
+        debootstrap = find_program("debootstrap") or "debootstrap"
+        _debootstrap(debootstrap, rootfs, mirror, settings.path("logs", "debootstrap.log"))
+        _add_python_alias(rootfs)
+        _drop_package_caches(rootfs)
+        report(f"importing {settings.base_image}…")
+        image_id = _import_rootfs(
+            client, rootfs, settings.base_image, built_from, settings.path("logs", "tar.log")
+        )
+    finally:
+        _remove_build_directory(workdir, report)
+    return image_id, built_from
+
+
+def _debootstrap(program: str, rootfs: Path, mirror: str, log_path: Path) -> None:
+    command = [
+        program,
+        "--variant=minbase",
+        f"--include={','.join(DEBOOTSTRAP_PACKAGES)}",
+        DEBIAN_SUITE,
+        str(rootfs),
+        mirror,
+    ]
+    with open(log_path, "ab") as log:
+        log.write(f"$ {' '.join(command)}\n".encode())
+        log.flush()
+        try:
+            result = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                timeout=DEBOOTSTRAP_DEADLINE_S, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TransientError(
+                f"debootstrap did not finish within {DEBOOTSTRAP_DEADLINE_S:.0f} s; "
+                f"log: {log_path}"
+            ) from exc
+    if result.returncode != 0:
+        raise TransientError(
+            f"debootstrap {DEBIAN_SUITE} from {mirror} failed with code {result.returncode}; "
+            f"log: {log_path}"
+        )
+
+
+def _add_python_alias(rootfs: Path) -> None:
+    """``python`` as in the official images, for Dockerfiles and scripts that call it."""
+    alias = rootfs / "usr" / "local" / "bin" / "python"
+    alias.parent.mkdir(parents=True, exist_ok=True)
+    if not alias.is_symlink():
+        alias.symlink_to("/usr/bin/python3")
+
+
+def _drop_package_caches(rootfs: Path) -> None:
+    """Downloaded .deb files and package lists only make the image larger."""
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin"):
+        for path in rootfs.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _import_rootfs(
+    client: docker.DockerClient, rootfs: Path, name: str, built_from: str, log_path: Path
+) -> str:
+    repository, tag = _split_reference(name)
+    changes = [*IMAGE_CHANGES, f"LABEL {SOURCE_LABEL}={json.dumps(built_from)}"]
+    with open(log_path, "ab") as log:
+        # --one-file-system: never archive something still mounted inside the root (/proc).
+        tar = subprocess.Popen(
+            ["tar", "--numeric-owner", "--one-file-system", "-C", str(rootfs), "-c", "."],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+        )
+        try:
+            assert tar.stdout is not None
+            client.api.import_image(
+                src=_chunks(tar.stdout), repository=repository, tag=tag, changes=changes,
+                stream_src=True,
+            )
+        except DockerException as exc:
+            raise TransientError(f"docker import of {rootfs}: {_explain(exc)}") from exc
+        finally:
+            _close_tar(tar)
+    if tar.returncode != 0:
+        raise TransientError(f"tar of {rootfs} failed with code {tar.returncode}; log: {log_path}")
+    return _require_local(client, name)
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    while block := stream.read(TAR_CHUNK_BYTES):
+        yield block
+
+
+def _close_tar(tar: subprocess.Popen[bytes]) -> None:
+    if tar.stdout is not None:
+        tar.stdout.close()
+    try:
+        tar.wait(timeout=TAR_EXIT_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        tar.kill()
+        tar.wait(timeout=TAR_EXIT_DEADLINE_S)
+
+
+def _remove_build_directory(workdir: Path, report: ProgressCallback) -> None:
+    # debootstrap mounts /proc and /sys inside the root while it works; if it was interrupted
+    # they may still be mounted, and deleting through a mount would reach the host's files.
+    for mount_point in _mount_points_under(workdir):
+        subprocess.run(
+            ["umount", "--lazy", str(mount_point)], stdin=subprocess.DEVNULL,
+            capture_output=True, timeout=UMOUNT_DEADLINE_S, check=False,
+        )
+    if _mount_points_under(workdir):
+        report(f"left {workdir} in place: something is still mounted inside it")
+        return
+    try:
+        shutil.rmtree(workdir)
+    except OSError as exc:
+        report(f"could not remove {workdir}: {exc}")
+
+
+def _mount_points_under(directory: Path) -> list[Path]:
+    """Mount points inside ``directory``, deepest first."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    resolved = directory.resolve()
+    points = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = Path(_unescape_mount_field(fields[1]))
+        if point == resolved or resolved in point.parents:
+            points.append(point)
+    return sorted(points, key=lambda p: len(p.parts), reverse=True)
+
+
+def _unescape_mount_field(field: str) -> str:
+    """/proc/mounts writes space, tab, newline and backslash as octal escapes."""
+    for escaped, plain in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(escaped, plain)
+    return field
+
+
+# --------------------------------------------------------------------------------------------
+# The machine's Debian mirror
+# --------------------------------------------------------------------------------------------
+
+
+def debian_mirror(apt_directory: Path = Path("/etc/apt"), suite: str = DEBIAN_SUITE) -> str:
+    """The Debian mirror this machine's apt uses for ``suite``, or the public default.
+
+    A machine without internet reaches Debian only through the mirror its apt is set up with.
+    """
+    for path in _apt_source_files(apt_directory):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        parse = parse_deb822_sources if path.suffix == ".sources" else parse_one_line_sources
+        mirrors = parse(text, suite)
+        if mirrors:
+            return mirrors[0]
+    return DEFAULT_MIRROR
+
+
+def _apt_source_files(apt_directory: Path) -> list[Path]:
+    parts = apt_directory / "sources.list.d"
+    listed = sorted(parts.glob("*.list")) + sorted(parts.glob("*.sources"))
+    return [apt_directory / "sources.list", *listed]
+
+
+def parse_one_line_sources(text: str, suite: str) -> list[str]:
+    """HTTP(S) URIs of ``deb`` lines for exactly ``suite`` (not ``suite-security``)."""
+    mirrors = []
+    for line in text.splitlines():
+        words = _strip_options(line.split("#", 1)[0].split())
+        if len(words) >= 3 and words[0] == "deb" and words[2] == suite and _is_http(words[1]):
+            mirrors.append(words[1].rstrip("/"))
+    return mirrors
+
+
+def _strip_options(words: list[str]) -> list[str]:
+    """Drop the ``[arch=amd64 signed-by=...]`` options of a one-line source entry."""
+    if len(words) < 2 or not words[1].startswith("["):
+        return words
+    for index, word in enumerate(words[1:], start=1):
+        if word.endswith("]"):
+            return [words[0], *words[index + 1 :]]
+    return words
+
+
+def parse_deb822_sources(text: str, suite: str) -> list[str]:
+    """HTTP(S) URIs of enabled deb822 (``.sources``) stanzas that list exactly ``suite``."""
+    mirrors = []
+    for stanza in _deb822_stanzas(text):
+        if stanza.get("enabled", "yes").lower() == "no":
+            continue
+        if "deb" not in stanza.get("types", "").split():
+            continue
+        if suite not in stanza.get("suites", "").split():
+            continue
+        mirrors += [uri.rstrip("/") for uri in stanza.get("uris", "").split() if _is_http(uri)]
+    return mirrors
+
+
+def _deb822_stanzas(text: str) -> list[dict[str, str]]:
+    stanzas: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last_key: str | None = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if current:
+                stanzas.append(current)
+            current, last_key = {}, None
+        elif line[0] in " \t" and last_key is not None:  # continuation of a multi-line field
+            current[last_key] += " " + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            last_key = key.strip().lower()
+            current[last_key] = value.strip()
+    if current:
+        stanzas.append(current)
+    return stanzas
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _ignore_progress(message: str) -> None:
+    return None
+

@@ -1,0 +1,54 @@
+"""Shared fixtures. Tests marked ``stack`` run against the real local stack (started once,
+idempotently, and left running: it is shared with `make demo`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runbook.settings import StackSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "examples" / "agent-api"
+
+# Short windows so an end-to-end release takes ~30 s; the logic is the same as the defaults.
+FAST_POLICY = {
+    "perf": {"users": 4, "duration_s": 4},
+    "analysis": {"window_s": 15, "interval_s": 3},
+    "deploy": {"health_timeout_s": 10},
+}
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> StackSettings:
+    from runbook import stack
+
+    settings = StackSettings()
+    statuses = stack.up(settings)
+    unhealthy = [f"{s.name}: {s.detail}" for s in statuses if not s.healthy]
+    assert not unhealthy, f"local stack not healthy: {unhealthy}"
+    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    return settings
+
+
+@pytest.fixture
+def sample_service(tmp_path: Path) -> Callable[..., Path]:
+    """A copy of the sample service under a unique name (so it has its own route)."""
+
+    def make(policy: dict | None = None, **spec_changes: object) -> Path:
+        target = tmp_path / f"svc-{uuid.uuid4().hex[:6]}"
+        shutil.copytree(SAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
+        spec = yaml.safe_load((target / "service.yaml").read_text())
+        spec["name"] = f"e2e-{target.name}"
+        spec["policy"] = policy if policy is not None else FAST_POLICY
+        spec.update(spec_changes)
+        (target / "service.yaml").write_text(yaml.safe_dump(spec))
+        return target
+
+    return make

@@ -1,0 +1,113 @@
+"""The HAProxy router for real: its own state dir and ports, two local HTTP servers."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runbook.router import HAProxyRouter, Server
+from runbook.settings import StackSettings
+
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    name = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(name: str) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = type(f"H{name}", (_Named,), {"name": name})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def router(tmp_path: Path) -> Iterator[HAProxyRouter]:
+    settings = StackSettings(state_dir=tmp_path, router_metrics_port=28405,
+                             route_port_min=28000, route_port_max=28099)
+    router = HAProxyRouter(settings)
+    router.start()
+    yield router
+    router.stop()
+
+
+def test_route_ports_are_stable_and_survive_a_reload(router: HAProxyRouter) -> None:
+    first = router.ensure_route("svc", "staging")
+    assert router.ensure_route("svc", "staging") == first
+    other = router.ensure_route("svc", "production")  # a new route reloads HAProxy
+    assert {other.port, other.preview_port}.isdisjoint({first.port, first.preview_port})
+    assert router.running()
+
+
+def test_preview_then_switch_without_dropping_a_request(router: HAProxyRouter) -> None:
+    blue, blue_addr = _serve("blue")
+    green, green_addr = _serve("green")
+    route = router.ensure_route("svc", "staging")
+    endpoint = f"http://127.0.0.1:{route.port}/"
+    preview = f"http://127.0.0.1:{route.preview_port}/"
+
+    router.set_preview("svc", "staging", Server(name="blue-r1", address=blue_addr))
+    assert httpx.get(preview, timeout=5).text == "blue"
+    router.switch("svc", "staging", "blue-r1")
+    assert httpx.get(endpoint, timeout=5).text == "blue"
+
+    router.set_preview("svc", "staging", Server(name="green-r2", address=green_addr))
+    assert httpx.get(preview, timeout=5).text == "green"
+    assert httpx.get(endpoint, timeout=5).text == "blue"  # the candidate gets no live traffic
+
+    answers: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client() as http:
+            while not stop.is_set():
+                try:
+                    response = http.get(endpoint, timeout=5)
+                    (answers if response.status_code == 200 else failures).append(response.text)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    time.sleep(0.3)
+    router.switch("svc", "staging", "green-r2")
+    time.sleep(0.3)
+    router.switch("svc", "staging", "blue-r1")  # and back, as a rollback does
+    time.sleep(0.3)
+    stop.set()
+    thread.join()
+
+    assert failures == []
+    assert "green" in answers and answers[-1] == "blue"
+    assert router.route("svc", "staging").live().name == "blue-r1"  # persisted
+    router.remove_server("svc", "staging", "green-r2")
+    assert [s.name for s in router.route("svc", "staging").servers] == ["blue-r1"]
+    blue.shutdown()
+    green.shutdown()
+
+
+def test_live_server_cannot_be_removed(router: HAProxyRouter) -> None:
+    _, address = _serve("x")
+    router.ensure_route("svc", "staging")
+    router.set_preview("svc", "staging", Server(name="blue-r1", address=address))
+    router.switch("svc", "staging", "blue-r1")
+    with pytest.raises(Exception, match="is live"):
+        router.remove_server("svc", "staging", "blue-r1")

@@ -1,0 +1,15 @@
+"""Imports go one way: flows -> tasks -> runbook (import-linter contract in pyproject.toml)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_import_layers_hold() -> None:
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    completed = subprocess.run([str(lint_imports)], cwd=REPO, capture_output=True, text=True,
+                               timeout=120, check=False)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "1 kept, 0 broken" in completed.stdout
