@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from runbook import gates as gate_rules
 from runbook.build import content_revision, repository
@@ -37,10 +38,6 @@ from tasks.test import run_tests
 from tasks.verify import analyze_release
 
 
-class ReleaseNotLive(Exception):
-    """Ends the flow run Failed when the release did not go live (blocked, rolled back)."""
-
-
 @flow(name="pipeline", log_prints=True)
 def pipeline(
     service_dir: str,
@@ -49,7 +46,7 @@ def pipeline(
     target: TargetKind = TargetKind.DOCKER,
     build_args: dict[str, str] | None = None,
     report_path: str | None = None,
-) -> RunReport:
+) -> RunReport | State[RunReport]:
     service = load_service(service_dir)
     settings = StackSettings()
     run = _Run(service, Environment(environment), Strategy(strategy), TargetKind(target),
@@ -58,9 +55,12 @@ def pipeline(
         run.execute()
     finally:
         publish_report(run.builder.report, report_path)
-    if run.builder.report.outcome is not Outcome.RELEASED:
-        raise ReleaseNotLive(f"{run.builder.report.outcome.value}: {run.builder.report.reason}")
-    return run.builder.report
+    report = run.builder.report
+    if report.outcome is not Outcome.RELEASED:
+        # A Failed final state (not an exception): `prefect deployment run --watch` and CI
+        # see a failure, and the logs keep the verdict instead of a traceback.
+        return Failed(message=f"{report.outcome.value}: {report.reason}", data=report)
+    return report
 
 
 class _Run:

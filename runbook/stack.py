@@ -364,13 +364,14 @@ class ProcessComponent:
         pid = startup.pid
         deadline = startup.started_at + self.start_deadline_s
         report(f"waiting for {self.name} (up to {self.start_deadline_s:.0f} s)…")
+        first_probe = True
         while True:
             probe = self.probe()
             if probe.healthy:
-                waited = time.monotonic() - startup.started_at
                 action: Action = "started" if startup.launched else "already running"
                 report(f"{self.name} is healthy")
-                return self.status(True, action, f"pid {pid}, healthy after {waited:.1f} s")
+                return self.status(True, action, self._started_detail(startup, first_probe))
+            first_probe = False
             if not _process_alive(pid):
                 return self.status(False, "failed", self._exit_detail(pid))
             if time.monotonic() > deadline:
@@ -384,6 +385,15 @@ class ProcessComponent:
                     f"stopped it; log: {self.log_path}{self._log_tail_detail()}",
                 )
             time.sleep(POLL_INTERVAL_S)
+
+    @staticmethod
+    def _started_detail(startup: Startup, healthy_at_first_look: bool) -> str:
+        # Healthy at the first look means it was ready before we got to it (other components
+        # were being waited for); the elapsed time would not be its start-up time.
+        if healthy_at_first_look:
+            return f"pid {startup.pid}"
+        waited = time.monotonic() - startup.started_at
+        return f"pid {startup.pid}, healthy after {waited:.1f} s"
 
     def blocker(self) -> str | None:
         """Why the component cannot start here: its address is held by something else."""
@@ -782,8 +792,8 @@ def _base_image_current(settings: StackSettings) -> ComponentStatus:
 
     try:
         client = docker_client(settings, timeout=DOCKER_PING_TIMEOUT_S)
-    except TransientError as exc:
-        return result(False, str(exc))
+    except TransientError:
+        return result(False, "unknown: the Docker engine is not running")
     try:
         found = baseimage.describe_local_image(client, settings.base_image)
     except (DockerException, OSError) as exc:
@@ -825,8 +835,16 @@ def _probe_docker(docker_host: str) -> Probe:
         finally:
             client.close()
     except (DockerException, OSError) as exc:
-        return Probe(False, f"no Docker engine at {docker_host}: {type(exc).__name__}")
+        reason = _docker_failure(docker_host, exc)
+        return Probe(False, f"no Docker engine at {docker_host}: {reason}")
     return Probe(True, f"Docker engine {version}")
+
+
+def _docker_failure(docker_host: str, exc: Exception) -> str:
+    socket_path = _unix_socket_path(docker_host)
+    if socket_path is not None and not socket_path.exists():
+        return "no socket"
+    return str(exc)[:200]
 
 
 def _tcp_port_answers(host: str, port: int) -> bool:

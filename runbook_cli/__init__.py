@@ -30,8 +30,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _use_stack_prefect(settings: StackSettings) -> None:

@@ -19,7 +19,7 @@ class _Named(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     name = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         body = self.name.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
