@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -303,6 +304,8 @@ class ProcessComponent:
     files: dict[Path, Callable[[], str]] = field(default_factory=dict)
     directories: tuple[Path, ...] = ()
     reload_url: str | None = None
+    # Inputs the component reads but the stack does not render (Prometheus rule files).
+    loaded_before_inputs_changed: Callable[[], bool] | None = None
     start_deadline_s: float = 30.0
     stop_deadline_s: float = STOP_DEADLINE_S
     # dockerd is signalled alone so that it can stop containerd and the containers in order.
@@ -460,20 +463,23 @@ class ProcessComponent:
         return f"pid {pid}"
 
     def _reload_if_configuration_changed(self) -> str | None:
-        """Apply changed settings to a running component of ours through its reload endpoint."""
+        """Apply changed settings or rules to a running component of ours (reload endpoint)."""
         if self.reload_url is None or self.own_pid() is None:
             return None
         changed = [path for path, render in self.files.items() if _differs(path, render())]
-        if not changed:
+        inputs_changed = self.loaded_before_inputs_changed
+        stale = inputs_changed is not None and inputs_changed()
+        if not changed and not stale:
             return None
         for path in changed:
             _write_if_changed(path, self.files[path]())
+        what = "configuration changed" if changed else "rules changed"
         try:
             with _loopback_http() as http:
                 http.post(self.reload_url).raise_for_status()
         except httpx.HTTPError as exc:
-            return f"configuration changed but reload failed: {exc}"
-        return "configuration changed: reloaded"
+            return f"{what} but reload failed: {exc}; log: {self.log_path}"
+        return f"{what}: reloaded"
 
     def _exit_detail(self, pid: int) -> str:
         launched = _LAUNCHED.get(pid)
@@ -656,7 +662,31 @@ def _prometheus(settings: StackSettings) -> ProcessComponent:
         files={config: lambda: render_prometheus_config(settings)},
         directories=(directory / "data",),
         reload_url=f"{settings.prometheus_url}/-/reload",
+        loaded_before_inputs_changed=lambda: _prometheus_rules_changed(settings),
     )
+
+
+def _prometheus_rules_changed(settings: StackSettings) -> bool:
+    """Whether a rule file was added, edited or removed after Prometheus last loaded them."""
+    directory = PROMETHEUS_RULES_GLOB.parent
+    if not directory.is_dir():
+        return False
+    # The directory's mtime moves when a file is added, removed or renamed.
+    paths = [directory, *directory.glob(PROMETHEUS_RULES_GLOB.name)]
+    newest = max(path.stat().st_mtime for path in paths)
+    loaded = _prometheus_last_config_time(settings)
+    return loaded is not None and newest > loaded
+
+
+def _prometheus_last_config_time(settings: StackSettings) -> float | None:
+    try:
+        with _loopback_http() as http:
+            response = http.get(f"{settings.prometheus_url}/api/v1/status/runtimeinfo")
+            response.raise_for_status()
+            stamp = response.json()["data"]["lastConfigTime"]
+        return datetime.fromisoformat(stamp).timestamp()
+    except (httpx.HTTPError, KeyError, ValueError, TypeError):
+        return None  # unknown: do not reload on a guess
 
 
 def _alertmanager(settings: StackSettings) -> ProcessComponent:
