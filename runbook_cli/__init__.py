@@ -178,7 +178,9 @@ def _require_stack(settings: StackSettings) -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns a command's typer.Exit code instead of
+        # exiting; errors come here as exceptions so each gets its one line.
+        result = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -192,6 +194,7 @@ def main() -> None:
         _fail(str(exc), EXIT_BAD_INPUT)
     except RunbookError as exc:
         _fail(str(exc), 1)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:

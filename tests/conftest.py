@@ -14,6 +14,9 @@ import yaml
 
 from runbook.settings import StackSettings
 
+# Before any test module imports prefect: its settings are read once, at import.
+os.environ.setdefault("PREFECT_API_URL", StackSettings().prefect_api_url)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "agent-api"
 
@@ -33,7 +36,6 @@ def stack_settings() -> StackSettings:
     statuses = stack.up(settings)
     unhealthy = [f"{s.name}: {s.detail}" for s in statuses if not s.healthy]
     assert not unhealthy, f"local stack not healthy: {unhealthy}"
-    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     return settings
 
 
