@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -265,6 +263,38 @@ class HAProxyRouter:
             self._apply(commands)
             self._save(table)
 
+    def routes(self) -> list[Route]:
+        return list(self._load().routes.values())
+
+    def set_address(self, service: str, environment: str, name: str, address: str) -> None:
+        """Point a server at a new host:port (its container restarted on another port)."""
+        host, _, port = address.rpartition(":")
+        with self._locked():
+            table = self._load()
+            route = table.routes[f"{service}.{environment}"]
+            commands = []
+            for server in route.servers:
+                if server.name == name:
+                    server.address = address
+                    commands.append(f"set server {route.backend}/{name} addr {host} port {port}")
+            if route.preview is not None and route.preview.name == name:
+                route.preview.address = address
+                commands.append(
+                    f"set server {route.preview_backend}/{name} addr {host} port {port}"
+                )
+            self._apply(commands)
+            self._save(table)
+
+    def remove_route(self, service: str, environment: str) -> None:
+        """Forget a route and free its ports (HAProxy reloads without it)."""
+        with self._locked():
+            table = self._load()
+            if table.routes.pop(f"{service}.{environment}", None) is None:
+                return
+            self._save(table)
+            if self.running():
+                self._render_and_launch(replace_pid=self._pid())
+
     def clear_preview(self, service: str, environment: str) -> None:
         with self._locked():
             table = self._load()
@@ -368,7 +398,3 @@ def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex((host, port)) != 0
 
-
-def describe(table_path: Path) -> dict[str, object]:
-    """The persisted routes as plain data (for `runbook status`)."""
-    return json.loads(table_path.read_text()) if table_path.exists() else {}

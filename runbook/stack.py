@@ -41,6 +41,7 @@ from runbook import baseimage
 from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.router import HAProxyRouter
 from runbook.settings import StackSettings
+from runbook.targets.docker import DockerTarget
 
 Action = Literal["started", "already running", "stopped", "not running", "failed"]
 ProgressCallback = Callable[[str], None]
@@ -131,7 +132,10 @@ def up(
             statuses[component.name] = component.finish(startup, report)
             if component.name == "registry":
                 statuses["base-image"] = _provide_base_image(settings, statuses, report)
-        return [statuses[c.name] for c in components] + [statuses["base-image"]]
+        statuses["deployments"] = _restore_deployments(settings, statuses, report)
+        return [statuses[c.name] for c in components] + [
+            statuses["base-image"], statuses["deployments"]
+        ]
 
 
 def down(
@@ -809,6 +813,31 @@ def _provide_base_image(
     return ComponentStatus(
         name="base-image", url=settings.base_image, healthy=True, action=action,
         detail=f"{provided.source} ({provided.image_id[:19]})",
+    )
+
+
+def _restore_deployments(
+    settings: StackSettings, statuses: dict[str, ComponentStatus], report: ProgressCallback
+) -> ComponentStatus:
+    """Bring back the revisions the router routes to, if the engine stopped them."""
+    url = f"{settings.host}:{settings.route_port_min}-{settings.route_port_max}"
+    if not (statuses["docker"].healthy and statuses["router"].healthy):
+        return ComponentStatus(name="deployments", url=url, healthy=False, action="failed",
+                               detail="skipped: docker or router is not healthy")
+    client = docker_client(settings)
+    try:
+        restarted = DockerTarget(settings, client, HAProxyRouter(settings)).restore()
+    except (RunbookError, DockerException) as exc:
+        return ComponentStatus(name="deployments", url=url, healthy=False, action="failed",
+                               detail=str(exc))
+    finally:
+        client.close()
+    if restarted:
+        report(f"restarted {', '.join(restarted)}")
+    return ComponentStatus(
+        name="deployments", url=url, healthy=True,
+        action="started" if restarted else "already running",
+        detail=f"restarted {len(restarted)} revision(s)" if restarted else "all running",
     )
 
 

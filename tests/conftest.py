@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +40,27 @@ def stack_settings() -> StackSettings:
 
 
 @pytest.fixture
-def sample_service(tmp_path: Path) -> Callable[..., Path]:
-    """A copy of the sample service under a unique name (so it has its own route)."""
+def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """A copy of the sample service under a unique name (so it has its own route), taken
+    out of the stack again afterwards so repeated runs do not use up the route ports."""
+    names: list[str] = []
 
     def make(policy: dict | None = None, **spec_changes: object) -> Path:
         target = tmp_path / f"svc-{uuid.uuid4().hex[:6]}"
         shutil.copytree(SAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
         spec = yaml.safe_load((target / "service.yaml").read_text())
         spec["name"] = f"e2e-{target.name}"
+        names.append(spec["name"])
         spec["policy"] = policy if policy is not None else FAST_POLICY
         spec.update(spec_changes)
         (target / "service.yaml").write_text(yaml.safe_dump(spec))
         return target
 
-    return make
+    yield make
+    if names:
+        from runbook.targets import make_target
+
+        deploy_target = make_target("docker", StackSettings())
+        for name in names:
+            for environment in ("staging", "production"):
+                deploy_target.decommission(name, environment)

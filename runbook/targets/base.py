@@ -46,6 +46,10 @@ class DeployTarget(Protocol):
         """Stop a slot that no longer needs to be kept for rollback."""
         ...
 
+    def decommission(self, service: str, environment: str) -> None:
+        """Take the service out of the environment entirely (containers, route)."""
+        ...
+
     def metrics_selector(self, slot: Slot) -> tuple[str, str]:
         """(proxy, server) labels of the slot's series in Prometheus."""
         ...

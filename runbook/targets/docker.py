@@ -119,6 +119,30 @@ class DockerTarget:
         container.stop(timeout=STOP_GRACE_S)
         container.remove(force=True)
 
+    def restore(self) -> list[str]:
+        """Restart the stopped containers of every route (after the engine or machine
+        restarted) and point the router at their new ports; the servers restarted."""
+        restarted = []
+        for route in self.router.routes():
+            for container in self._containers(route.service, route.environment):
+                server = container.labels.get(f"{LABEL}.server", "")
+                known = any(s.name == server for s in route.servers)
+                if not known or container.status == "running":
+                    continue
+                container.start()
+                slot = _slot(container, self._host_port(container))
+                health_path = container.labels.get(f"{LABEL}.health_path", "/")
+                self._wait_healthy(container, slot, health_path, DeploySettings())
+                self.router.set_address(route.service, route.environment, server, slot.address)
+                restarted.append(server)
+        return restarted
+
+    def decommission(self, service: str, environment: str) -> None:
+        """Remove every container and the route of a service in an environment."""
+        for container in self._containers(service, environment):
+            container.remove(force=True)
+        self.router.remove_route(service, environment)
+
     def _clear_color(self, service: str, environment: str, color: str) -> None:
         """Remove what an older revision left in the color about to be reused."""
         route = self.router.route(service, environment)
@@ -143,6 +167,7 @@ class DockerTarget:
             f"{LABEL}.revision": image.revision,
             f"{LABEL}.image": image.by_digest,
             f"{LABEL}.server": f"{color}-{image.revision}",
+            f"{LABEL}.health_path": spec.health_path,
         }
         limits: dict[str, int] = {}
         if spec.resources.memory_mb:

@@ -15,6 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from runbook import stack
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
 
@@ -155,6 +156,18 @@ def test_unchanged_release_is_not_rebuilt_or_redeployed(
     assert again.image == first.image and again.revision == first.revision
     assert again.reason == "already live"
     assert _task_run_states(again)["build_image"] == ["Cached"]
+
+    # The engine stops the container (as a machine restart does): `stack up` brings the
+    # live revision back on a new port and points the router at it.
+    import docker
+
+    client = docker.DockerClient(base_url=stack_settings.docker_host, timeout=30)
+    live = client.containers.list(filters={"label": f"io.runbook.server=blue-{first.revision}"})
+    assert len(live) == 1
+    live[0].stop(timeout=5)
+    statuses = {s.name: s for s in stack.up(stack_settings)}
+    assert statuses["deployments"].action == "started"
+    assert version_at(str(first.endpoint)) == "1"
 
 
 def _task_runs(report: RunReport) -> list:  # type: ignore[type-arg]

@@ -61,8 +61,10 @@ def test_second_up_finds_everything_running_and_starts_nothing(
 
     second = stack.up(settings)
 
-    assert [s.name for s in second] == COMPONENTS
-    assert {s.name: s.action for s in second} == dict.fromkeys(COMPONENTS, "already running")
+    assert [s.name for s in second] == [*COMPONENTS, "deployments"]
+    assert {s.name: s.action for s in second} == dict.fromkeys(
+        [*COMPONENTS, "deployments"], "already running"
+    )
     assert all(s.healthy for s in second)
     assert stack.running_pids(settings) == pids_before
     assert _stack_files(settings) == files_before
