@@ -30,10 +30,26 @@ class Measurement(BaseModel):
     """Requests the router counted for the revision in the measured range."""
     error_rate: float | None = None
     avg_latency_s: float | None = None
+    client_avg_latency_s: float | None = None
+    """Average latency of the verification traffic since the previous measurement: a
+    windowed view that reacts faster than the router's running average."""
     health_ok: bool | None = None
     health_detail: str = ""
     source_error: str | None = None
     """Set when Prometheus could not be queried: the measurement is an Error."""
+
+
+    def summary(self) -> str:
+        """One log line: what was measured, with units."""
+        def fmt(value: float | None, pattern: str) -> str:
+            return "n/a" if value is None else pattern.format(value)
+
+        return (
+            f"t={self.elapsed_s:.0f}s requests={fmt(self.requests, '{:.0f}')} "
+            f"errors={fmt(self.error_rate, '{:.1%}')} avg={fmt(self.avg_latency_s, '{:.3f}s')} "
+            f"client_avg={fmt(self.client_avg_latency_s, '{:.3f}s')} "
+            f"health={'n/a' if self.health_ok is None else ('ok' if self.health_ok else 'FAIL')}"
+        )
 
 
 class MeasurementResult(BaseModel):
@@ -78,6 +94,12 @@ def _failures(m: Measurement, thresholds: Thresholds) -> list[str]:
     if m.avg_latency_s is not None and m.avg_latency_s > thresholds.rollback_avg_latency_s:
         reasons.append(
             f"average response time {m.avg_latency_s:.2f} s > "
+            f"{thresholds.rollback_avg_latency_s:.2f} s"
+        )
+    client = m.client_avg_latency_s
+    if client is not None and client > thresholds.rollback_avg_latency_s:
+        reasons.append(
+            f"verification traffic average response time {client:.2f} s > "
             f"{thresholds.rollback_avg_latency_s:.2f} s"
         )
     return reasons

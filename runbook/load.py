@@ -24,16 +24,25 @@ class LoadResult:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.latencies: list[float] = []
+        self.finished_at: list[float] = []
         self.failures = 0
         self.failure_samples: list[str] = []
 
     def record(self, latency_s: float, failure: str | None) -> None:
         with self._lock:
             self.latencies.append(latency_s)
+            self.finished_at.append(time.monotonic())
             if failure is not None:
                 self.failures += 1
                 if len(self.failure_samples) < 5:
                     self.failure_samples.append(failure)
+
+    def average_since(self, since: float) -> float | None:
+        """Average latency of the requests that finished after monotonic time ``since``."""
+        with self._lock:
+            recent = [lat for lat, at in zip(self.latencies, self.finished_at, strict=True)
+                      if at >= since]
+        return statistics.fmean(recent) if recent else None
 
     @property
     def requests(self) -> int:

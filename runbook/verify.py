@@ -44,14 +44,18 @@ def analyze(
     results: list[MeasurementResult] = []
     timeout = policy.deploy.health_request_timeout_s
     with TrafficDriver(target.endpoint, target.paths, settings.traffic_rps,
-                       timeout_s=policy.thresholds.rollback_avg_latency_s * 2), \
+                       timeout_s=policy.thresholds.rollback_avg_latency_s * 2) as traffic, \
             httpx.Client() as http:
         started = time.monotonic()
         next_at = started + settings.interval_s
+        previous = started
         while True:
             time.sleep(max(0.0, next_at - time.monotonic()))
-            elapsed = time.monotonic() - started
+            now = time.monotonic()
+            elapsed = now - started
             measurement = measure(target, metrics, http, elapsed, scrape_interval_s, timeout)
+            measurement.client_avg_latency_s = traffic.result.average_since(previous)
+            previous = now
             result = judge(measurement, policy.thresholds, settings)
             results.append(result)
             on_result(result)

@@ -24,12 +24,8 @@ def analyze_release(
     proxy, server = make_target(target, settings).metrics_selector(slot)
 
     def log(result: MeasurementResult) -> None:
-        m = result.measurement
-        logger.info(
-            "t=%4.1fs %s: requests=%s error_rate=%s avg=%s health=%s %s", m.elapsed_s,
-            result.phase.value, m.requests, m.error_rate, m.avg_latency_s, m.health_ok,
-            "; ".join(result.reasons),
-        )
+        logger.info("%s -> %s %s", result.measurement.summary(), result.phase.value,
+                    "; ".join(result.reasons))
 
     watched = AnalysisTarget(endpoint, spec.health_path, proxy, server, spec.traffic.paths)
     metrics = RouterMetrics(settings.prometheus_url)

@@ -145,6 +145,12 @@ def test_slow_release_does_not_stay_live(
     assert not latency_gate.passed and float(latency_gate.value or 0) >= 6.0
     assert version_at(str(good.endpoint)) == "1"
 
+    # Fast through preview and load test, 6 s per request once live: verification catches it.
+    late, code = deliver(service, tmp_path, "VERSION=3", "LATENCY_MS=6000", "DEGRADE_AFTER_S=9")
+    assert (late.outcome, code != 0) == (Outcome.ROLLED_BACK, True), late.reason
+    assert "response time" in late.reason
+    assert version_at(str(good.endpoint)) == "1"
+
 
 def test_unchanged_release_is_not_rebuilt_or_redeployed(
     stack_settings: StackSettings, sample_service: Callable[..., Path], tmp_path: Path

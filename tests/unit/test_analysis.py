@@ -115,3 +115,18 @@ def test_decided_early_only_when_success_is_impossible() -> None:
     assert not is_decided(results(healthy()), SETTINGS)
     assert is_decided(results(healthy(), healthy(error_rate=0.2)), SETTINGS)
     assert is_decided(results(healthy(requests=0.0)), SETTINGS)
+
+
+def test_slow_verification_traffic_fails_even_when_router_average_lags() -> None:
+    result = judge(healthy(avg_latency_s=0.2, client_avg_latency_s=6.0), THRESHOLDS, SETTINGS)
+    assert result.phase is Phase.FAILED
+    assert result.reasons == ["verification traffic average response time 6.00 s > 5.00 s"]
+
+
+def test_no_verification_traffic_latency_is_not_missing_data() -> None:
+    assert phase(healthy(client_avg_latency_s=None)) is Phase.SUCCESSFUL
+
+
+def test_summary_is_one_readable_line() -> None:
+    line = healthy(requests=48.79, error_rate=0.1008).summary()
+    assert "requests=49" in line and "errors=10.1%" in line and "\n" not in line
