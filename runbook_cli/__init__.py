@@ -30,7 +30,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
-out = Console(soft_wrap=True)
+# Logs and CI are no terminal: rich would cut tables at 80 columns there.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 
