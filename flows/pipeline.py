@@ -3,11 +3,24 @@ release or switch back. Outcome: released | rolled_back | blocked | failed."""
 
 from __future__ import annotations
 
+import contextlib
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
+from flows.approval import ask_for_approval
+from flows.locks import one_deploy_at_a_time
 from runbook import gates as gate_rules
+from runbook.analysis import Verdict
+from runbook.approval import (
+    AfterVerification,
+    after_verification,
+    describe,
+    inconclusive_question,
+    promotion_needs_approval,
+    promotion_question,
+)
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed
 from runbook.models import (
@@ -19,8 +32,11 @@ from runbook.models import (
     Strategy,
     TargetKind,
 )
+from runbook.perf.baseline import judge_degradation
 from runbook.policy import Policy
 from runbook.report import ReportBuilder
+from runbook.scan.models import Coverage
+from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
 from tasks.build import build_image, image_in_registry
@@ -31,9 +47,18 @@ from tasks.deploy import (
     retire_slot,
     switch_traffic,
 )
-from tasks.perf import load_test_preview
+from tasks.notify import notify_release
+from tasks.observe import push_run_metrics
+from tasks.perf import (
+    emit_perf_degraded,
+    load_test_preview,
+    mark_perf_baseline,
+    publish_perf_results,
+    read_perf_baseline,
+    record_perf_report,
+)
 from tasks.report import publish_report
-from tasks.scan import lint_dockerfile
+from tasks.scan import publish_scan, scan_release
 from tasks.test import run_tests
 from tasks.verify import analyze_release
 
@@ -55,7 +80,12 @@ def pipeline(
         run.execute()
     finally:
         publish_report(run.builder.report, report_path)
+        # Observability never changes the outcome: a failed push stays a failed task run.
+        push_run_metrics(run.builder.report, settings, return_state=True)
     report = run.builder.report
+    # After the report is final: one alert per problem (deduplicated), or the resolution
+    # of open ones when released. Undeliverable alerts wait in the outbox, never fail the run.
+    notify_release(report)
     if report.outcome is not Outcome.RELEASED:
         # A Failed final state (not an exception): `prefect deployment run --watch` and CI
         # see a failure, and the logs keep the verdict instead of a traceback.
@@ -82,41 +112,83 @@ class _Run:
             flow_run_url=flow_run.get_flow_run_ui_url(),
         ))
         self.logger = get_run_logger()
+        self.candidate: Slot | None = None
+        self.moved = False  # True once traffic went to the candidate
 
     def execute(self) -> None:
-        candidate: Slot | None = None
-        moved = False
         live: Slot | None = None
-        try:
-            live, endpoint = read_live_slot(self.target, self.spec.name, self.env, self.settings)
-            self.builder.report.previous = live.revision if live else None
-            self.builder.report.revision = self.builder.report.previous
-            self.builder.report.endpoint = endpoint
-            image = self._build()
-            if not self._quality_gates(image):
-                return
-            if live is not None and live.revision == image.revision:
-                self.builder.skip("preview", f"{image.revision} is live already; nothing to do")
-                self.builder.finish(Outcome.RELEASED, "already live")
-                return
-            candidate = self._preview(image)
-            if candidate is None or not self._perf(candidate):
-                return
-            with self.builder.stage("promote"):
-                switch_traffic(self.target, candidate, self.settings)
-                moved = True
-                self.builder.report.revision = candidate.revision
-            self._verify(candidate, live, endpoint)
-        except GateFailed as exc:
-            self._discard(candidate)
-            self.builder.finish(Outcome.BLOCKED, str(exc))
-        except Exception as exc:
-            self.logger.exception("pipeline failed")
-            if moved and candidate is not None:
-                self._roll_back(candidate, live, f"pipeline error after switch: {exc}")
-                return
-            self._discard(candidate)
-            self.builder.finish(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+        # The deploy slot, once taken, is held until rollback or discard is done.
+        with contextlib.ExitStack() as deploy_slot:
+            try:
+                live, endpoint = self._read_live()
+                image = self._build()
+                if not self._quality_gates(image):
+                    return
+                deploy_slot.enter_context(one_deploy_at_a_time(
+                    self.spec.name, self.env, self.policy.deploy.lock_timeout_s))
+                # Again: a run that held the slot before this one may have changed it.
+                live, endpoint = self._read_live()
+                self._deploy(image, live, endpoint)
+            except GateFailed as exc:
+                self._discard(self.candidate)
+                self.builder.finish(Outcome.BLOCKED, str(exc))
+            except Exception as exc:
+                self.logger.exception("pipeline failed")
+                if self.moved and self.candidate is not None:
+                    self._roll_back(self.candidate, live, f"pipeline error after switch: {exc}")
+                    return
+                self._discard(self.candidate)
+                self.builder.finish(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+
+    def _read_live(self) -> tuple[Slot | None, str]:
+        live, endpoint = read_live_slot(self.target, self.spec.name, self.env, self.settings)
+        self.builder.report.previous = live.revision if live else None
+        self.builder.report.revision = self.builder.report.previous
+        self.builder.report.endpoint = endpoint
+        return live, endpoint
+
+    def _deploy(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
+        """Preview, perf, approval, promote, verify: the part one run at a time does."""
+        if live is not None and live.revision == image.revision:
+            self.builder.skip("preview", f"{image.revision} is live already; nothing to do")
+            self.builder.finish(Outcome.RELEASED, "already live")
+            return
+        self.candidate = self._preview(image)
+        if self.candidate is None or not self._perf(self.candidate):
+            return
+        if not self._promotion_approved(self.candidate, live):
+            return
+        with self.builder.stage("promote"):
+            switch_traffic(self.target, self.candidate, self.settings)
+            self.moved = True
+            self.builder.report.revision = self.candidate.revision
+        self._verify(self.candidate, live, endpoint)
+
+    def _promotion_approved(self, candidate: Slot, live: Slot | None) -> bool:
+        if not promotion_needs_approval(self.policy.deploy):
+            return True
+        question = promotion_question(candidate, live.revision if live else None)
+        with self.builder.stage("approval") as stage:
+            approval = ask_for_approval("promote", question, self.policy.deploy)
+            self.builder.report.approvals.append(approval)
+            stage.detail = describe(approval)
+            if approval.approved:
+                return True
+            stage.status = stage.status.FAILED
+        self._discard(candidate)
+        self.builder.finish(Outcome.BLOCKED, describe(approval))
+        return False
+
+    def _keep_despite(self, candidate: Slot, verdict: Verdict) -> bool:
+        """An inconclusive verdict asks a person when approvals are on; otherwise no."""
+        if after_verification(verdict.phase, self.policy.deploy) is not AfterVerification.ASK:
+            return False
+        with self.builder.stage("approval") as stage:
+            approval = ask_for_approval("verify", inconclusive_question(candidate, verdict.reasons),
+                                        self.policy.deploy)
+            self.builder.report.approvals.append(approval)
+            stage.detail = describe(approval)
+        return approval.approved
 
     def _build(self) -> ImageRef:
         with self.builder.stage("build") as stage:
@@ -142,9 +214,16 @@ class _Run:
                 if not self._gates_pass([gate_rules.suite_gate(result)], stage):
                     return False
         with self.builder.stage("scan") as stage:
-            findings = lint_dockerfile(self.service.dockerfile)
-            stage.detail = f"hadolint: {len(findings)} finding(s)"
-            return self._gates_pass([gate_rules.dockerfile_lint_gate(findings)], stage)
+            coverage = Coverage(detail="no coverage report from the test stage "
+                                "(service.yaml test.coverage_path): not measured")
+            scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
+                                self.settings)
+            gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
+            publish_scan(scan, gates)
+            stage.detail = (f"{len(scan.findings)} finding(s), {len(scan.suppressed)} "
+                            f"suppressed; " + ", ".join(f"{r.scanner} {r.status.value}"
+                                                        for r in scan.results))
+            return self._gates_pass(gates, stage)
 
     def _preview(self, image: ImageRef) -> Slot | None:
         with self.builder.stage("preview") as stage:
@@ -166,10 +245,26 @@ class _Run:
 
     def _perf(self, candidate: Slot) -> bool:
         with self.builder.stage("perf") as stage:
-            report = load_test_preview(self.preview_url, self.spec.traffic.paths, self.policy.perf)
+            # The preview URL reaches the candidate only: no load on live traffic.
+            report = load_test_preview(self.target, candidate, self.preview_url, self.service,
+                                       self.policy.perf, self.settings)
+            baseline = read_perf_baseline(self.spec.name, self.env, self.settings)
+            record_perf_report(self.spec.name, self.env, candidate.revision, report,
+                               self.settings)
+            degradation = judge_degradation(
+                report, baseline.report if baseline else None,
+                baseline.revision if baseline else None, self.policy.thresholds,
+            )
+            gates = gate_rules.perf_gates(report, self.policy.thresholds,
+                                          self.policy.perf.required_rps, degradation)
+            publish_perf_results(self.spec.name, self.env, candidate.revision, report,
+                                 baseline, degradation, gates, self.settings)
+            if degradation.critical:
+                emit_perf_degraded(self.spec.name, self.env, candidate.revision, degradation)
             stage.detail = (f"{report.requests} requests, {report.rps:.1f} rps, "
-                            f"avg {report.avg_latency_s} s, {report.failures} failed")
-            if self._gates_pass(gate_rules.perf_gates(report, self.policy.thresholds), stage):
+                            f"avg {report.avg_latency_s} s, p95 {report.p95_latency_s} s, "
+                            f"{report.failures} failed")
+            if self._gates_pass(gates, stage):
                 return True
         self._discard(candidate)
         return False
@@ -182,10 +277,11 @@ class _Run:
             if not verdict.keep:
                 stage.status = stage.status.FAILED
                 stage.detail += ": " + "; ".join(verdict.reasons)
-        if verdict.keep:
+        if verdict.keep or self._keep_despite(candidate, verdict):
             if self.strategy is Strategy.ROLLING and previous is not None:
                 with self.builder.stage("retire"):
                     retire_slot(self.target, previous, self.settings)
+            mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
             self.builder.finish(Outcome.RELEASED)
             return
         self._roll_back(candidate, previous, f"verification {verdict.phase.value}: "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from runbook.models import Finding, Gate, PerfReport, SuiteResult
+from runbook.models import Finding, Gate, PerfReport, ResourceUsage, SuiteResult
+from runbook.perf.baseline import Degradation
 from runbook.policy import Thresholds
 
 BLOCKING_LINT_SEVERITIES = frozenset({"error"})
@@ -29,8 +30,58 @@ def dockerfile_lint_gate(findings: list[Finding]) -> Gate:
     )
 
 
-def perf_gates(report: PerfReport, thresholds: Thresholds) -> list[Gate]:
-    """Average latency and error rate under load; no requests at all is a failure."""
+def perf_gates(
+    report: PerfReport, thresholds: Thresholds, required_rps: float | None = None,
+    degradation: Degradation | None = None,
+) -> list[Gate]:
+    """Perf gates, each with value and threshold; no requests at all is a failure.
+
+    Always: average latency and error rate. Throughput when ``required_rps`` is set; CPU and
+    memory when the report carries resources (not measured is a failure, never a pass);
+    the baseline comparison when ``degradation`` is given.
+    """
+    gates = _latency_and_errors(report, thresholds)
+    if required_rps is not None:
+        gates.append(Gate(name="perf_rps", passed=report.rps >= required_rps,
+                          value=round(report.rps, 2), threshold=required_rps,
+                          detail=f"{report.requests} requests in {report.duration_s:.1f} s"))
+    if report.resources is not None:
+        gates += _resource_gates(report.resources, thresholds)
+    if degradation is not None:
+        gates += _baseline_gates(degradation)
+    return gates
+
+
+def _resource_gates(usage: ResourceUsage, thresholds: Thresholds) -> list[Gate]:
+    cpu, memory = usage.cpu_avg_pct, usage.memory_max_pct
+    return [
+        Gate(name="perf_cpu_pct", passed=cpu is not None and cpu < thresholds.cpu_max_pct,
+             value=cpu, threshold=thresholds.cpu_max_pct,
+             detail=f"average CPU during the test, % of the limit ({usage.source}; "
+                    f"{usage.detail})"),
+        Gate(name="perf_memory_pct",
+             passed=memory is not None and memory < thresholds.memory_max_pct,
+             value=memory, threshold=thresholds.memory_max_pct,
+             detail=f"peak memory during the test, % of the limit ({usage.source}; "
+                    f"{usage.detail})"),
+    ]
+
+
+def _baseline_gates(degradation: Degradation) -> list[Gate]:
+    if degradation.baseline_revision is None:
+        return [Gate(name="perf_baseline", passed=True, value=None,
+                     threshold=degradation.limit_ratio,
+                     detail="no released revision yet: this release sets the baseline")]
+    return [
+        Gate(name=f"perf_baseline_{c.metric.removesuffix('_latency_s')}_ratio",
+             passed=not c.degraded, value=c.ratio, threshold=degradation.limit_ratio,
+             detail=f"{c.current_s} s against {c.baseline_s} s of revision "
+                    f"{degradation.baseline_revision}")
+        for c in degradation.comparisons
+    ]
+
+
+def _latency_and_errors(report: PerfReport, thresholds: Thresholds) -> list[Gate]:
     avg = report.avg_latency_s
     rate = report.error_rate
     return [

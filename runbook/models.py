@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
 
 class Outcome(StrEnum):
@@ -44,6 +45,7 @@ class Gate(BaseModel):
     value: float | str | None
     threshold: float | str | None
     detail: str = ""
+    warning: bool = False  # passed, but something deserves a look (e.g. a scanner unavailable)
 
 
 class StageRecord(BaseModel):
@@ -92,29 +94,107 @@ class SuiteResult(BaseModel):
     output_tail: str
 
 
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical up to 4 for info: lower is worse."""
+        return list(Severity).index(self)
+
+
+# Lint level names accepted where a severity is expected, so older callers keep working
+# ("info" is a severity of its own, so it is not among them).
+_LINT_LEVELS = {"error": "high", "warning": "medium", "style": "info"}
+
+
 class Finding(BaseModel):
+    """One problem a scanner reported, in one shape whatever the scanner."""
+
     tool: str
     rule_id: str
-    severity: str  # critical | high | medium | low | info
+    severity: Severity
     title: str
-    location: str
+    location: str  # file:line, or package@version
+    fixed_version: str | None = None  # None: no fix published (or not applicable)
+    fingerprint: str = ""  # stable across runs; derived from the fields above when empty
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _lint_levels(cls, value: object) -> object:
+        if isinstance(value, str):
+            lowered = value.lower()
+            return _LINT_LEVELS.get(lowered, lowered)
+        return value
+
+    @model_validator(mode="after")
+    def _fingerprinted(self) -> Finding:
+        if not self.fingerprint:
+            key = "\x1f".join((self.tool, self.rule_id, self.location))
+            self.fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self
 
 
-class PerfReport(BaseModel):
+class EndpointStats(BaseModel):
+    """Load-test results of one endpoint (method and path); latencies in seconds."""
+
+    name: str  # e.g. "GET /api/answer"
     requests: int
     failures: int
     duration_s: float
-    avg_latency_s: float | None
-    p95_latency_s: float | None
-    max_latency_s: float | None
+    avg_latency_s: float | None = None
+    p50_latency_s: float | None = None
+    p90_latency_s: float | None = None
+    p95_latency_s: float | None = None
+    p99_latency_s: float | None = None
+    max_latency_s: float | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def error_rate(self) -> float | None:
         return self.failures / self.requests if self.requests else None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def rps(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
+
+
+class ResourceUsage(BaseModel):
+    """CPU and memory of the load-tested slot during the test, as % of its limit."""
+
+    cpu_avg_pct: float | None = None  # sustained use over the test
+    cpu_max_pct: float | None = None
+    memory_max_pct: float | None = None  # peak: running out of memory is instantaneous
+    samples: int = 0
+    source: str = ""  # where the numbers come from, e.g. "docker stats API"
+    detail: str = ""  # the limits used, or why nothing was measured
+
+
+class PerfReport(EndpointStats):
+    """Totals of a load test (the inherited fields), per endpoint and the slot's resources."""
+
+    name: str = "total"
+    endpoints: list[EndpointStats] = Field(default_factory=list)
+    resources: ResourceUsage | None = None
+    users: int | None = None
+    tool: str = ""  # what generated the load, e.g. "locust 2.47.0, 2 workers"
+    failure_samples: list[str] = Field(default_factory=list)
+
+
+class Approval(BaseModel):
+    """A decision a person (or the approval deadline) took while the run waited."""
+
+    stage: str  # what was asked: "promote" or "verify" (an inconclusive verification)
+    question: str
+    approved: bool
+    decided_by: str  # the name given in the form, or "timeout" when nobody answered
+    reason: str
+    decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class RunReport(BaseModel):
@@ -133,4 +213,5 @@ class RunReport(BaseModel):
     gates: list[Gate] = Field(default_factory=list)
     reason: str = ""
     flow_run_url: str | None = None
+    approvals: list[Approval] = Field(default_factory=list)
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

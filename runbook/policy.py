@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runbook.models import Severity
+
 
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -29,17 +31,39 @@ class Thresholds(BaseModel):
     """Quality gate: CPU under load as a share of the allocation (runbook: 70 %)."""
     memory_max_pct: float = Field(default=80.0, gt=0)
     """Quality gate: memory under load as a share of the allocation (runbook: 80 %)."""
+    perf_degradation_ratio: float = Field(default=1.5, gt=1)
+    """Critical when p95 or average latency exceeds this multiple of the last released
+    revision's (runbook: performance degraded > 50 %)."""
+    perf_degradation_floor_s: float = Field(default=0.05, ge=0)
+    """Latency increases smaller than this never count as degradation: a 2 ms to 4 ms p95 is
+    noise on a shared machine, not a slower release."""
 
 
 class PerfSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     users: int = Field(default=4, ge=1)
-    """Concurrent clients against the preview slot."""
+    """Concurrent simulated users (Locust) against the preview slot."""
+    spawn_rate: float = Field(default=4.0, gt=0)
+    """Users started per second until ``users`` run."""
+    think_time_s: float = Field(default=0.05, ge=0)
+    """Pause between one user's requests in the generated locustfile; 0 is a closed loop at
+    full speed, which measures the service's saturation (and its CPU at 100 %), not its
+    behaviour under a given load."""
     duration_s: float = Field(default=10.0, gt=0)
-    """How long the load runs. Short by default: the full perf stage is its own issue."""
+    """How long the load runs, ramp-up included."""
     request_timeout_s: float = Field(default=10.0, gt=0)
     """A request slower than this counts as failed."""
+    required_rps: float | None = Field(default=None, gt=0)
+    """Throughput the service must reach under this load; unset means no throughput gate."""
+    locustfile: str | None = None
+    """The service's own locustfile, relative to its directory; unset: one is generated
+    from ``traffic.paths``."""
+    workers: int = Field(default=0, ge=0)
+    """Locust workers; > 0 runs Locust distributed (one master, this many worker processes)
+    for load one process cannot make."""
+    shutdown_grace_s: float = Field(default=30.0, gt=0)
+    """Deadline beyond ``duration_s`` for Locust to stop and write its stats."""
 
 
 class AnalysisSettings(BaseModel):
@@ -70,6 +94,47 @@ class DeploySettings(BaseModel):
     """Deadline for a new revision's health check to pass before it is declared unhealthy."""
     health_request_timeout_s: float = Field(default=2.0, gt=0)
     """A health check slower than this fails."""
+    lock_timeout_s: float = Field(default=1800.0, gt=0)
+    """Deadline for waiting on another run deploying the same service to the same
+    environment (one deploy at a time); past it the run fails instead of waiting forever."""
+    require_approval: bool = False
+    """A person approves promotion, and decides an inconclusive verification, in the Prefect
+    UI. Off by default so runs stay unattended; turn it on for production in service.yaml
+    (``environments.production.deploy.require_approval: true``)."""
+    approval_timeout_s: int = Field(default=3600, gt=0)
+    """How long a run waits for that decision; no answer means no (nothing is promoted)."""
+    approval_poll_s: int = Field(default=10, gt=0)
+    """How often a paused run checks whether it was resumed."""
+
+
+class ScanSettings(BaseModel):
+    """The scan stage's gates (runbook "Quality Gates": no critical vulnerabilities, no
+    secrets in code, container scan passes, no high-severity lint errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL])
+    """Findings of these severities block in every environment (runbook: critical)."""
+    production_block_severities: list[Severity] = Field(
+        default_factory=lambda: [Severity.CRITICAL, Severity.HIGH]
+    )
+    """Findings of these severities block in production (runbook: high blocks production)."""
+    secrets_block: bool = True
+    """A secret in the code blocks in every environment, whatever its severity."""
+    lint_block_severities: list[Severity] = Field(
+        default_factory=lambda: [Severity.CRITICAL, Severity.HIGH]
+    )
+    """Dockerfile findings that block everywhere (runbook: no high-severity lint errors)."""
+    fail_closed_environments: list[str] = Field(default_factory=lambda: ["production"])
+    """Where an unavailable scanner blocks; elsewhere it is a warning (runbook: production)."""
+    unrated_vulnerability_severity: Severity = Severity.HIGH
+    """Severity given to a vulnerability whose source rates none (pip-audit reports none):
+    unknown is treated as serious, not as harmless."""
+    osv_database_dir: str | None = None
+    """An offline OSV database (directory of OSV JSON records) used when pip-audit's
+    service is unreachable. Neither -> the dependency scanner is unavailable."""
+    scanner_timeout_s: float = Field(default=300.0, gt=0)
+    """Deadline for one scanner process; past it the scanner counts as unavailable."""
 
 
 class Policy(BaseModel):
@@ -81,6 +146,7 @@ class Policy(BaseModel):
     perf: PerfSettings = Field(default_factory=PerfSettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
 
 
 class PolicyOverrides(BaseModel):
@@ -92,6 +158,7 @@ class PolicyOverrides(BaseModel):
     perf: dict[str, Any] = Field(default_factory=dict)
     analysis: dict[str, Any] = Field(default_factory=dict)
     deploy: dict[str, Any] = Field(default_factory=dict)
+    scan: dict[str, Any] = Field(default_factory=dict)
 
 
 def effective_policy(*layers: PolicyOverrides) -> Policy:

@@ -64,8 +64,8 @@ def pipeline(
     """Build, test, scan, load-test, deploy, verify: exit 0 only when the release is live."""
     load_service(service_dir)
     build_args = _parse_build_args(build_arg or [])
-    if target is not TargetKind.DOCKER:
-        raise ConfigurationError(f"--target {target.value}: not available yet; use docker")
+    if target is TargetKind.KUBERNETES:
+        _check_cluster_config()
     settings = StackSettings()
     _require_stack(settings)
     _use_stack_prefect(settings)
@@ -82,6 +82,57 @@ def pipeline(
     result = RunReport.model_validate_json(report_path.read_text())
     _print_report(result, settings)
     raise typer.Exit(0 if result.outcome is Outcome.RELEASED else 1)
+
+
+@app.command()
+def render(
+    service_dir: Annotated[Path, typer.Argument(help="Directory with Dockerfile and service.yaml")],
+    env: Annotated[Environment, typer.Option("--env", help="Target environment")],
+    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.KUBERNETES,
+    image: Annotated[str | None, typer.Option(
+        help="Image by digest (REPO@sha256:...); default: the registry's digest of the "
+             "service's current content revision")] = None,
+) -> None:
+    """Print the manifests of a release as YAML (review, GitOps)."""
+    import yaml
+
+    from runbook.build import content_revision
+    from runbook.kube.manifests import render_all
+    from runbook.kube.settings import KubernetesSettings
+
+    service = load_service(service_dir)
+    if target is not TargetKind.KUBERNETES:
+        raise ConfigurationError(f"--target {target.value}: only kubernetes has manifests")
+    settings = StackSettings()
+    revision = content_revision(service, service.spec.build.args)
+    image = image or _image_by_digest(settings, service.spec.name, revision)
+    if "@sha256:" not in image:
+        raise ConfigurationError(f"--image {image!r}: expected REPOSITORY@sha256:DIGEST")
+    policy = service.spec.policy_for(env.value)
+    manifests = render_all(service.spec, env.value, KubernetesSettings().namespace(env.value),
+                           revision, image, policy.deploy.health_timeout_s)
+    print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
+
+
+def _image_by_digest(settings: StackSettings, name: str, revision: str) -> str:
+    from runbook.adapters.registry import Registry
+    from runbook.build import repository
+
+    digest = Registry(settings.registry).manifest_digest(name, revision)
+    if digest is None:
+        raise ConfigurationError(
+            f"{name}:{revision} is not in the registry {settings.registry}: build it first "
+            "(runbook pipeline) or pass --image REPOSITORY@sha256:DIGEST"
+        )
+    return f"{repository(settings.registry, name)}@{digest}"
+
+
+def _check_cluster_config() -> None:
+    """Bad kubeconfig / settings are bad input: one line, exit 2, before anything starts."""
+    from runbook.kube.api import connect
+    from runbook.kube.settings import KubernetesSettings
+
+    connect(KubernetesSettings())
 
 
 @app.command()

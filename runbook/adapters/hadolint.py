@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from runbook.errors import ConfigurationError
 from runbook.models import Finding
 
 TIMEOUT_S = 60
+LEVELS = {"error": "high", "warning": "medium", "info": "low", "style": "info"}
 
 
 def hadolint_binary() -> str:
@@ -23,25 +25,32 @@ def hadolint_binary() -> str:
     return found
 
 
-def lint(dockerfile: Path) -> list[Finding]:
+def lint(dockerfile: Path, timeout_s: float = TIMEOUT_S) -> list[Finding]:
+    """Run hadolint on one Dockerfile. Raises ConfigurationError if it gives no JSON."""
     completed = subprocess.run(
         [hadolint_binary(), "--no-fail", "--format", "json", str(dockerfile)],
-        capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+        capture_output=True, text=True, timeout=timeout_s, check=False,
     )
+    return parse(completed.stdout, dockerfile, completed.stderr)
+
+
+def parse(report: str, dockerfile: Path, stderr: str = "") -> list[Finding]:
+    """hadolint's ``--format json`` output; its levels map error->high, warning->medium,
+    info->low, style->info."""
     try:
-        raw = json.loads(completed.stdout or "[]")
-    except json.JSONDecodeError as exc:
+        raw: list[dict[str, Any]] = json.loads(report or "[]")
+        return [_finding(item, dockerfile) for item in raw]
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
         raise ConfigurationError(
-            f"hadolint gave no JSON for {dockerfile}: {completed.stderr.strip()[:200]}"
+            f"hadolint gave no JSON for {dockerfile}: {stderr.strip()[:200]}"
         ) from exc
-    return [_finding(item, dockerfile) for item in raw]
 
 
-def _finding(item: dict[str, object], dockerfile: Path) -> Finding:
+def _finding(item: dict[str, Any], dockerfile: Path) -> Finding:
     return Finding(
         tool="hadolint",
         rule_id=str(item.get("code", "")),
-        severity=str(item.get("level", "info")),
+        severity=LEVELS.get(str(item.get("level")), "info"),
         title=str(item.get("message", "")),
         location=f"{dockerfile.name}:{item.get('line', 0)}",
     )

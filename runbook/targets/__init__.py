@@ -16,6 +16,12 @@ def make_target(kind: TargetKind | str, settings: StackSettings) -> DeployTarget
         from runbook.targets.docker import DockerTarget
 
         return DockerTarget(settings, connect(settings.docker_host), HAProxyRouter(settings))
-    raise ConfigurationError(
-        f"the {kind.value} target is not available yet; use --target docker"
-    )
+    if kind is TargetKind.KUBERNETES:
+        from runbook.kube.api import KubeApi
+        from runbook.kube.api import connect as connect_cluster
+        from runbook.kube.settings import KubernetesSettings
+        from runbook.targets.kubernetes import KubernetesTarget
+
+        k8s = KubernetesSettings()
+        return KubernetesTarget(KubeApi(connect_cluster(k8s), k8s.request_timeout_s), k8s)
+    raise ConfigurationError(f"the {kind.value} target is not available; use --target docker")

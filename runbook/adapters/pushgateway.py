@@ -1,0 +1,120 @@
+"""Prometheus Pushgateway: the pipeline's run metrics, one group per service and environment.
+
+The Pushgateway keeps only the last push of a group, so counters are read back, added to and
+pushed whole (PUT replaces the group). Runs of one service and environment rarely finish in
+the same second; if they do, one run's increment can be lost, never double-counted.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Iterable, Iterator
+
+import httpx
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import push_to_gateway
+from prometheus_client.parser import text_string_to_metric_families
+
+from runbook.errors import TransientError
+from runbook.run_metrics import RunSample
+
+JOB = "runbook_pipeline"
+TIMEOUT_S = 5.0
+
+RUNS = "runbook_pipeline_runs"  # counter, by outcome
+STAGE_RUNS = "runbook_pipeline_stage_runs"  # counter, by stage and outcome
+STAGE_SECONDS = "runbook_pipeline_stage_duration_seconds"  # counter (sum), by stage, outcome
+LAST_STAGE_SECONDS = "runbook_pipeline_last_stage_duration_seconds"  # gauge, last run
+LAST_RUN = "runbook_pipeline_last_run_timestamp_seconds"  # gauge, by outcome of that run
+
+Counts = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+class Pushgateway:
+    """Pushes one run's sample into its service/environment group."""
+
+    def __init__(self, url: str, timeout_s: float = TIMEOUT_S) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def push_run(self, sample: RunSample) -> None:
+        """Add the run to the group's counters and replace the last-run gauges."""
+        group = {"service": sample.service, "environment": sample.environment}
+        counts = self._read_counters(group)
+        registry = CollectorRegistry()
+        registry.register(_RunCollector(counts, sample))
+        try:
+            push_to_gateway(self.url, JOB, registry, grouping_key=group, timeout=self.timeout_s)
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500:
+                raise TransientError(f"Pushgateway {self.url} answered {exc.code}") from exc
+            raise
+        except (urllib.error.URLError, OSError) as exc:
+            raise TransientError(f"Pushgateway {self.url} unreachable: {exc}") from exc
+
+    def _read_counters(self, group: dict[str, str]) -> Counts:
+        try:
+            response = httpx.get(f"{self.url}/metrics", timeout=self.timeout_s)
+        except httpx.TransportError as exc:
+            raise TransientError(f"Pushgateway {self.url} unreachable: {exc}") from exc
+        if response.status_code >= 500:
+            raise TransientError(f"Pushgateway {self.url} answered {response.status_code}")
+        response.raise_for_status()
+        return _counters_of_group(response.text, {"job": JOB, **group})
+
+
+def _counters_of_group(text: str, group: dict[str, str]) -> Counts:
+    counts: Counts = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in (RUNS, STAGE_RUNS, STAGE_SECONDS):
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            if any(sample.labels.get(k) != v for k, v in group.items()):
+                continue
+            own = tuple(sorted((k, v) for k, v in sample.labels.items()
+                               if k not in group and k != "instance"))
+            counts[(family.name, own)] = sample.value
+    return counts
+
+
+class _RunCollector:
+    """The group's metrics after this run: previous counters plus this run."""
+
+    def __init__(self, counts: Counts, sample: RunSample) -> None:
+        self.counts = dict(counts)
+        self.sample = sample
+
+    def collect(self) -> Iterator[Metric]:
+        self._add(RUNS, {"outcome": self.sample.outcome}, 1)
+        for stage in self.sample.stages:
+            labels = {"stage": stage.stage, "outcome": stage.outcome}
+            self._add(STAGE_RUNS, labels, 1)
+            self._add(STAGE_SECONDS, labels, stage.duration_s)
+        yield from self._counter(RUNS, "Pipeline runs by outcome.", ["outcome"])
+        yield from self._counter(STAGE_RUNS, "Stage runs by outcome.", ["stage", "outcome"])
+        yield from self._counter(STAGE_SECONDS, "Seconds spent in stages, summed over runs.",
+                                 ["stage", "outcome"])
+        last = GaugeMetricFamily(LAST_STAGE_SECONDS, "Stage durations of the last run.",
+                                 labels=["stage", "outcome"])
+        for stage in self.sample.stages:
+            last.add_metric([stage.stage, stage.outcome], stage.duration_s)
+        yield last
+        finished = GaugeMetricFamily(LAST_RUN, "When the last run finished, by its outcome.",
+                                     labels=["outcome"])
+        finished.add_metric([self.sample.outcome], self.sample.finished_at_s)
+        yield finished
+
+    def _add(self, name: str, labels: dict[str, str], value: float) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        self.counts[key] = self.counts.get(key, 0.0) + value
+
+    def _counter(self, name: str, documentation: str, labels: list[str]) -> Iterable[Metric]:
+        family = CounterMetricFamily(name, documentation, labels=labels)
+        for (metric, own), value in sorted(self.counts.items()):
+            if metric == name:
+                values = dict(own)
+                family.add_metric([values.get(label, "") for label in labels], value)
+        yield family

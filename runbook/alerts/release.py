@@ -1,0 +1,81 @@
+"""Pure decisions: which alert a pipeline run raises, and which open alerts it resolves."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from runbook.alerts.models import Alert, AlertKind, make_alert
+from runbook.models import Gate, Outcome, RunReport, StageStatus
+
+DEPLOY_STAGES = ("preview", "promote", "verify", "rollback", "retire")
+"""A failure in these stages is a deployment failure, not a pipeline failure."""
+VULNERABILITY_GATE_WORDS = ("scan_severity", "scan_secrets", "vulnerab", "container_scan")
+"""Gate names that mean a security scan said no (blocking findings, secrets in code)."""
+PERF_GATE_PREFIX = "perf_"
+HEALTH_GATE = "candidate_health"
+COVERAGE_GATE_WORD = "coverage"
+TEST_GATE_WORD = "test"
+
+
+class ReleasePlan(BaseModel):
+    trigger: Alert | None = None
+    """The one alert this run raises, if it went wrong."""
+    resolve: list[Alert] = []
+    """Open alerts of the service and environment this run ends (it was released)."""
+
+
+def plan_release_alerts(report: RunReport, open_alerts: list[Alert]) -> ReleasePlan:
+    """Released: resolve every open alert of the service and environment. Otherwise: one
+    alert of the run's kind (deduplication against open alerts happens when publishing).
+
+    Args:
+        report: the final run report.
+        open_alerts: alerts of the same service and environment not resolved yet.
+
+    Returns:
+        The alert to trigger and the alerts to resolve.
+    """
+    if report.outcome is Outcome.RELEASED:
+        return ReleasePlan(resolve=[a.resolution(
+            f"{a.kind.value.replace('_', ' ')} resolved: {report.service}/{report.environment}"
+            f" released {report.revision}") for a in open_alerts])
+    kind = alert_kind(report)
+    summary = {
+        AlertKind.ROLLBACK: f"release {report.image or '?'} rolled back to {report.revision}",
+        AlertKind.PIPELINE_FAILURE: "pipeline failed",
+        AlertKind.DEPLOYMENT_FAILURE: "deployment failed",
+        AlertKind.VULNERABILITY: "critical vulnerability blocks the release",
+        AlertKind.PERFORMANCE_DEGRADATION: "performance gate failed: release blocked",
+        AlertKind.TEST_FAILURE: "tests failed: release blocked",
+        AlertKind.COVERAGE_BELOW_THRESHOLD: "coverage below threshold: release blocked",
+    }[kind]
+    return ReleasePlan(trigger=make_alert(
+        kind, report.service, report.environment, summary,
+        details=report.reason, link=report.flow_run_url,
+    ))
+
+
+def alert_kind(report: RunReport) -> AlertKind:
+    """The runbook's kind of a run that did not release."""
+    if report.outcome is Outcome.ROLLED_BACK:
+        return AlertKind.ROLLBACK
+    if report.outcome is Outcome.FAILED:
+        failed = {s.name for s in report.stages if s.status is StageStatus.FAILED}
+        deploy = failed & set(DEPLOY_STAGES)
+        return AlertKind.DEPLOYMENT_FAILURE if deploy else AlertKind.PIPELINE_FAILURE
+    return _blocked_kind([g for g in report.gates if not g.passed])
+
+
+def _blocked_kind(failed: list[Gate]) -> AlertKind:
+    names = [gate.name.lower() for gate in failed]
+    if any(word in name for name in names for word in VULNERABILITY_GATE_WORDS):
+        return AlertKind.VULNERABILITY
+    if HEALTH_GATE in names:
+        return AlertKind.DEPLOYMENT_FAILURE
+    if any(name.startswith(PERF_GATE_PREFIX) for name in names):
+        return AlertKind.PERFORMANCE_DEGRADATION
+    if any(COVERAGE_GATE_WORD in name for name in names):
+        return AlertKind.COVERAGE_BELOW_THRESHOLD
+    if any(TEST_GATE_WORD in name for name in names):
+        return AlertKind.TEST_FAILURE
+    return AlertKind.PIPELINE_FAILURE

@@ -1,0 +1,93 @@
+"""Where alerts go: channel credentials and addresses, read from ``RUNBOOK_ALERT_*``.
+
+Secrets are ``SecretStr``: they print as ``**********`` in logs, reprs and reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runbook.alerts.models import Channel
+
+
+class ServiceRouting(BaseModel):
+    """Per-service routing: who else hears about a service, and where it pages."""
+
+    page_environments: list[str] = Field(default_factory=lambda: ["production"])
+    """Environments whose critical alerts page (PagerDuty). Runbook: production incidents."""
+    email_to: list[str] = Field(default_factory=list)
+    """Extra recipients who get every alert of this service by email."""
+    slack_channel: str | None = None
+    """Another Slack channel for this service (default: the team's channel)."""
+
+
+class AlertSettings(BaseSettings):
+    """Alert channels. A channel without its credentials or address is not configured."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNBOOK_ALERT_", extra="ignore")
+
+    slack_token: SecretStr | None = Field(default=None, description="Slack bot token (xoxb-).")
+    slack_channel: str = Field(default="#devops-alerts", description="The runbook's channel.")
+    slack_base_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base URL."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP relay host.")
+    smtp_port: int = Field(default=587, description="SMTP port (587: submission + STARTTLS).")
+    smtp_from: str = Field(default="runbook@localhost", description="Sender address.")
+    smtp_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="The DevOps team's addresses, comma separated."
+    )
+    smtp_starttls: bool = Field(default=True, description="Upgrade the connection with TLS.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if required.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None, description="Events API v2 integration (routing) key."
+    )
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="Events API v2 URL."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="Per request, every channel.")
+    max_attempts: int = Field(
+        default=4, ge=1, description="Attempts per delivery for transient faults (429, 5xx)."
+    )
+    backoff_s: float = Field(
+        default=1.0, ge=0, description="First backoff when no Retry-After says otherwise; "
+        "doubles per attempt."
+    )
+    max_backoff_s: float = Field(
+        default=30.0, ge=0, description="Longest wait honoured, Retry-After included, so a "
+        "delivery always ends within max_attempts * max_backoff_s."
+    )
+    state_dir: Path | None = Field(
+        default=None, description="Outbox and incidents live here; default: the stack's "
+        "state directory (RUNBOOK_STATE_DIR)."
+    )
+    services: dict[str, ServiceRouting] = Field(
+        default_factory=dict,
+        description='Per-service routing as JSON, e.g. {"agent-api": {"email_to": [...]}}.',
+    )
+
+    @field_validator("smtp_to", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def configured(self) -> frozenset[Channel]:
+        """The channels that have what they need to send."""
+        channels = set()
+        if self.slack_token is not None:
+            channels.add(Channel.SLACK)
+        if self.smtp_host and self.smtp_to:
+            channels.add(Channel.EMAIL)
+        if self.pagerduty_routing_key is not None:
+            channels.add(Channel.PAGERDUTY)
+        return frozenset(channels)
+
+    def routing_for(self, service: str) -> ServiceRouting:
+        return self.services.get(service, ServiceRouting())

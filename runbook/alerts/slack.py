@@ -1,0 +1,90 @@
+"""Slack adapter: one ``chat.postMessage`` per alert, as Block Kit, through slack-sdk."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from runbook.alerts.errors import DeliveryFailed
+from runbook.alerts.models import Alert, AlertAction, Severity
+from runbook.alerts.settings import AlertSettings
+
+ICONS = {Severity.CRITICAL: ":rotating_light:", Severity.WARNING: ":warning:"}
+RESOLVED_ICON = ":white_check_mark:"
+
+
+def slack_client(settings: AlertSettings) -> WebClient:
+    """A WebClient that honours 429 Retry-After and retries 5xx and connection errors.
+
+    slack-sdk retries only connection errors by default; rate limits and server errors are
+    opt-in handlers.
+    """
+    retries = settings.max_attempts - 1
+    token = settings.slack_token.get_secret_value() if settings.slack_token else None
+    return WebClient(
+        token=token,
+        base_url=settings.slack_base_url,
+        timeout=int(max(1, settings.timeout_s)),
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=retries),
+            RateLimitErrorRetryHandler(max_retry_count=retries),
+            ServerErrorRetryHandler(max_retry_count=retries),
+        ],
+    )
+
+
+def send_slack(alert: Alert, settings: AlertSettings, channel: str | None = None) -> str:
+    """Post the alert; returns the message timestamp Slack gave it.
+
+    Raises:
+        DeliveryFailed: Slack refused (transient for 429/5xx/unreachable after the client's
+            own retries, permanent for anything else such as 400 or ``invalid_auth``).
+    """
+    try:
+        response = slack_client(settings).chat_postMessage(
+            channel=channel or settings.slack_channel, text=_text(alert), blocks=blocks(alert)
+        )
+    except SlackApiError as exc:
+        status = exc.response.status_code
+        error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
+        raise DeliveryFailed("slack", f"HTTP {status} {error}".strip(),
+                             transient=status == 429 or status >= 500) from exc
+    except (URLError, OSError) as exc:
+        raise DeliveryFailed("slack", f"unreachable: {exc}", transient=True) from exc
+    return str(response.get("ts", ""))
+
+
+def _text(alert: Alert) -> str:
+    """The notification text (also what screen readers and push notifications show)."""
+    state = "RESOLVED" if alert.action is AlertAction.RESOLVE else alert.severity.value.upper()
+    return f"[{state}] {alert.service}/{alert.environment}: {alert.summary}"
+
+
+def blocks(alert: Alert) -> list[dict[str, Any]]:
+    """Block Kit layout: header, summary, fields, and a link to the run."""
+    icon = RESOLVED_ICON if alert.action is AlertAction.RESOLVE else ICONS[alert.severity]
+    fields = [
+        ("Service", alert.service), ("Environment", alert.environment),
+        ("Severity", alert.severity.value), ("Kind", alert.kind.value),
+    ]
+    result: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{_text(alert)}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {alert.summary}"[:3000]},
+         "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
+    ]
+    if alert.details:
+        result.append({"type": "section",
+                       "text": {"type": "mrkdwn", "text": f"```{alert.details[:2900]}```"}})
+    context = f"dedup key `{alert.dedup_key}`"
+    if alert.link:
+        context += f" · <{alert.link}|Prefect run>"
+    result.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return result

@@ -1,0 +1,134 @@
+"""Locust's output, read: the final ``--json-file`` stats and the live ``_stats_history.csv``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from runbook.models import EndpointStats, PerfReport
+
+PERCENTILES = {"p50_latency_s": 0.50, "p90_latency_s": 0.90, "p95_latency_s": 0.95,
+               "p99_latency_s": 0.99}
+
+
+class LoadProgress(BaseModel):
+    """A live reading of a running load test."""
+
+    elapsed_s: float
+    duration_s: float
+    users: int = 0
+    requests: int = 0
+    failures: int = 0
+    current_rps: float = 0.0
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.elapsed_s / self.duration_s) if self.duration_s else 1.0
+
+
+def percentile_ms(histogram: Counter[int], total: int, share: float) -> float | None:
+    """Locust's own percentile over its rounded response-time histogram (milliseconds):
+    the smallest bucket at or below which ``share`` of the requests fall."""
+    if total == 0:
+        return None
+    allowed_above = total - int(total * share)
+    seen = 0
+    for response_time in sorted(histogram, reverse=True):
+        seen += histogram[response_time]
+        if seen >= allowed_above:
+            return float(response_time)
+    return float(min(histogram))
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def _endpoint(name: str, entries: list[dict[str, Any]], duration_s: float) -> EndpointStats:
+    histogram: Counter[int] = Counter()
+    for entry in entries:
+        histogram.update({int(float(k)): int(v) for k, v in entry["response_times"].items()})
+    requests = sum(int(e["num_requests"]) for e in entries)
+    failures = sum(int(e["num_failures"]) for e in entries)
+    total_ms = sum(float(e["total_response_time"]) for e in entries)
+    timed = sum(histogram.values())
+    maxima = [float(e["max_response_time"]) for e in entries if e["num_requests"]]
+    return EndpointStats(
+        name=name,
+        requests=requests,
+        failures=failures,
+        duration_s=duration_s,
+        avg_latency_s=_seconds(total_ms / timed) if timed else None,
+        max_latency_s=_seconds(max(maxima)) if maxima else None,
+        **{field: _seconds(percentile_ms(histogram, timed, share))
+           for field, share in PERCENTILES.items()},
+    )
+
+
+def measured_duration_s(entries: list[dict[str, Any]], fallback_s: float) -> float:
+    """First request to last response across all endpoints; ``fallback_s`` if none ran."""
+    starts = [float(e["start_time"]) for e in entries if e["num_requests"]]
+    ends = [float(e["last_request_timestamp"]) for e in entries if e["num_requests"]]
+    if not starts:
+        return fallback_s
+    return max(ends) - min(starts) or fallback_s
+
+
+def report_from_locust_json(
+    entries: list[dict[str, Any]], fallback_duration_s: float, **extra: Any
+) -> PerfReport:
+    """A :class:`PerfReport` from Locust's ``--json-file`` content (one entry per endpoint).
+
+    Args:
+        entries: The parsed JSON list Locust writes at the end of the run.
+        fallback_duration_s: Duration used when no request completed.
+        **extra: Further PerfReport fields (users, tool, failure_samples, resources).
+    """
+    duration_s = measured_duration_s(entries, fallback_duration_s)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_name.setdefault(f"{entry['method']} {entry['name']}", []).append(entry)
+    endpoints = [_endpoint(name, group, duration_s) for name, group in sorted(by_name.items())]
+    total = _endpoint("total", entries, duration_s)
+    return PerfReport(**total.model_dump(exclude={"error_rate", "rps"}), endpoints=endpoints,
+                      **extra)
+
+
+def read_locust_json(path: Path) -> list[dict[str, Any]]:
+    entries = json.loads(path.read_text())
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of Locust stats entries")
+    return entries
+
+
+def read_failure_samples(path: Path, limit: int = 5) -> list[str]:
+    """The most frequent errors from Locust's ``_failures.csv``, as 'N x METHOD NAME: error'."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda r: -int(r.get("Occurrences") or 0))
+    return [f"{r['Occurrences']} x {r['Method']} {r['Name']}: {r['Error']}" for r in rows[:limit]]
+
+
+def read_progress(history_csv: Path, elapsed_s: float, duration_s: float) -> LoadProgress:
+    """The latest aggregated row of ``_stats_history.csv`` (written every second)."""
+    progress = LoadProgress(elapsed_s=elapsed_s, duration_s=duration_s)
+    try:
+        lines = history_csv.read_text().splitlines()
+    except FileNotFoundError:
+        return progress
+    rows = [r for r in csv.DictReader(lines) if r.get("Name") == "Aggregated"]
+    if not rows:
+        return progress
+    last = rows[-1]
+    return progress.model_copy(update={
+        "users": int(last["User Count"] or 0),
+        "requests": int(last["Total Request Count"] or 0),
+        "failures": int(last["Total Failure Count"] or 0),
+        "current_rps": float(last["Requests/s"] or 0.0),
+    })

@@ -1,0 +1,392 @@
+"""The kubernetes target: blue-green (and rolling) against the cluster API.
+
+Blue-green: the idle color's Deployment is applied and its rollout awaited; the preview
+Service then selects it; the one write that moves traffic is the patch of the active
+Service's selector. The previous color keeps running for an instant rollback until it is
+scaled down (``scale_down_standby``, after ``scale_down_delay_s``); switching back to it
+scales it up first. Rolling: the live color's Deployment gets the new pod template (the
+previous template is kept in an annotation, so an undo needs no ReplicaSet history).
+
+Every decision reads the cluster (labels, annotations, the Service selector), never memory:
+a run that died anywhere is resumed by running it again, and re-applying an unchanged spec
+writes nothing.
+
+Metrics: :meth:`KubernetesTarget.metrics_selector` returns the same ``(proxy, server)``
+labels as the router of the docker target, ``("<service>.<environment>",
+"<color>-<revision>")``. On a cluster these series come from whatever measures the traffic
+per revision (an HAProxy ingress / service mesh whose backend-server label is relabelled
+from the pods' ``color`` and ``revision`` labels); runbook does not invent them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from runbook.adapters.registry import Registry
+from runbook.errors import DeployError, GateFailed, TransientError
+from runbook.kube import manifests as m
+from runbook.kube.api import Conflict, KubeApi
+from runbook.kube.diagnostics import Diagnostics, diagnose, split_image
+from runbook.kube.rollout import RolloutPhase, rollout_status
+from runbook.kube.settings import KubernetesSettings
+from runbook.models import ImageRef, Slot
+from runbook.policy import DeploySettings
+from runbook.service import ServiceSpec
+
+
+class KubernetesTarget:
+    """Blue-green and rolling deploys of a service into its environment's namespace."""
+
+    def __init__(self, api: KubeApi, settings: KubernetesSettings,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.api = api
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+
+    # -- reading state ----------------------------------------------------------------------
+
+    def live(self, service: str, environment: str) -> Slot | None:
+        active = self.api.read_service(self._ns(environment), service)
+        if active is None:
+            return None
+        return self._slot(service, environment, active["spec"]["selector"][m.COLOR])
+
+    def standby(self, service: str, environment: str) -> Slot | None:
+        """The other color, unless it is a candidate awaiting promotion on the preview."""
+        ns = self._ns(environment)
+        active = self.api.read_service(ns, service)
+        if active is None:
+            return None
+        live_color = active["spec"]["selector"][m.COLOR]
+        other = _other(live_color)
+        preview = self.api.read_service(ns, m.preview_name(service))
+        if preview is not None and preview["spec"]["selector"][m.COLOR] == other:
+            return None
+        return self._slot(service, environment, other)
+
+    def endpoint(self, service: str, environment: str) -> str:
+        return f"http://{self._host(service, environment)}"
+
+    def preview_url(self, service: str, environment: str) -> str:
+        return f"http://{self._host(m.preview_name(service), environment)}"
+
+    def metrics_selector(self, slot: Slot) -> tuple[str, str]:
+        return f"{slot.service}.{slot.environment}", slot.server
+
+    # -- blue-green -------------------------------------------------------------------------
+
+    def deploy_candidate(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        ns = self._ns(environment)
+        live = self.live(spec.name, environment)
+        color = _other(live.color) if live is not None else m.COLORS[0]
+        model = m.ColorDeployment.of(spec, environment, ns, color, image.revision,
+                                     image.by_digest, settings.health_timeout_s)
+        self._apply_deployment(ns, m.render_deployment(model))
+        self._await_rollout(ns, model.name, image.by_digest, settings.health_timeout_s)
+        self._select(ns, m.render_service(spec.name, ns, spec.port, color, preview=True))
+        return self._slot_of(spec.name, environment, color, preview=True)
+
+    def switch(self, slot: Slot) -> None:
+        """Scale the slot's color up if it was scaled down, then patch the active Service's
+        selector: the only write that moves traffic. No write if it selects the slot already."""
+        ns = self._ns(slot.environment)
+        name = m.deployment_name(slot.service, slot.color)
+        deployment = self._require_revision(ns, name, slot)
+        if deployment["spec"].get("replicas", 0) == 0 or \
+                rollout_status(deployment).phase is not RolloutPhase.DONE:
+            self._scale_up(ns, deployment, slot)
+        port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0][
+            "containerPort"]
+        self._select(ns, m.render_service(slot.service, ns, port, slot.color, preview=False),
+                     annotations={m.SWITCHED_AT: _now_iso()})
+
+    def discard(self, slot: Slot) -> str:
+        """Delete a candidate that will not go live; returns its pods' last log lines."""
+        ns = self._ns(slot.environment)
+        name = m.deployment_name(slot.service, slot.color)
+        live = self.live(slot.service, slot.environment)
+        if live is not None and live.color == slot.color:
+            raise DeployError(f"{name} is live; refusing to discard it")
+        logs = self._log_tails(ns, {m.APP: slot.service, m.COLOR: slot.color})
+        self.api.delete_deployment(ns, name)
+        return logs
+
+    def retire(self, slot: Slot) -> None:
+        """Scale a slot down to zero; the Deployment (its template) stays for a rollback."""
+        ns = self._ns(slot.environment)
+        live = self.live(slot.service, slot.environment)
+        if live is not None and live.color == slot.color:
+            raise DeployError(f"{slot.server} is live; refusing to retire it")
+        deployment = self.api.read_deployment(ns, m.deployment_name(slot.service, slot.color))
+        if deployment is not None and deployment["spec"].get("replicas", 0) != 0:
+            self.api.patch_deployment(ns, deployment["metadata"]["name"],
+                                      {"spec": {"replicas": 0}})
+
+    def scale_down_standby(self, service: str, environment: str) -> bool:
+        """Retire the standby once ``scale_down_delay_s`` passed since the switch (read from
+        the active Service's annotation). Returns whether it scaled anything down."""
+        ns = self._ns(environment)
+        active = self.api.read_service(ns, service)
+        standby = self.standby(service, environment)
+        if active is None or standby is None:
+            return False
+        switched = (active["metadata"].get("annotations") or {}).get(m.SWITCHED_AT)
+        if switched is not None:
+            age = (datetime.now(UTC) - datetime.fromisoformat(switched)).total_seconds()
+            if age < self.settings.scale_down_delay_s:
+                return False
+        deployment = self.api.read_deployment(ns, m.deployment_name(service, standby.color))
+        if deployment is None or deployment["spec"].get("replicas", 0) == 0:
+            return False
+        self.retire(standby)
+        return True
+
+    def decommission(self, service: str, environment: str) -> None:
+        ns = self._ns(environment)
+        self.api.delete_service(ns, service)
+        self.api.delete_service(ns, m.preview_name(service))
+        for color in m.COLORS:
+            self.api.delete_deployment(ns, m.deployment_name(service, color))
+
+    # -- rolling ----------------------------------------------------------------------------
+
+    def rolling_update(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """Update the live color's pod template in place and wait; on a failed rollout undo
+        to the previous template and raise GateFailed with the diagnostics."""
+        ns = self._ns(environment)
+        live = self.live(spec.name, environment)
+        color = live.color if live is not None else m.COLORS[0]
+        model = m.ColorDeployment.of(spec, environment, ns, color, image.revision,
+                                     image.by_digest, settings.health_timeout_s)
+        desired = m.render_deployment(model)
+        current = self.api.read_deployment(ns, model.name)
+        if current is not None and _hash(current) != _hash(desired):
+            desired["metadata"]["annotations"].update(_previous_of(current))
+        elif current is not None:
+            desired["metadata"]["annotations"].update(_kept_previous(current))
+        self._apply_deployment(ns, desired)
+        try:
+            self._await_rollout(ns, model.name, image.by_digest, settings.health_timeout_s)
+        except GateFailed as exc:
+            if current is None:
+                raise
+            previous = self.undo(spec.name, environment, settings)
+            raise GateFailed(f"{exc}; undone to revision {previous.revision}") from exc
+        self._select(ns, m.render_service(spec.name, ns, spec.port, color, preview=False),
+                     annotations={m.SWITCHED_AT: _now_iso()})
+        return self._slot_of(spec.name, environment, color, preview=False)
+
+    def undo(self, service: str, environment: str, settings: DeploySettings) -> Slot:
+        """Put the live color's previous pod template back (``kubectl rollout undo``)."""
+        ns = self._ns(environment)
+        live = self.live(service, environment)
+        color = live.color if live is not None else m.COLORS[0]
+        name = m.deployment_name(service, color)
+        for _ in range(self.settings.conflict_retries + 1):
+            current = self.api.read_deployment(ns, name)
+            annotations = (current or {}).get("metadata", {}).get("annotations") or {}
+            if current is None or m.PREVIOUS_TEMPLATE not in annotations:
+                raise DeployError(f"{name} keeps no previous revision to undo to")
+            body = _undone(current)
+            try:
+                self.api.replace_deployment(ns, name, body)
+                break
+            except Conflict:
+                continue
+        else:
+            raise TransientError(f"{name} kept changing during the undo")
+        image = body["metadata"]["annotations"][m.IMAGE]
+        self._await_rollout(ns, name, image, settings.health_timeout_s)
+        return self._slot_of(service, environment, color, preview=False)
+
+    # -- building blocks --------------------------------------------------------------------
+
+    def _apply_deployment(self, ns: str, desired: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace; a Deployment already at the desired spec is left untouched."""
+        name = desired["metadata"]["name"]
+        for _ in range(self.settings.conflict_retries + 1):
+            current = self.api.read_deployment(ns, name)
+            try:
+                if current is None:
+                    return self.api.create_deployment(ns, desired)
+                if _unchanged(current, desired):
+                    return current
+                body = json.loads(json.dumps(desired))
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                return self.api.replace_deployment(ns, name, body)
+            except Conflict:
+                continue  # someone wrote in between: read again and decide again
+        raise TransientError(f"{name} kept changing while being applied")
+
+    def _select(self, ns: str, desired: dict[str, Any],
+                annotations: dict[str, str] | None = None) -> None:
+        """Point a Service's selector at a color: one create or one patch, or nothing."""
+        name = desired["metadata"]["name"]
+        selector = desired["spec"]["selector"]
+        for _ in range(self.settings.conflict_retries + 1):
+            current = self.api.read_service(ns, name)
+            try:
+                if current is None:
+                    if annotations:
+                        desired["metadata"]["annotations"] = annotations
+                    self.api.create_service(ns, desired)
+                    return
+                if current["spec"].get("selector") == selector:
+                    return
+                patch: dict[str, Any] = {
+                    "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                    "spec": {"selector": selector},
+                }
+                if annotations:
+                    patch["metadata"]["annotations"] = annotations
+                self.api.patch_service(ns, name, patch)
+                return
+            except Conflict:
+                continue
+        raise TransientError(f"service {name} kept changing while being switched")
+
+    def _scale_up(self, ns: str, deployment: dict[str, Any], slot: Slot) -> None:
+        name = deployment["metadata"]["name"]
+        replicas = int(deployment["metadata"]["annotations"].get(m.REPLICAS, "1"))
+        if deployment["spec"].get("replicas", 0) != replicas:
+            self.api.patch_deployment(ns, name, {"spec": {"replicas": replicas}})
+        self._await_rollout(ns, name, slot.image, DeploySettings().health_timeout_s)
+
+    def _await_rollout(self, ns: str, name: str, image: str, timeout_s: float) -> None:
+        """Until updated == ready == desired for the latest generation; the progress deadline
+        or our own deadline ends it with the Deployment's conditions and the diagnostics."""
+        deadline = self._clock() + timeout_s
+        while True:
+            deployment = self.api.read_deployment(ns, name)
+            if deployment is None:
+                raise DeployError(f"{name} disappeared during its rollout")
+            status = rollout_status(deployment)
+            if status.phase is RolloutPhase.DONE:
+                return
+            if status.phase is RolloutPhase.FAILED or self._clock() >= deadline:
+                selector = deployment["spec"]["selector"]["matchLabels"]
+                diagnostics = self._diagnose(ns, selector, {name}, image)
+                raise GateFailed(
+                    f"rollout of {name} failed ({status.message}) within {timeout_s:.0f} s. "
+                    f"Diagnostics: {diagnostics.summary()}"
+                )
+            self._sleep(self.settings.poll_interval_s)
+
+    def _diagnose(self, ns: str, selector: dict[str, str], names: set[str],
+                  image: str) -> Diagnostics:
+        host, _, _ = split_image(image)
+        registry = Registry(host, scheme=self.settings.registry_scheme) if host else None
+        return diagnose(self.api, registry, ns, selector, names, image,
+                        self.settings.log_tail_lines, self.settings.event_limit)
+
+    def _log_tails(self, ns: str, selector: dict[str, str]) -> str:
+        tails = []
+        for pod in self.api.list_pods(ns, selector):
+            name = pod["metadata"]["name"]
+            tails.append(f"--- {name}\n"
+                         + self.api.pod_log_tail(ns, name, self.settings.log_tail_lines))
+        return "\n".join(tails).strip()
+
+    def _require_revision(self, ns: str, name: str, slot: Slot) -> dict[str, Any]:
+        deployment = self.api.read_deployment(ns, name)
+        if deployment is None:
+            raise DeployError(f"{name} does not exist; cannot send traffic to {slot.server}")
+        revision = deployment["metadata"]["labels"].get(m.REVISION)
+        if revision != slot.revision:
+            raise DeployError(f"{name} runs {revision}, not {slot.revision}")
+        return deployment
+
+    def _slot(self, service: str, environment: str, color: str) -> Slot | None:
+        deployment = self.api.read_deployment(self._ns(environment),
+                                              m.deployment_name(service, color))
+        if deployment is None:
+            return None
+        return _slot_from(deployment, self._host(service, environment))
+
+    def _slot_of(self, service: str, environment: str, color: str, preview: bool) -> Slot:
+        slot = self._slot(service, environment, color)
+        if slot is None:
+            raise DeployError(f"{m.deployment_name(service, color)} vanished")
+        name = m.preview_name(service) if preview else service
+        return slot.model_copy(update={"address": self._host(name, environment)})
+
+    def _host(self, service_name: str, environment: str) -> str:
+        ns = self._ns(environment)
+        return f"{service_name}.{ns}.svc.{self.settings.cluster_domain}:{m.SERVICE_PORT}"
+
+    def _ns(self, environment: str) -> str:
+        return self.settings.namespace(environment)
+
+
+def _slot_from(deployment: dict[str, Any], address: str) -> Slot:
+    meta = deployment["metadata"]
+    return Slot(
+        service=meta["labels"][m.APP], environment=meta["annotations"][m.ENVIRONMENT],
+        color=meta["labels"][m.COLOR], revision=meta["labels"][m.REVISION],
+        image=meta["annotations"][m.IMAGE], address=address,
+    )
+
+
+def _other(color: str) -> str:
+    return m.COLORS[1] if color == m.COLORS[0] else m.COLORS[0]
+
+
+def _unchanged(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    return (_hash(current) == _hash(desired)
+            and current["spec"].get("replicas") == desired["spec"]["replicas"]
+            and current["metadata"].get("annotations") == desired["metadata"]["annotations"])
+
+
+def _hash(deployment: dict[str, Any]) -> str:
+    return m.spec_hash(_declared_spec(deployment))
+
+
+def _declared_spec(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The spec as runbook rendered it: the hash annotation when present (the API server
+    adds defaults to what it stores)."""
+    stored = (deployment["metadata"].get("annotations") or {}).get(m.SPEC_HASH)
+    return {"hash": stored} if stored else deployment["spec"]
+
+
+def _previous_of(current: dict[str, Any]) -> dict[str, str]:
+    return {
+        m.PREVIOUS_TEMPLATE: json.dumps(
+            {"template": current["spec"]["template"],
+             "image": current["metadata"]["annotations"].get(m.IMAGE, ""),
+             "hash": current["metadata"]["annotations"].get(m.SPEC_HASH, "")},
+            sort_keys=True),
+        m.PREVIOUS_REVISION: current["metadata"]["labels"].get(m.REVISION, ""),
+    }
+
+
+def _kept_previous(current: dict[str, Any]) -> dict[str, str]:
+    annotations = current["metadata"].get("annotations") or {}
+    return {k: annotations[k] for k in (m.PREVIOUS_TEMPLATE, m.PREVIOUS_REVISION)
+            if k in annotations}
+
+
+def _undone(current: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(json.dumps(current))
+    body.pop("status", None)
+    annotations = body["metadata"]["annotations"]
+    previous = json.loads(annotations.pop(m.PREVIOUS_TEMPLATE))
+    revision = annotations.pop(m.PREVIOUS_REVISION)
+    body["spec"]["template"] = previous["template"]
+    body["metadata"]["labels"][m.REVISION] = revision
+    annotations[m.IMAGE] = previous["image"]
+    annotations[m.SPEC_HASH] = previous["hash"]
+    return body
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

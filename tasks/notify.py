@@ -1,0 +1,96 @@
+"""Notify stage: the run's alert (deduplicated) or the resolution of open ones, through the
+outbox; incident reviews as Prefect artifacts."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from runbook.alerts.models import Alert
+from runbook.alerts.notifier import FlushResult, Notifier
+from runbook.alerts.release import plan_release_alerts
+from runbook.alerts.settings import AlertSettings
+from runbook.incidents import Incident, IncidentStatus, review_markdown
+from runbook.models import RunReport
+from runbook.settings import StackSettings
+
+
+class NotifyResult(BaseModel):
+    triggered: list[str] = []
+    """Dedup keys of alerts raised by this call (duplicates of open alerts excluded)."""
+    resolved: list[str] = []
+    incidents: list[str] = []
+    """Incidents opened, touched or resolved, by id."""
+    delivered: int = 0
+    waiting: int = 0
+    """Alerts still in the outbox after this call."""
+
+
+def _notifier() -> Notifier:
+    settings = AlertSettings()
+    return Notifier(settings.state_dir or StackSettings().state_dir, settings)
+
+
+@task(name="notify_release", cache_policy=NO_CACHE)
+def notify_release(report: RunReport) -> NotifyResult:
+    """Raise the run's alert or resolve the service/environment's open ones, then deliver."""
+    notifier = _notifier()
+    plan = plan_release_alerts(report, notifier.open_alerts(report.service, report.environment))
+    result = NotifyResult()
+    alerts: list[Alert] = [plan.trigger] if plan.trigger else []
+    for alert in [*alerts, *plan.resolve]:
+        published = notifier.publish(alert)
+        if published.enqueued:
+            target = result.triggered if alert in alerts else result.resolved
+            target.append(alert.dedup_key)
+        if published.incident is not None:
+            result.incidents.append(published.incident.id)
+            if published.incident.status is IncidentStatus.RESOLVED:
+                publish_incident_review.fn(published.incident)
+    return _flushed(notifier, result)
+
+
+@task(name="publish_alert", cache_policy=NO_CACHE)
+def publish_alert(alert: Alert) -> NotifyResult:
+    """Publish one alert (trigger or resolve) and deliver what the outbox holds."""
+    notifier = _notifier()
+    published = notifier.publish(alert)
+    result = NotifyResult(incidents=[published.incident.id] if published.incident else [])
+    if published.enqueued:
+        result.triggered.append(alert.dedup_key)
+    return _flushed(notifier, result)
+
+
+@task(name="flush_outbox", cache_policy=NO_CACHE)
+def flush_outbox() -> NotifyResult:
+    """Deliver alerts that earlier runs could not (for the daily flow)."""
+    return _flushed(_notifier(), NotifyResult())
+
+
+@task(name="publish_incident_review", cache_policy=NO_CACHE)
+def publish_incident_review(incident: Incident) -> None:
+    """The post-incident review of a resolved incident, as a Prefect markdown artifact."""
+    create_markdown_artifact(
+        key=f"incident-review-{incident.id.lower()}",
+        markdown=review_markdown(incident),
+        description=f"{incident.priority.value} {incident.service}/{incident.environment}: "
+                    f"{incident.title}"[:500],
+    )
+
+
+def _flushed(notifier: Notifier, result: NotifyResult) -> NotifyResult:
+    flush: FlushResult = notifier.flush()
+    logger = get_run_logger()
+    if flush.no_channel:
+        logger.warning("no alert channel is configured (RUNBOOK_ALERT_SLACK_TOKEN, "
+                       "RUNBOOK_ALERT_SMTP_HOST + RUNBOOK_ALERT_SMTP_TO, "
+                       "RUNBOOK_ALERT_PAGERDUTY_ROUTING_KEY): %d alert(s) wait in %s",
+                       flush.waiting, notifier.outbox.waiting)
+    for entry_id, channel, error in flush.failed:
+        logger.warning("alert %s: %s not delivered (%s); it stays in the outbox",
+                       entry_id, channel.value, error)
+    result.delivered = len(flush.delivered)
+    result.waiting = flush.waiting
+    return result

@@ -1,0 +1,22 @@
+"""Observe stage: the run's stage durations and outcome go to the Pushgateway."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from runbook.adapters.pushgateway import Pushgateway
+from runbook.models import RunReport
+from runbook.run_metrics import run_sample
+from runbook.settings import StackSettings
+from tasks.retry import TRANSIENT_RETRIES
+
+
+@task(name="push_run_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
+    """Push the final report's stage durations and outcome (Prometheus scrapes them)."""
+    sample = run_sample(report)
+    Pushgateway(settings.pushgateway_url).push_run(sample)
+    get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
+                          len(sample.stages), sample.service, sample.environment,
+                          sample.outcome, settings.pushgateway_url)

@@ -1,0 +1,269 @@
+"""The perf stage against real things: Locust subprocesses (standalone and distributed), the
+sample service's real containers (slow, failing and good releases), stored baselines, and the
+HAProxy router proving the load reaches the preview slot only."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+
+from runbook.adapters import docker_engine
+from runbook.build import repository
+from runbook.gates import describe_failures, failed, perf_gates
+from runbook.models import ImageRef, PerfReport, TargetKind
+from runbook.perf.baseline import BaselineStore, judge_degradation
+from runbook.perf.locustfile import resolve_locustfile
+from runbook.perf.resources import DockerStatsSampler
+from runbook.perf.runner import LocustJob, run_locust
+from runbook.perf.stats import LoadProgress
+from runbook.policy import PerfSettings, Thresholds
+from runbook.service import load_service
+from runbook.settings import StackSettings
+from tests.conftest import SAMPLE
+
+PATHS = ["/", "/api/answer?q=status"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 404 if self.path.startswith("/missing") else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def local_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def load(host: str, workdir: Path, paths: list[str], workers: int = 0, duration_s: float = 3,
+         users: int = 2, on_progress=None) -> PerfReport:  # type: ignore[no-untyped-def]
+    locustfile = resolve_locustfile(workdir, None, paths, 10, workdir, think_time_s=0.05)
+    job = LocustJob(host=host, locustfile=locustfile, users=users, spawn_rate=users,
+                    duration_s=duration_s, workdir=workdir, workers=workers)
+    return run_locust(job, on_progress)
+
+
+def test_locust_reports_endpoints_and_live_progress(local_server: str, tmp_path: Path) -> None:
+    readings: list[LoadProgress] = []
+    report = load(local_server, tmp_path, ["/", "/missing"], on_progress=readings.append)
+    assert {e.name for e in report.endpoints} == {"GET /", "GET /missing"}
+    missing = next(e for e in report.endpoints if e.name == "GET /missing")
+    assert missing.failures == missing.requests > 0
+    assert report.error_rate == pytest.approx(0.5, abs=0.05)
+    assert report.p50_latency_s is not None and report.rps > 0
+    assert "404" in report.failure_samples[0]
+    live = [r for r in readings if r.requests and r.elapsed_s < 3]
+    assert live, f"no live reading before the end: {readings}"
+    assert readings[-1].fraction == 1.0
+
+
+def test_distributed_mode_with_one_worker(local_server: str, tmp_path: Path) -> None:
+    report = load(local_server, tmp_path, ["/"], workers=1, duration_s=2)
+    assert report.requests > 0 and report.failures == 0
+    assert report.tool.endswith("1 workers")
+    assert (tmp_path / "worker-0.log").exists()
+
+
+def test_stored_reports_baseline_is_the_last_released(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+
+    def stored(avg: float, p95: float) -> PerfReport:
+        return PerfReport(requests=100, failures=0, duration_s=10, avg_latency_s=avg,
+                          p95_latency_s=p95, max_latency_s=p95)
+
+    store.save("svc", "staging", "rev1", stored(0.2, 0.4))
+    assert store.baseline("svc", "staging") is None
+    assert store.mark_released("svc", "staging", "rev1")
+    store.save("svc", "staging", "rev2", stored(0.2, 0.64))  # tested, never released
+    baseline = store.baseline("svc", "staging")
+    assert baseline is not None and baseline.revision == "rev1"
+
+    def verdict(p95: float) -> bool:
+        return judge_degradation(stored(0.2, p95), baseline.report, baseline.revision,
+                                 Thresholds()).critical
+
+    assert verdict(0.4 * 1.6) and not verdict(0.4 * 1.3)
+    assert [s.revision for s in store.history("svc", "staging")] == ["rev1", "rev2"]
+    assert store.baseline("svc", "production") is None
+    assert not store.mark_released("svc", "staging", "never-tested")
+
+
+# -- real containers of the sample service -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(stack_settings: StackSettings) -> docker.DockerClient:
+    return docker_engine.connect(stack_settings.docker_host)
+
+
+def build_sample(client: docker.DockerClient, tag: str, **args: str) -> str:
+    docker_engine.build(client, str(SAMPLE), "Dockerfile", tag, args, on_line=lambda _: None)
+    return tag
+
+
+@pytest.fixture
+def run_sample(engine: docker.DockerClient) -> Iterator:  # type: ignore[type-arg]
+    started = []
+
+    def run(image: str) -> tuple[str, object]:
+        container = engine.containers.run(
+            image, detach=True, name=f"perf-test-{uuid.uuid4().hex[:8]}",
+            ports={"8080/tcp": ("127.0.0.1", None)}, nano_cpus=1_000_000_000,
+            mem_limit="256m",
+        )
+        started.append(container)
+        deadline = time.monotonic() + 30
+        while True:
+            container.reload()
+            bindings = container.ports.get("8080/tcp")
+            if bindings:
+                url = f"http://127.0.0.1:{bindings[0]['HostPort']}"
+                try:
+                    if httpx.get(url + "/health", timeout=2).status_code == 200:
+                        return url, container
+                except httpx.HTTPError:
+                    pass
+            assert time.monotonic() < deadline, "sample service never became healthy"
+            time.sleep(0.3)
+
+    yield run
+    for container in started:
+        container.remove(force=True)
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("args", "failing"), [
+    ({"LATENCY_MS": "2500"}, "perf_avg_latency_s"),
+    ({"ERROR_RATE": "0.05"}, "perf_error_rate"),
+    ({}, None),
+], ids=["slow", "errors", "good"])
+def test_release_gates_against_real_containers(
+    engine: docker.DockerClient, run_sample, tmp_path: Path,  # type: ignore[no-untyped-def]
+    args: dict[str, str], failing: str | None,
+) -> None:
+    image = build_sample(engine, f"runbook-perf-test:{'-'.join(args.values()) or 'good'}",
+                         **args)
+    url, container = run_sample(image)
+    with DockerStatsSampler(container) as sampler:
+        report = load(url, tmp_path, PATHS, duration_s=5, users=2)
+    report = report.model_copy(update={"resources": sampler.usage()})
+    gates = perf_gates(report, Thresholds())
+    assert [g.name for g in failed(gates)] == ([failing] if failing else []), gates
+    assert report.resources is not None and report.resources.samples >= 2
+    assert report.resources.memory_max_pct is not None
+    if failing == "perf_avg_latency_s":
+        assert report.avg_latency_s is not None and report.avg_latency_s >= 2.5
+        assert f"perf_avg_latency_s={round(report.avg_latency_s, 4)}" in describe_failures(gates)
+    if failing == "perf_error_rate":
+        assert report.error_rate == pytest.approx(0.05, abs=0.02)
+
+
+# -- the perf stage (the Prefect task) loads the preview slot only --------------------------
+
+
+def server_responses(router, backend: str, server: str) -> int:  # type: ignore[no-untyped-def]
+    """HTTP responses one server gave through HAProxy (all classes), from the runtime API."""
+    lines = router.runtime("show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") == backend and row.get("svname") == server:
+            return sum(int(row[f"hrsp_{kind}"] or 0)
+                       for kind in ("1xx", "2xx", "3xx", "4xx", "5xx", "other"))
+    raise AssertionError(f"{backend}/{server} not in HAProxy stats")
+
+
+@pytest.mark.stack
+def test_perf_stage_loads_the_preview_and_never_the_live_color(
+    engine: docker.DockerClient, stack_settings: StackSettings, tmp_path: Path,
+) -> None:
+    from runbook.targets import make_target
+    from tasks.perf import load_test_preview
+
+    name = f"perf-{uuid.uuid4().hex[:6]}"
+    service_dir = tmp_path / "svc"
+    service_dir.mkdir()
+    for item in ("Dockerfile", "app.py"):
+        (service_dir / item).write_text((SAMPLE / item).read_text())
+    (service_dir / "tests").mkdir()
+    (service_dir / "service.yaml").write_text(
+        f"name: {name}\nport: 8080\nhealth_path: /health\ntraffic:\n  paths: {PATHS}\n")
+    service = load_service(service_dir)
+    target = make_target(TargetKind.DOCKER, stack_settings)
+    repo = repository(stack_settings.registry, name)
+
+    def image(version: str) -> ImageRef:
+        tag = f"v{version}"
+        docker_engine.build(engine, str(service_dir), "Dockerfile", f"{repo}:{tag}",
+                            {"VERSION": version}, on_line=lambda _: None)
+        return ImageRef(repository=repo, tag=tag,
+                        digest=docker_engine.push(engine, repo, tag))
+
+    try:
+        live = target.deploy_candidate(service.spec, "staging", image("1"), _deploy_settings())
+        target.switch(live)
+        candidate = target.deploy_candidate(service.spec, "staging", image("2"),
+                                            _deploy_settings())
+        preview_url = target.preview_url(name, "staging")
+        router = target.router  # type: ignore[attr-defined]
+        backend = router.route(name, "staging").backend
+        preview_backend = router.route(name, "staging").preview_backend
+        before = server_responses(router, backend, live.server)
+        preview_before = server_responses(router, preview_backend, candidate.server)
+
+        @flow(name="perf-stage-test")
+        def perf_stage() -> PerfReport:
+            return load_test_preview(TargetKind.DOCKER, candidate, preview_url, service,
+                                     PerfSettings(users=2, duration_s=3), stack_settings)
+
+        report = perf_stage()
+        assert report.requests > 0 and report.failures == 0
+        assert report.resources is not None and report.resources.cpu_avg_pct is not None
+        assert server_responses(router, backend, live.server) == before
+        assert server_responses(router, preview_backend, candidate.server) >= (
+            preview_before + report.requests)
+        assert preview_url != target.endpoint(name, "staging")
+        progress = _progress_artifact(f"perf-progress-{name}-staging")
+        assert progress == 100.0
+    finally:
+        target.decommission(name, "staging")
+
+
+def _deploy_settings():  # type: ignore[no-untyped-def]
+    from runbook.policy import DeploySettings
+
+    return DeploySettings(health_timeout_s=20)
+
+
+def _progress_artifact(key: str) -> float:
+    import asyncio
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> float:
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return float(artifacts[0].data)
+
+    return asyncio.run(read())
