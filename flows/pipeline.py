@@ -35,7 +35,7 @@ from runbook.models import (
 from runbook.perf.baseline import judge_degradation
 from runbook.policy import Policy
 from runbook.report import ReportBuilder
-from runbook.scan.models import Coverage
+from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
@@ -205,6 +205,7 @@ class _Run:
             return image
 
     def _quality_gates(self, image: ImageRef) -> bool:
+        coverage = coverage_report.NOT_CONFIGURED
         if self.spec.test is None:
             self.builder.skip("test", "no test command declared in service.yaml")
         else:
@@ -213,9 +214,9 @@ class _Run:
                 stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
                 if not self._gates_pass([gate_rules.suite_gate(result)], stage):
                     return False
+                coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,
+                                                           result.coverage_xml)
         with self.builder.stage("scan") as stage:
-            coverage = Coverage(detail="no coverage report from the test stage "
-                                "(service.yaml test.coverage_path): not measured")
             scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
                                 self.settings)
             gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)

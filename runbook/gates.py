@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from runbook.models import Finding, Gate, PerfReport, ResourceUsage, SuiteResult
+from runbook.models import Gate, PerfReport, ResourceUsage, SuiteResult
 from runbook.perf.baseline import Degradation
 from runbook.policy import Thresholds
-
-BLOCKING_LINT_SEVERITIES = frozenset({"error"})
 
 
 def suite_gate(result: SuiteResult) -> Gate:
@@ -16,17 +14,6 @@ def suite_gate(result: SuiteResult) -> Gate:
         value=result.exit_code,
         threshold=0,
         detail="exit code of the service's test command",
-    )
-
-
-def dockerfile_lint_gate(findings: list[Finding]) -> Gate:
-    blocking = [f for f in findings if f.severity in BLOCKING_LINT_SEVERITIES]
-    return Gate(
-        name="dockerfile_lint",
-        passed=not blocking,
-        value=len(blocking),
-        threshold=0,
-        detail="; ".join(f"{f.rule_id} {f.location}: {f.title}" for f in blocking[:5]),
     )
 
 

@@ -92,6 +92,8 @@ class SuiteResult(BaseModel):
     exit_code: int
     duration_s: float
     output_tail: str
+    coverage_xml: str | None = None
+    """The Cobertura report copied out of the test container, when one was declared."""
 
 
 class Severity(StrEnum):

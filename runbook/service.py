@@ -48,6 +48,16 @@ class ServiceTests(BaseModel):
     command: Annotated[list[str], Field(min_length=1)]
     """Command run inside the built image (exec form, no shell)."""
     timeout_s: float = Field(default=600, gt=0)
+    coverage_path: str | None = None
+    """Absolute path, inside the test container, of the Cobertura XML the command writes;
+    it is copied out after the run and feeds the coverage gate."""
+
+    @field_validator("coverage_path")
+    @classmethod
+    def _absolute_path(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("/"):
+            raise ValueError(f"{path!r} must be an absolute path inside the container")
+        return path
 
 
 class BuildSpec(BaseModel):

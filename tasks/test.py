@@ -21,11 +21,14 @@ def run_tests(image: ImageRef, test: ServiceTests, settings: StackSettings) -> S
     logger = get_run_logger()
     client = docker_engine.connect(settings.docker_host)
     started = time.perf_counter()
-    exit_code, output = docker_engine.run_to_completion(
-        client, image.by_digest, test.command, test.timeout_s
+    run = docker_engine.run_to_completion(
+        client, image.by_digest, test.command, test.timeout_s, collect=test.coverage_path
     )
-    tail = output[-OUTPUT_TAIL_CHARS:]
-    logger.info("tests exited %d\n%s", exit_code, tail)
+    tail = run.output[-OUTPUT_TAIL_CHARS:]
+    logger.info("tests exited %d\n%s", run.exit_code, tail)
+    if test.coverage_path and run.collected is None:
+        logger.warning("the test command wrote no coverage report at %s", test.coverage_path)
     return SuiteResult(
-        exit_code=exit_code, duration_s=round(time.perf_counter() - started, 3), output_tail=tail
+        exit_code=run.exit_code, duration_s=round(time.perf_counter() - started, 3),
+        output_tail=tail, coverage_xml=run.collected,
     )

@@ -7,13 +7,16 @@ else (a Dockerfile that does not build, a denied push) fails at once.
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import docker
 import docker.errors
 import requests
+from docker.models.containers import Container
 
 from runbook.errors import DeployError, TransientError
 
@@ -105,13 +108,22 @@ def _stream(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         raise TransientError(f"Docker engine stream broke: {exc}") from exc
 
 
+class ContainerRun(NamedTuple):
+    exit_code: int
+    output: str
+    collected: str | None
+    """Text of the file asked for with ``collect``; None when the run did not write it."""
+
+
 def run_to_completion(
-    client: docker.DockerClient, image: str, command: list[str], timeout_s: float
-) -> tuple[int, str]:
-    """Run ``command`` in a fresh container of ``image`` without network; exit code and output.
+    client: docker.DockerClient, image: str, command: list[str], timeout_s: float,
+    collect: str | None = None,
+) -> ContainerRun:
+    """Run ``command`` in a fresh container of ``image`` without network.
 
     The container is removed afterwards whatever happens; past the deadline it is killed
-    and the exit code is reported as 124 (as `timeout` does).
+    and the exit code is reported as 124 (as `timeout` does). ``collect`` names a file the
+    command writes (e.g. a coverage report), copied out before the container goes.
     """
     container = _engine_call(
         lambda: client.containers.run(
@@ -125,6 +137,18 @@ def run_to_completion(
             container.kill()
             exit_code = 124
         output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        collected = _read_file(container, collect) if collect else None
     finally:
         container.remove(force=True)
-    return exit_code, output
+    return ContainerRun(exit_code, output, collected)
+
+
+def _read_file(container: Container, path: str) -> str | None:
+    try:
+        chunks, _ = container.get_archive(path)
+    except docker.errors.NotFound:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        member = next((m for m in archive.getmembers() if m.isfile()), None)
+        extracted = archive.extractfile(member) if member is not None else None
+        return extracted.read().decode(errors="replace") if extracted is not None else None

@@ -25,3 +25,19 @@ def parse(xml_text: str) -> Coverage:
         raise ScanOutputError(f"coverage: line-rate {rate} outside 0..1")
     lines = f"{root.attrib.get('lines-covered', '?')}/{root.attrib.get('lines-valid', '?')}"
     return Coverage(line_rate_pct=round(rate * 100, 2), detail=f"{lines} lines covered")
+
+
+NOT_CONFIGURED = Coverage(
+    detail="no coverage report declared (service.yaml test.coverage_path): not measured"
+)
+
+
+def from_test_stage(declared_path: str | None, xml_text: str | None) -> Coverage:
+    """What the coverage gate judges: not configured, the parsed report, or — when a
+    report was declared and the tests wrote none — 0 %, failing closed."""
+    if declared_path is None:
+        return NOT_CONFIGURED
+    if xml_text is None:
+        return Coverage(line_rate_pct=0.0,
+                        detail=f"declared {declared_path} but the test command wrote none")
+    return parse(xml_text)

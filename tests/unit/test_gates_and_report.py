@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from runbook.build import content_revision
-from runbook.gates import dockerfile_lint_gate, perf_gates, suite_gate
-from runbook.models import Finding, Outcome, PerfReport, RunReport, SuiteResult
+from runbook.gates import perf_gates, suite_gate
+from runbook.models import Outcome, PerfReport, RunReport, SuiteResult
 from runbook.policy import Thresholds
 from runbook.report import ReportBuilder, to_markdown
 from runbook.service import load_service
@@ -36,15 +36,6 @@ def test_perf_gates_fail_without_requests() -> None:
 def test_suite_gate() -> None:
     assert suite_gate(SuiteResult(exit_code=0, duration_s=1, output_tail="")).passed
     assert not suite_gate(SuiteResult(exit_code=1, duration_s=1, output_tail="")).passed
-
-
-def test_lint_gate_blocks_on_errors_only() -> None:
-    warning = Finding(tool="hadolint", rule_id="DL3008", severity="warning", title="pin",
-                      location="Dockerfile:2")
-    error = warning.model_copy(update={"severity": "error", "rule_id": "DL3020"})
-    assert dockerfile_lint_gate([warning]).passed
-    gate = dockerfile_lint_gate([warning, error])
-    assert not gate.passed and gate.value == 1 and "DL3020" in gate.detail
 
 
 def test_report_builder_times_stages_and_records_failures() -> None:
