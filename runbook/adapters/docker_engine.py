@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -131,9 +132,14 @@ def run_to_completion(
         )
     )
     try:
+        started = time.monotonic()
         try:
             exit_code = int(container.wait(timeout=timeout_s)["StatusCode"])
-        except requests.exceptions.ReadTimeout:
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+            # The SDK reports its read deadline as either error; only our clock tells a
+            # deadline from an engine that went away.
+            if time.monotonic() - started < timeout_s:
+                raise TransientError(f"Docker engine lost while waiting: {exc}") from exc
             container.kill()
             exit_code = 124
         output = container.logs(stdout=True, stderr=True).decode(errors="replace")

@@ -1,0 +1,46 @@
+"""The test stage's container run: exit code, output, and a report copied out of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook.adapters import docker_engine
+from runbook.scan.coverage import from_test_stage
+from runbook.settings import StackSettings
+
+pytestmark = pytest.mark.stack
+WRITE_REPORT = (
+    "open('/tmp/coverage.xml', 'w').write("
+    "'<coverage line-rate=\"0.875\" lines-covered=\"7\" lines-valid=\"8\"/>'); print('ran')"
+)
+
+
+def test_coverage_report_is_copied_out_of_the_container(stack_settings: StackSettings) -> None:
+    client = docker_engine.connect(stack_settings.docker_host)
+    run = docker_engine.run_to_completion(
+        client, stack_settings.base_image, ["python3", "-c", WRITE_REPORT], timeout_s=60,
+        collect="/tmp/coverage.xml",
+    )
+    assert run.exit_code == 0 and "ran" in run.output
+    coverage = from_test_stage("/tmp/coverage.xml", run.collected)
+    assert coverage.line_rate_pct == 87.5
+
+
+def test_missing_declared_report_fails_closed(stack_settings: StackSettings) -> None:
+    client = docker_engine.connect(stack_settings.docker_host)
+    run = docker_engine.run_to_completion(
+        client, stack_settings.base_image, ["python3", "-c", "raise SystemExit(3)"],
+        timeout_s=60, collect="/tmp/coverage.xml",
+    )
+    assert run.exit_code == 3 and run.collected is None
+    assert from_test_stage("/tmp/coverage.xml", run.collected).line_rate_pct == 0.0
+    assert from_test_stage(None, None).line_rate_pct is None  # not configured: a warning
+
+
+def test_deadline_kills_the_container(stack_settings: StackSettings) -> None:
+    client = docker_engine.connect(stack_settings.docker_host)
+    run = docker_engine.run_to_completion(
+        client, stack_settings.base_image, ["python3", "-c", "import time; time.sleep(60)"],
+        timeout_s=2,
+    )
+    assert run.exit_code == 124
