@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from runbook.errors import ConfigurationError
+from runbook.errors import ConfigurationError, RunbookError
 from runbook.models import Environment, Slot, TargetKind
 from runbook.settings import StackSettings
 from tasks.deploy import read_live_slot, read_standby_slot, switch_traffic
@@ -22,7 +22,7 @@ def rollback(
     live, _ = read_live_slot(target, service, env, settings)
     standby = read_standby_slot(target, service, env, settings)
     if standby is None:
-        raise ConfigurationError(f"{service}/{env} keeps no previous revision to roll back to")
+        raise RunbookError(f"{service}/{env} keeps no previous revision to roll back to")
     if to_revision is not None and to_revision not in (standby.revision, standby.image):
         raise ConfigurationError(
             f"{service}/{env} keeps only {standby.revision} for rollback, not {to_revision}"

@@ -7,6 +7,7 @@ Classification and every state change are pure functions over :class:`Incident`;
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -259,6 +260,8 @@ class IncidentStore:
         os.replace(temporary, path)
 
     def get(self, incident_id: str) -> Incident:
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", incident_id):
+            raise ConfigurationError(f"not an incident id: {incident_id!r}")
         path = self.directory / f"{incident_id}.json"
         if not path.is_file():
             raise ConfigurationError(f"no incident {incident_id!r}")

@@ -243,6 +243,10 @@ class HAProxyRouter:
             self._apply(commands, batch=True)
             for s in route.servers:
                 s.enabled = s.name == to
+            if route.preview is not None and route.preview.name == to:
+                # Promoted: no longer a candidate; the preview port serves the next one only.
+                self._apply(self._delete_commands(route.preview_backend, to))
+                route.preview = None
             self._save(table)
 
     def remove_server(self, service: str, environment: str, name: str) -> None:
@@ -303,6 +307,28 @@ class HAProxyRouter:
                 self._apply(self._delete_commands(route.preview_backend, route.preview.name))
                 route.preview = None
                 self._save(table)
+
+    def isolate(self, service: str, environment: str) -> list[str]:
+        """Zero traffic: disable every server of the endpoint and take the candidate off the
+        preview, in one runtime-API batch; both ports answer 503. The servers stay in the
+        backend (disabled), so their containers stay for forensics and an explicit switch
+        can bring one back. Returns the servers that were serving."""
+        with self._locked():
+            table = self._load()
+            route = table.routes.get(f"{service}.{environment}")
+            if route is None:
+                raise ConfigurationError(f"no route for {service}/{environment}")
+            serving = [s.name for s in route.servers if s.enabled]
+            commands = [f"disable server {route.backend}/{s.name}" for s in route.servers]
+            if route.preview is not None:
+                commands.append(f"disable server {route.preview_backend}/{route.preview.name}")
+                route.preview.enabled = False
+            if commands:
+                self._apply(commands, batch=True)
+            for server in route.servers:
+                server.enabled = False
+            self._save(table)
+            return serving
 
     @staticmethod
     def _add_commands(backend: str, name: str, address: str) -> list[str]:

@@ -22,6 +22,7 @@ from pydantic import (
 
 from runbook.errors import ConfigurationError
 from runbook.policy import Policy, PolicyOverrides, effective_policy
+from runbook.secrets.spec import SecretSpec
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENVIRONMENTS = ("staging", "production")
@@ -90,6 +91,8 @@ class ServiceSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     overrides: PolicyOverrides = Field(default_factory=PolicyOverrides, alias="policy")
     environments: dict[str, PolicyOverrides] = Field(default_factory=dict)
+    secrets: list[SecretSpec] = Field(default_factory=list)
+    """Secrets the service reads from its environment, rotated by the monthly flow."""
 
     @field_validator("name")
     @classmethod
@@ -107,6 +110,15 @@ class ServiceSpec(BaseModel):
         if not path.startswith("/"):
             raise ValueError(f"{path!r} must start with '/'")
         return path
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique_secrets(cls, secrets: list[SecretSpec]) -> list[SecretSpec]:
+        for attribute in ("name", "env"):
+            values = [getattr(secret, attribute) for secret in secrets]
+            if len(values) != len(set(values)):
+                raise ValueError(f"secret {attribute}s must be unique, got {values}")
+        return secrets
 
     @field_validator("environments")
     @classmethod

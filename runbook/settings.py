@@ -38,6 +38,10 @@ class StackSettings(BaseSettings):
     alertmanager_port: int = Field(default=9093, description="Alertmanager HTTP API.")
     pushgateway_port: int = Field(default=9091, description="Prometheus Pushgateway.")
     prefect_port: int = Field(default=4200, description="Prefect server API and UI.")
+    receiver_port: int = Field(
+        default=9095, description="The runbook's Alertmanager webhook receiver "
+        "(runbook.alerts.receiver): Prometheus alerts become runbook alerts and incidents."
+    )
     router_metrics_port: int = Field(
         default=8405, description="HAProxy's Prometheus exporter and stats page."
     )
@@ -70,6 +74,10 @@ class StackSettings(BaseSettings):
     @property
     def alertmanager_url(self) -> str:
         return f"http://{self.host}:{self.alertmanager_port}"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{self.host}:{self.receiver_port}"
 
     @property
     def pushgateway_url(self) -> str:

@@ -1,8 +1,9 @@
 """The local stack: real services on loopback that the pipeline delivers to and measures with.
 
 Components, in order: the Docker engine, a Docker registry, Prometheus, Alertmanager, the
-Pushgateway, the HAProxy router and the Prefect server; ``up`` also makes sure the Python base
-image exists locally (component ``base-image``).
+Pushgateway, the HAProxy router, the Prefect server and the runbook's Alertmanager webhook
+receiver; ``up`` also makes sure the Python base image exists locally (component
+``base-image``).
 
 Every process is a plain child process in its own session: its log is ``logs/NAME.log`` and its
 pid ``run/NAME.pid`` under the state directory, next to its data and its rendered
@@ -48,6 +49,8 @@ ProgressCallback = Callable[[str], None]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_RULES_GLOB = REPOSITORY_ROOT / "deployments" / "prometheus" / "rules" / "*.yml"
+ALERTMANAGER_CONFIG = REPOSITORY_ROOT / "deployments" / "alertmanager" / "alertmanager.yml"
+RECEIVER_MODULE = "runbook.alerts.receiver"
 
 HTTP_TIMEOUT_S = 2.0
 DOCKER_PING_TIMEOUT_S = 5.0
@@ -203,13 +206,20 @@ def render_prometheus_config(
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def render_alertmanager_config() -> str:
-    """A minimal Alertmanager configuration: every alert goes to a receiver that does nothing.
+def render_alertmanager_config(
+    settings: StackSettings, source: Path = ALERTMANAGER_CONFIG
+) -> str:
+    """The repository's Alertmanager configuration, its webhooks pointed at the stack's
+    runbook receiver: the same routes, grouping and inhibitions as a real installation.
 
-    Notification channels (Slack, email, PagerDuty) are the runbook's own adapters, so the
-    local Alertmanager only has to hold and expose the alerts.
+    Notification channels (Slack, email, PagerDuty) are the runbook's own adapters, behind
+    the receiver, so Alertmanager itself holds no channel credentials.
     """
-    config = {"route": {"receiver": "default"}, "receivers": [{"name": "default"}]}
+    config = yaml.safe_load(source.read_text())
+    for receiver in config.get("receivers", []):
+        for webhook in receiver.get("webhook_configs", []):
+            path = urlsplit(webhook["url"]).path
+            webhook["url"] = f"{settings.receiver_url}{path}"
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -314,6 +324,9 @@ class ProcessComponent:
     stop_deadline_s: float = STOP_DEADLINE_S
     # dockerd is signalled alone so that it can stop containerd and the containers in order.
     signal_group: bool = True
+    # What the process's command line names (program, script or ``-m`` module) when that is
+    # not the first program: proof that a pid from the pid file is still ours.
+    process_name: str | None = None
 
     @property
     def pid_path(self) -> Path:
@@ -336,7 +349,8 @@ class ProcessComponent:
         pid = _read_pid(self.pid_path)
         if pid is None or not _process_alive(pid):
             return None
-        program = Path(self.programs[0] if self.programs else self.name).name
+        program = self.process_name or Path(
+            self.programs[0] if self.programs else self.name).name
         if not _runs_program(pid, program):
             return None  # the pid was reused by an unrelated process
         return pid
@@ -595,6 +609,7 @@ def _components(settings: StackSettings) -> list[Component]:
         _pushgateway(settings),
         RouterComponent(settings),
         _prefect(settings),
+        _receiver(settings),
     ]
 
 
@@ -711,7 +726,7 @@ def _alertmanager(settings: StackSettings) -> ProcessComponent:
         ],
         programs=("prometheus-alertmanager",),
         port=settings.alertmanager_port,
-        files={config: render_alertmanager_config},
+        files={config: lambda: render_alertmanager_config(settings)},
         directories=(directory / "data",),
         reload_url=f"{settings.alertmanager_url}/-/reload",
     )
@@ -759,6 +774,25 @@ def _prefect(settings: StackSettings) -> ProcessComponent:
         },
         directories=(settings.state_dir / "prefect",),
         start_deadline_s=120.0,
+    )
+
+
+def _receiver(settings: StackSettings) -> ProcessComponent:
+    """The runbook's Alertmanager webhook receiver. It sends through the channels configured
+    in the environment of `runbook stack up` (``RUNBOOK_ALERT_*``); without any, alerts wait
+    in the outbox under the state directory."""
+    return ProcessComponent(
+        name="receiver",
+        url=settings.receiver_url,
+        settings=settings,
+        probe_health=lambda: _probe_http(f"{settings.receiver_url}/health"),
+        command=lambda: [
+            sys.executable, "-m", RECEIVER_MODULE,
+            "--host", settings.host, "--port", str(settings.receiver_port),
+        ],
+        port=settings.receiver_port,
+        process_name=RECEIVER_MODULE,
+        environment={"RUNBOOK_STATE_DIR": str(settings.state_dir)},
     )
 
 
@@ -962,11 +996,14 @@ def _process_alive(pid: int) -> bool:
 
 
 def _runs_program(pid: int, program: str) -> bool:
-    """Whether the process runs ``program`` (directly or as a script's interpreter argument)."""
+    """Whether the process runs ``program`` (directly, as a script's interpreter argument, or
+    as a module: ``python -m program``)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return not Path("/proc/self").exists()  # no /proc: trust the pid file
+    if argv[1:3] == [b"-m", program.encode()]:
+        return True
     return any(Path(arg.decode(errors="replace")).name == program for arg in argv[:2])
 
 

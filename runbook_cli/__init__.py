@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from runbook.errors import ConfigurationError, RunbookError
+from runbook.incidents import IncidentStore
 from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
-from runbook.service import load_service
+from runbook.service import DNS_LABEL, load_service
 from runbook.settings import StackSettings
 
 EXIT_BAD_INPUT = 2
@@ -30,6 +32,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+incident_app = typer.Typer(help="Incidents: list, acknowledge, resolve.", no_args_is_help=True)
+app.add_typer(incident_app, name="incident")
 # Logs and CI are no terminal: rich would cut tables at 80 columns there.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
@@ -140,14 +144,16 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Service name")],
     env: Annotated[Environment, typer.Option("--env")],
     to: Annotated[str | None, typer.Option("--to", help="Revision to return to")] = None,
+    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
 ) -> None:
     """Send the environment's traffic back to the previous revision."""
+    _check_service_name(name)
     settings = StackSettings()
     _require_stack(settings)
     _use_stack_prefect(settings)
     from flows.rollback import rollback as rollback_flow
 
-    slot = rollback_flow(service=name, environment=env, to_revision=to)
+    slot = rollback_flow(service=name, environment=env, to_revision=to, target=target)
     out.print(f"{name}/{env.value}: traffic on {slot.revision} ({slot.color})")
 
 
@@ -155,17 +161,21 @@ def rollback(
 def status(
     name: Annotated[str, typer.Argument(help="Service name")],
     env: Annotated[Environment, typer.Option("--env")],
+    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
 ) -> None:
-    """What serves the environment now and what is kept for rollback."""
+    """What serves the environment now and what is kept for rollback (JSON)."""
+    _check_service_name(name)
     from runbook.targets import make_target
 
-    target = make_target(TargetKind.DOCKER, StackSettings())
-    live = target.live(name, env.value)
-    standby = target.standby(name, env.value)
+    deploy_target = make_target(target, StackSettings())
+    live = deploy_target.live(name, env.value)
+    standby = deploy_target.standby(name, env.value)
+    if live is None and standby is None:
+        raise RunbookError(f"{name}/{env.value}: nothing deployed")
     print(json.dumps({
         "service": name,
         "environment": env.value,
-        "endpoint": target.endpoint(name, env.value),
+        "endpoint": deploy_target.endpoint(name, env.value),
         "live": live.model_dump() if live else None,
         "standby": standby.model_dump() if standby else None,
     }, indent=2))
@@ -208,6 +218,74 @@ def _print_stack(statuses: list) -> None:  # type: ignore[type-arg]
     out.print(table)
 
 
+def _incident_store() -> IncidentStore:
+    from runbook.alerts.settings import AlertSettings
+
+    return IncidentStore(AlertSettings().state_dir or StackSettings().state_dir)
+
+
+def _stamp(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "-"
+
+
+@incident_app.command("list")
+def incident_list(
+    all_: Annotated[bool, typer.Option("--all", help="Resolved incidents too")] = False,
+) -> None:
+    """Incidents with priority, response deadline and whether it was missed."""
+    from runbook.incidents import now_utc
+
+    now = now_utc()
+    incidents = [i for i in _incident_store().all() if all_ or i.is_open]
+    table = Table("id", "priority", "status", "service", "environment", "opened",
+                  "respond by", "overdue", "title")
+    for i in incidents:
+        table.add_row(i.id, i.priority.value, i.status.value, i.service, i.environment,
+                      _stamp(i.opened_at), _stamp(i.respond_by),
+                      "OVERDUE" if i.overdue(now) else "no", i.title)
+    out.print(table)
+
+
+@incident_app.command("ack")
+def incident_ack(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
+    by: Annotated[str | None, typer.Option(help="Who takes it (default: your login)")] = None,
+) -> None:
+    """Acknowledge an incident: records who and when; its response clock stops."""
+    import getpass
+
+    from runbook.incidents import acknowledge, now_utc
+
+    store = _incident_store()
+    incident = acknowledge(store.get(incident_id), now_utc(), by or getpass.getuser())
+    store.save(incident)
+    out.print(f"{incident.id} acknowledged by {incident.acknowledged_by} at "
+              f"{_stamp(incident.acknowledged_at)}")
+
+
+@incident_app.command("resolve")
+def incident_resolve(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
+    note: Annotated[str, typer.Option(help="What resolved it")],
+    by: Annotated[str | None, typer.Option(help="Who resolved it (default: your login)")] = None,
+) -> None:
+    """Resolve an incident and its alert (PagerDuty too); publish the post-incident review."""
+    import getpass
+
+    incident = _incident_store().get(incident_id)
+    if not incident.is_open:
+        raise ConfigurationError(f"{incident_id} is resolved already")
+    _use_stack_prefect(StackSettings())
+    from flows.incidents import resolve_incident_flow
+
+    resolution = resolve_incident_flow(incident_id=incident_id,
+                                       note=f"{note} (by {by or getpass.getuser()})")
+    waiting = resolution.notify.waiting
+    out.print(f"{incident_id} resolved at {_stamp(resolution.incident.resolved_at)}; review "
+              f"artifact incident-review-{incident_id.lower()}"
+              + (f"; {waiting} alert(s) wait in the outbox" if waiting else ""))
+
+
 def _print_report(report: RunReport, settings: StackSettings) -> None:
     colour = "green" if report.outcome is Outcome.RELEASED else "red"
     out.print(f"[bold {colour}]{report.outcome.value}[/] {report.service} → {report.environment}"
@@ -216,6 +294,11 @@ def _print_report(report: RunReport, settings: StackSettings) -> None:
         out.print(f"reason: {report.reason}")
     out.print(f"endpoint: {report.endpoint}")
     out.print(f"Prefect UI: {report.flow_run_url or settings.prefect_ui_url}")
+
+
+def _check_service_name(name: str) -> None:
+    if not DNS_LABEL.match(name):
+        raise ConfigurationError(f"{name!r} is not a service name (DNS-safe: a-z, 0-9, '-')")
 
 
 def _require_stack(settings: StackSettings) -> None:

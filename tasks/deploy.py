@@ -58,3 +58,14 @@ def read_standby_slot(
 ) -> Slot | None:
     """The previous revision kept for rollback, if the target still has it."""
     return make_target(target, settings).standby(service, environment)
+
+
+@task(name="isolate_service", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def isolate_service(
+    target: TargetKind, service: str, environment: str, settings: StackSettings
+) -> list[Slot]:
+    """Zero traffic to the service in the environment; returns the slots that were serving."""
+    isolated = make_target(target, settings).isolate(service, environment)
+    get_run_logger().warning("%s/%s isolated: no traffic reaches it (was %s)", service,
+                             environment, ", ".join(s.server for s in isolated) or "nothing")
+    return isolated

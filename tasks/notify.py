@@ -12,7 +12,14 @@ from runbook.alerts.models import Alert
 from runbook.alerts.notifier import FlushResult, Notifier
 from runbook.alerts.release import plan_release_alerts
 from runbook.alerts.settings import AlertSettings
-from runbook.incidents import Incident, IncidentStatus, review_markdown
+from runbook.incidents import (
+    Incident,
+    IncidentStatus,
+    Step,
+    complete_step,
+    now_utc,
+    review_markdown,
+)
 from runbook.models import RunReport
 from runbook.settings import StackSettings
 
@@ -78,6 +85,33 @@ def publish_incident_review(incident: Incident) -> None:
         description=f"{incident.priority.value} {incident.service}/{incident.environment}: "
                     f"{incident.title}"[:500],
     )
+
+
+class IncidentResolution(BaseModel):
+    incident: Incident
+    notify: NotifyResult
+
+
+@task(name="resolve_incident", cache_policy=NO_CACHE)
+def resolve_incident(incident_id: str, note: str) -> IncidentResolution:
+    """Resolve an incident and its open alert (PagerDuty resolves with the same key), then
+    deliver."""
+    notifier = _notifier()
+    published = notifier.resolve_incident(incident_id, note)
+    incident = published.incident or notifier.incidents.get(incident_id)
+    result = NotifyResult(incidents=[incident_id])
+    if published.enqueued:
+        result.resolved.append(incident.dedup_key)
+    return IncidentResolution(incident=incident, notify=_flushed(notifier, result))
+
+
+@task(name="record_incident_step", cache_policy=NO_CACHE)
+def record_incident_step(incident_id: str, step: Step, note: str) -> Incident:
+    """Mark one response step of an incident done (e.g. mitigate: rolled back)."""
+    store = _notifier().incidents
+    incident = complete_step(store.get(incident_id), step, now_utc(), note)
+    store.save(incident)
+    return incident
 
 
 def _flushed(notifier: Notifier, result: NotifyResult) -> NotifyResult:

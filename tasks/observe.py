@@ -20,3 +20,4 @@ def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
                           len(sample.stages), sample.service, sample.environment,
                           sample.outcome, settings.pushgateway_url)
+

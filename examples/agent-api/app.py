@@ -9,6 +9,8 @@ deliberately *bad release* through environment knobs (see README.md):
     HEALTH_FAIL      1 -> /health answers 503
     DEGRADE_AFTER_S  > 0 -> ERROR_RATE and LATENCY_MS start only after that many seconds
     VERSION          label shown in responses
+    API_TOKENS       comma-separated bearer tokens; when set, /api/answer requires one
+                     (a list, so a rotated token and its predecessor work together)
 
 "Traffic" means `/` and `/api/answer`: the paths the pipeline's perf stage and verification
 request. /health and /metrics are never degraded by ERROR_RATE or LATENCY_MS, so a bad
@@ -17,6 +19,7 @@ release has to be caught by measuring real traffic, not by a health-check timeou
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -57,6 +60,7 @@ class Config:
     health_fail: bool = False
     degrade_after_s: float = 0.0
     version: str = "1"
+    api_tokens: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -86,6 +90,9 @@ class Config:
             health_fail=health_fail in {"1", "true", "yes"},
             degrade_after_s=degrade,
             version=get("VERSION", "1"),
+            api_tokens=frozenset(
+                t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()
+            ),
         )
 
 
@@ -281,7 +288,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.headers.get("Content-Length", "0") not in ("", "0"):
                 # We never read request bodies; closing keeps the connection from desyncing.
                 self.close_connection = True
-            code, body, ctype = self._route(service, url.path, url.query)
+            code, body, ctype = self._route(
+                service, url.path, url.query, self.headers.get("Authorization", "")
+            )
             self._send(code, body, ctype)
         finally:
             elapsed = time.perf_counter() - started
@@ -296,8 +305,12 @@ class Handler(BaseHTTPRequestHandler):
             )
             self._set_busy(False)
 
-    def _route(self, service: Service, path: str, query: str) -> tuple[int, bytes, str]:
+    def _route(
+        self, service: Service, path: str, query: str, authorization: str = ""
+    ) -> tuple[int, bytes, str]:
         cfg = service.config
+        if path == "/api/answer" and not authorized(cfg.api_tokens, authorization):
+            return _json(401, {"error": "missing or unknown bearer token"})
         if path == "/health":
             if cfg.health_fail:
                 return _json(503, {"status": "failing", "version": cfg.version})
@@ -342,6 +355,17 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Reached only through log_error: malformed requests that never get to do_GET.
         log.warning("%s %s", self.client_address[0], format % args)
+
+
+def authorized(tokens: frozenset[str], authorization: str) -> bool:
+    """No tokens configured: open. Otherwise the bearer token must be one of them (compared
+    in constant time, so response timing does not leak a token's prefix)."""
+    if not tokens:
+        return True
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens)
 
 
 def _json(code: int, payload: dict[str, Any]) -> tuple[int, bytes, str]:

@@ -2,7 +2,8 @@
 
 The Pushgateway keeps only the last push of a group, so counters are read back, added to and
 pushed whole (PUT replaces the group). Runs of one service and environment rarely finish in
-the same second; if they do, one run's increment can be lost, never double-counted.
+the same second; if they do, one run's increment can be lost, never double-counted. The
+group's very first run is not seen by increase() (it creates the series); every later one is.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client.exposition import push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from runbook.errors import TransientError
+from runbook.models import Outcome
 from runbook.run_metrics import RunSample
 
 JOB = "runbook_pipeline"
@@ -27,6 +29,9 @@ STAGE_RUNS = "runbook_pipeline_stage_runs"  # counter, by stage and outcome
 STAGE_SECONDS = "runbook_pipeline_stage_duration_seconds"  # counter (sum), by stage, outcome
 LAST_STAGE_SECONDS = "runbook_pipeline_last_stage_duration_seconds"  # gauge, last run
 LAST_RUN = "runbook_pipeline_last_run_timestamp_seconds"  # gauge, by outcome of that run
+
+# Stage outcomes whose series exist from the first push (see _RunCollector._seed_zeros).
+_SEEDED_OUTCOMES = {"deploy": ("passed", "failed", "blocked")}
 
 Counts = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -88,6 +93,7 @@ class _RunCollector:
         self.sample = sample
 
     def collect(self) -> Iterator[Metric]:
+        self._seed_zeros()
         self._add(RUNS, {"outcome": self.sample.outcome}, 1)
         for stage in self.sample.stages:
             labels = {"stage": stage.stage, "outcome": stage.outcome}
@@ -106,6 +112,18 @@ class _RunCollector:
                                      labels=["outcome"])
         finished.add_metric([self.sample.outcome], self.sample.finished_at_s)
         yield finished
+
+    def _seed_zeros(self) -> None:
+        """Every outcome's series exists from the group's first push on, at 0: Prometheus'
+        increase() cannot see the increment that creates a series, so a first failure
+        must find its series already there."""
+        for outcome in Outcome:
+            self._add(RUNS, {"outcome": outcome.value}, 0)
+        for stage in self.sample.stages:
+            for outcome in _SEEDED_OUTCOMES.get(stage.stage, ("passed", "failed")):
+                labels = {"stage": stage.stage, "outcome": outcome}
+                self._add(STAGE_RUNS, labels, 0)
+                self._add(STAGE_SECONDS, labels, 0)
 
     def _add(self, name: str, labels: dict[str, str], value: float) -> None:
         key = (name, tuple(sorted(labels.items())))

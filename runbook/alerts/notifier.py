@@ -17,6 +17,7 @@ from runbook.alerts.pagerduty import send_pagerduty
 from runbook.alerts.routing import route
 from runbook.alerts.settings import AlertSettings
 from runbook.alerts.slack import send_slack
+from runbook.errors import ConfigurationError
 from runbook.incidents import Incident, IncidentStore, now_utc, open_incident, resolve
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,11 @@ Sender = Callable[[Alert, AlertSettings], object]
 
 
 def _slack(alert: Alert, settings: AlertSettings) -> object:
-    return send_slack(alert, settings, settings.routing_for(alert.service).slack_channel)
+    return send_slack(alert, settings, settings.routing_for_alert(alert).slack_channel)
 
 
 def _email(alert: Alert, settings: AlertSettings) -> object:
-    send_email(alert, settings, settings.routing_for(alert.service).email_to)
+    send_email(alert, settings, settings.routing_for_alert(alert).email_to)
     return None
 
 
@@ -96,6 +97,25 @@ class Notifier:
                 self.incidents.save(incident)
             return Published(enqueued=True, incident=incident)
 
+    def resolve_incident(self, incident_id: str, note: str) -> Published:
+        """Resolve an incident by hand: its open alert is resolved too (Slack, PagerDuty with
+        the same dedup key), or, when no alert is open any more, just the record.
+
+        Raises:
+            ConfigurationError: no such incident, or it is resolved already.
+        """
+        incident = self.incidents.get(incident_id)
+        if not incident.is_open:
+            raise ConfigurationError(f"{incident_id} is resolved already")
+        alert = self.outbox.open_alerts().get(incident.dedup_key)
+        if alert is not None:
+            published = self.publish(alert.resolution(f"resolved: {note}"))
+            if published.incident is not None and published.incident.id == incident_id:
+                return published
+        resolved = resolve(self.incidents.get(incident_id), now_utc(), note)
+        self.incidents.save(resolved)
+        return Published(enqueued=False, incident=resolved)
+
     def open_alerts(self, service: str, environment: str) -> list[Alert]:
         """Alerts of one service and environment that are triggered and not resolved."""
         return [a for a in self.outbox.open_alerts().values()
@@ -123,7 +143,7 @@ class Notifier:
     def _deliver(self, entry: OutboxEntry, blocked: set[tuple[str, Channel]],
                  result: FlushResult) -> bool:
         alert = entry.alert
-        plan = route(alert, self.settings.routing_for(alert.service), self.settings.configured())
+        plan = route(alert, self.settings.routing_for_alert(alert), self.settings.configured())
         any_failed = False
         for channel in plan.channels:
             if entry.delivered(channel):

@@ -1,7 +1,8 @@
 """Alertmanager webhook receiver: Prometheus rule alerts become runbook alerts and incidents.
 
-``python -m runbook.alerts.receiver --port 9095`` serves ``POST /alertmanager``; Alertmanager
-routes there (``deployments/alertmanager/alertmanager.yml``). Conversion is a pure function;
+``python -m runbook.alerts.receiver --port 9095`` serves ``POST /alertmanager`` and
+``GET /health``; Alertmanager routes there (``deployments/alertmanager/alertmanager.yml``;
+``runbook stack up`` runs it as the ``receiver`` component). Conversion is a pure function;
 the server only parses, publishes and flushes.
 """
 
@@ -23,6 +24,7 @@ from runbook.settings import StackSettings
 
 log = logging.getLogger(__name__)
 PATH = "/alertmanager"
+HEALTH_PATH = "/health"
 MAX_BODY_BYTES = 1_000_000
 
 
@@ -84,6 +86,13 @@ def _service_and_environment(labels: dict[str, str]) -> tuple[str, str]:
 
 def make_handler(notifier: Notifier) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's method name
+            if self.path.rstrip("/") != HEALTH_PATH:
+                self._reply(HTTPStatus.NOT_FOUND, {"error": f"GET {HEALTH_PATH}"})
+                return
+            self._reply(HTTPStatus.OK, {"status": "ok",
+                                        "waiting": len(notifier.outbox.pending())})
+
         def do_POST(self) -> None:  # http.server's method name
             if self.path.rstrip("/") != PATH:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"POST {PATH}"})
@@ -128,10 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stack = StackSettings()
     parser.add_argument("--host", default=stack.host)
-    parser.add_argument("--port", type=int, default=9095)
+    parser.add_argument("--port", type=int, default=stack.receiver_port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    server = make_server(args.host, args.port, Notifier(stack.state_dir, AlertSettings()))
+    settings = AlertSettings()
+    notifier = Notifier(settings.state_dir or stack.state_dir, settings)
+    server = make_server(args.host, args.port, notifier)
     log.info("alertmanager receiver on http://%s:%d%s", args.host, args.port, PATH)
     server.serve_forever()
 

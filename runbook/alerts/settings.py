@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from runbook.alerts.models import Channel
+from runbook.alerts.models import Alert, AlertKind, Channel
 
 
 class ServiceRouting(BaseModel):
@@ -62,6 +62,15 @@ class AlertSettings(BaseSettings):
         default=30.0, ge=0, description="Longest wait honoured, Retry-After included, so a "
         "delivery always ends within max_attempts * max_backoff_s."
     )
+    security_email_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="The security team's addresses, comma separated: "
+        "every security incident is emailed to them."
+    )
+    security_slack_channel: str | None = Field(
+        default=None, description="The security team's Slack channel: security incidents go "
+        "there instead of the team's channel (an open security incident is not for a wide "
+        "audience)."
+    )
     state_dir: Path | None = Field(
         default=None, description="Outbox and incidents live here; default: the stack's "
         "state directory (RUNBOOK_STATE_DIR)."
@@ -71,7 +80,7 @@ class AlertSettings(BaseSettings):
         description='Per-service routing as JSON, e.g. {"agent-api": {"email_to": [...]}}.',
     )
 
-    @field_validator("smtp_to", mode="before")
+    @field_validator("smtp_to", "security_email_to", mode="before")
     @classmethod
     def _split_addresses(cls, value: object) -> object:
         if isinstance(value, str):
@@ -91,3 +100,14 @@ class AlertSettings(BaseSettings):
 
     def routing_for(self, service: str) -> ServiceRouting:
         return self.services.get(service, ServiceRouting())
+
+    def routing_for_alert(self, alert: Alert) -> ServiceRouting:
+        """The service's routing for this alert: a security incident also reaches the
+        security team (their addresses; their Slack channel when they have one)."""
+        routing = self.routing_for(alert.service)
+        if alert.kind is not AlertKind.SECURITY_INCIDENT:
+            return routing
+        return routing.model_copy(update={
+            "email_to": list(dict.fromkeys([*routing.email_to, *self.security_email_to])),
+            "slack_channel": self.security_slack_channel or routing.slack_channel,
+        })

@@ -46,6 +46,12 @@ class DeployTarget(Protocol):
         """Stop a slot that no longer needs to be kept for rollback."""
         ...
 
+    def isolate(self, service: str, environment: str) -> list[Slot]:
+        """Zero traffic to every revision of the service in the environment (security
+        incident). What ran is kept for forensics where the target can keep it; returns the
+        slots that were serving."""
+        ...
+
     def decommission(self, service: str, environment: str) -> None:
         """Take the service out of the environment entirely (containers, route)."""
         ...

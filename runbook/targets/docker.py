@@ -97,6 +97,30 @@ class DockerTarget:
                                                                address=slot.address))
         return slot
 
+    def restart_with_env(
+        self, spec: ServiceSpec, environment: str, env: dict[str, str], settings: DeploySettings
+    ) -> Slot:
+        """Start the live revision again in the idle color with ``env`` added to its
+        environment, wait for its health and switch to it atomically (zero downtime). The
+        container it replaces stays as the standby; its rollback standby, if any, is gone.
+
+        Used to publish rotated secrets: values are passed to the engine, never logged.
+        """
+        live = self.live(spec.name, environment)
+        if live is None:
+            raise DeployError(f"{spec.name} has no live revision in {environment}")
+        color = COLORS[1] if live.color == COLORS[0] else COLORS[0]
+        self._clear_color(spec.name, environment, color)
+        repository, _, digest = live.image.partition("@")
+        image = ImageRef(repository=repository, tag=live.revision, digest=digest)
+        container = self._start(spec, environment, color, image, env)
+        slot = _slot(container, self._host_port(container))
+        self._wait_healthy(container, slot, spec.health_path, settings)
+        self.router.set_preview(spec.name, environment, Server(name=slot.server,
+                                                               address=slot.address))
+        self.switch(slot)
+        return slot
+
     def switch(self, slot: Slot) -> None:
         self.router.switch(slot.service, slot.environment, slot.server)
 
@@ -137,6 +161,13 @@ class DockerTarget:
                 restarted.append(server)
         return restarted
 
+    def isolate(self, service: str, environment: str) -> list[Slot]:
+        """Every server of the route disabled at the router: the endpoint and the preview
+        answer 503. Containers keep running, untouched, for forensics."""
+        serving = self.router.isolate(service, environment)
+        slots = [self._slot_for(service, environment, name) for name in serving]
+        return [slot for slot in slots if slot is not None]
+
     def decommission(self, service: str, environment: str) -> None:
         """Remove every container and the route of a service in an environment."""
         for container in self._containers(service, environment):
@@ -157,7 +188,8 @@ class DockerTarget:
             container.remove(force=True)
 
     def _start(
-        self, spec: ServiceSpec, environment: str, color: str, image: ImageRef
+        self, spec: ServiceSpec, environment: str, color: str, image: ImageRef,
+        env: dict[str, str] | None = None,
     ) -> Container:
         name = f"{spec.name}-{environment}-{color}"
         labels = {
@@ -180,6 +212,7 @@ class DockerTarget:
                 name=name,
                 detach=True,
                 labels=labels,
+                environment=env or {},
                 ports={f"{spec.port}/tcp": (self.settings.host, None)},
                 **limits,
             )

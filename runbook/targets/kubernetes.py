@@ -149,6 +149,19 @@ class KubernetesTarget:
         self.retire(standby)
         return True
 
+    def isolate(self, service: str, environment: str) -> list[Slot]:
+        """Both colors scaled to zero: no pod serves, so the active and preview Services have
+        no endpoints. The Deployments (templates, labels, revision) stay for the
+        investigation; the cluster's logs and events keep what the pods did."""
+        ns = self._ns(environment)
+        serving = self.live(service, environment)
+        for color in m.COLORS:
+            deployment = self.api.read_deployment(ns, m.deployment_name(service, color))
+            if deployment is not None and deployment["spec"].get("replicas", 0) != 0:
+                self.api.patch_deployment(ns, deployment["metadata"]["name"],
+                                          {"spec": {"replicas": 0}})
+        return [serving] if serving is not None else []
+
     def decommission(self, service: str, environment: str) -> None:
         ns = self._ns(environment)
         self.api.delete_service(ns, service)

@@ -3,6 +3,7 @@ Prefect server. Each test delivers its own copy of the sample service."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -33,6 +35,15 @@ def deliver(service_dir: Path, tmp_path: Path, *build_args: str) -> tuple[RunRep
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert report_path.exists(), completed.stdout + completed.stderr
     return RunReport.model_validate_json(report_path.read_text()), completed.returncode
+
+
+def runbook(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RUNBOOK, *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def service_name(service_dir: Path) -> str:
+    return str(yaml.safe_load((service_dir / "service.yaml").read_text())["name"])
 
 
 def version_at(endpoint: str) -> str:
@@ -93,6 +104,16 @@ def test_good_switch_then_bad_release_rolls_back_without_dropping_requests(
         assert (second.outcome, code) == (Outcome.RELEASED, 0), second.reason
         assert second.previous == first.revision
         assert second.endpoint == endpoint  # stable across releases
+        assert version_at(endpoint) == "2"
+
+        # By hand, both ways: the standby is the previous release, then the other one.
+        assert runbook("rollback", service_name(service), "--env", "staging",
+                       "--to", str(first.revision)).returncode == 0
+        assert version_at(endpoint) == "1"
+        status = json.loads(runbook("status", service_name(service), "--env", "staging").stdout)
+        assert status["live"]["revision"] == first.revision
+        assert status["standby"]["revision"] == second.revision
+        assert runbook("rollback", service_name(service), "--env", "staging").returncode == 0
         assert version_at(endpoint) == "2"
 
         # Healthy through preview and load test, then 30 % errors once live.

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.flows import load_flow_from_entrypoint
 
 from runbook.settings import StackSettings
 
@@ -26,7 +27,8 @@ def _prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def test_deploy_all_registers_every_deployment(stack_settings: StackSettings) -> None:
-    env = {**os.environ, "PREFECT_API_URL": stack_settings.prefect_api_url,
+    # The server the in-process client uses (conftest: the stack's unless PREFECT_API_URL).
+    env = {**os.environ, "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
            "RUNBOOK_FLOW_IMAGE": "127.0.0.1:5000/runbook-flows:test",
            "RUNBOOK_GIT_REPOSITORY": f"file://{REPO}"}
     _prefect("work-pool", "create", "runbook-local", "--type", "process", "--overwrite", env=env)
@@ -41,12 +43,15 @@ def test_deploy_all_registers_every_deployment(stack_settings: StackSettings) ->
         assert cluster_pool.type == "kubernetes"
         assert cluster_pool.base_job_template["variables"]["properties"]["namespace"][
             "default"] == "runbook"
+        assert any(spec.get("schedules") for spec in expected)
         for spec in expected:
-            flow_name = spec["entrypoint"].rsplit(":", 1)[1]
+            flow_name = load_flow_from_entrypoint(str(REPO / spec["entrypoint"])).name
             deployment = client.read_deployment_by_name(f"{flow_name}/{spec['name']}")
             assert deployment.parameters == spec["parameters"], spec["name"]
             assert deployment.work_pool_name == spec["work_pool"]["name"]
-            assert [s.schedule for s in deployment.schedules] == spec.get("schedules", [])
+            assert [(s.schedule.cron, s.schedule.timezone, s.active)
+                    for s in deployment.schedules] == [
+                (s["cron"], s["timezone"], True) for s in spec.get("schedules", [])]
             assert deployment.global_concurrency_limit is not None
             assert deployment.global_concurrency_limit.limit == spec["concurrency_limit"]["limit"]
             assert deployment.concurrency_options.collision_strategy.value == "ENQUEUE"

@@ -112,6 +112,24 @@ def test_rollback_after_failed_post_promotion_analysis_scales_old_color_up_first
     assert target.live("agent-api", NS).revision == "aaa111"
 
 
+def test_isolate_scales_both_colors_to_zero_and_keeps_the_deployments(cluster) -> None:
+    emulator, target = cluster
+    release(target, "aaa111")
+    release(target, "bbb222")
+    before = len(emulator.calls)
+    isolated = target.isolate("agent-api", NS)
+    assert [slot.revision for slot in isolated] == ["bbb222"]
+    writes = [(c.method, c.resource, c.name, c.body) for c in emulator.calls[before:]
+              if c.method != "GET"]
+    assert writes == [("PATCH", "deployments", f"agent-api-{color}", {"spec": {"replicas": 0}})
+                      for color in ("blue", "green")]
+    for color in ("blue", "green"):  # kept, with their revision, for the investigation
+        assert emulator.get("deployments", NS, f"agent-api-{color}")["spec"]["replicas"] == 0
+    again = len(emulator.calls)
+    assert target.isolate("agent-api", NS)[0].revision == "bbb222"  # idempotent: no writes
+    assert [c for c in emulator.calls[again:] if c.method != "GET"] == []
+
+
 def test_progress_deadline_fails_with_conditions_events_and_logs(cluster) -> None:
     emulator, target = cluster
     release(target, "aaa111")

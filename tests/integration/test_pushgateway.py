@@ -53,6 +53,7 @@ def test_two_runs_add_up(stack_settings: StackSettings, service: str) -> None:
     assert values[("runbook_pipeline_stage_duration_seconds_total", build)] == 40
     assert values[("runbook_pipeline_runs_total", (("outcome", "released"),))] == 1
     assert values[("runbook_pipeline_runs_total", (("outcome", "rolled_back"),))] == 1
+    assert values[("runbook_pipeline_runs_total", (("outcome", "blocked"),))] == 0  # seeded
     assert values[("runbook_pipeline_last_stage_duration_seconds", build)] == 30
 
 

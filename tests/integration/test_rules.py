@@ -151,3 +151,26 @@ def test_alertmanager_delivers_to_the_receiver_which_opens_and_resolves_an_incid
 def _post(alertmanager: str, alert: dict[str, object]) -> None:
     response = httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert], timeout=5)
     assert response.status_code == 200, response.text
+
+
+def test_pipeline_rules_use_the_series_the_pipeline_pushes() -> None:
+    """Every runbook_pipeline_* series a rule reads is one the Pushgateway adapter exposes."""
+    import re
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from runbook.adapters.pushgateway import _RunCollector
+    from runbook.run_metrics import RunSample, StageSample
+
+    registry = CollectorRegistry()
+    registry.register(_RunCollector({}, RunSample(
+        service="shop", environment="staging", outcome="released", finished_at_s=0.0,
+        stages=[StageSample(stage="build", outcome="passed", duration_s=1.0),
+                StageSample(stage="deploy", outcome="passed", duration_s=2.0)])))
+    pushed = {line.split("{")[0].split(" ")[0]
+              for line in generate_latest(registry).decode().splitlines()
+              if line and not line.startswith("#")}
+    read = {name for path in RULES for name in
+            re.findall(r"\brunbook_pipeline_[a-z_]+", path.read_text())}
+    assert read, "no rule reads the pipeline's series"
+    assert read <= pushed, f"rules read series nobody pushes: {sorted(read - pushed)}"

@@ -21,6 +21,7 @@ COMPONENTS = [
     "pushgateway",
     "router",
     "prefect",
+    "receiver",
     "base-image",
 ]
 SCRAPE_DEADLINE_S = 60.0
@@ -85,6 +86,7 @@ def test_status_lists_every_component_with_its_url_healthy(
         "pushgateway": settings.pushgateway_url,
         "router": settings.router_metrics_url,
         "prefect": settings.prefect_api_url,
+        "receiver": settings.receiver_url,
         "base-image": settings.base_image,
     }
     assert [s.name for s in statuses if not s.healthy] == []

@@ -87,3 +87,4 @@ def test_a_gate_before_traffic_is_blocked_not_a_failed_deploy() -> None:
 def test_a_run_stopped_before_preview_has_no_deploy() -> None:
     sample = run_sample(_report(Outcome.BLOCKED, _stage("build", StageStatus.FAILED, 3)))
     assert [s.stage for s in sample.stages] == ["build"]
+

@@ -66,11 +66,45 @@ def test_prometheus_rule_files_are_the_repository_rules(settings: StackSettings)
     assert config["rule_files"] == [str(expected)]
 
 
-def test_alertmanager_config_routes_everything_to_a_receiver_that_does_nothing():
-    config = yaml.safe_load(stack.render_alertmanager_config())
+def test_alertmanager_config_is_the_repository_config_pointed_at_the_stack_receiver(
+    settings: StackSettings,
+):
+    settings = settings.model_copy(update={"receiver_port": 19095})
+    config = yaml.safe_load(stack.render_alertmanager_config(settings))
+    repository = yaml.safe_load(
+        (REPOSITORY_ROOT / "deployments" / "alertmanager" / "alertmanager.yml").read_text())
 
-    assert config["route"]["receiver"] == "default"
-    assert config["receivers"] == [{"name": "default"}]
+    webhooks = [w for r in config["receivers"] for w in r["webhook_configs"]]
+    assert [w["url"] for w in webhooks] == ["http://127.0.0.1:19095/alertmanager"]
+    assert all(w["send_resolved"] for w in webhooks)
+    assert config["route"] == repository["route"]
+    assert config["inhibit_rules"] == repository["inhibit_rules"]
+
+
+def test_the_receiver_is_a_stack_component_running_the_receiver_module(
+    settings: StackSettings,
+):
+    (receiver,) = [c for c in stack._components(settings) if c.name == "receiver"]
+    assert isinstance(receiver, stack.ProcessComponent)
+    command = receiver.command()
+    assert command[1:3] == ["-m", "runbook.alerts.receiver"]
+    assert command[-2:] == ["--port", str(settings.receiver_port)]
+    assert receiver.url == f"http://127.0.0.1:{settings.receiver_port}"
+    assert receiver.port == settings.receiver_port
+
+
+def test_a_module_process_is_recognised_as_ours_and_an_unrelated_one_is_not(tmp_path: Path):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert stack._runs_program(process.pid, "http.server")
+        assert not stack._runs_program(process.pid, "runbook.alerts.receiver")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_registry_config_listens_on_loopback_stores_in_state_dir_and_allows_deletes(

@@ -57,10 +57,11 @@ class RunningServer:
         self.server.server_close()
         self.thread.join(timeout=5)
 
-    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def get(self, path: str, headers: dict[str, str] | None = None
+            ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()
             return resp.status, dict(resp.getheaders()), resp.read()
         finally:
@@ -223,6 +224,18 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(body["question"], "status")
         # Without a question it still answers: traffic may request the bare path.
         self.assertEqual(srv.get_json("/api/answer")[0], 200)
+
+    def test_api_tokens_require_a_listed_bearer_token_on_answer_only(self) -> None:
+        config = app.Config.from_env({"API_TOKENS": "new-token, old-token"})
+        srv, _, _ = self.start(api_tokens=config.api_tokens)
+        self.assertEqual(srv.get("/api/answer?q=status")[0], 401)
+        for token in ("new-token", "old-token"):
+            headers = {"Authorization": f"Bearer {token}"}
+            self.assertEqual(srv.get("/api/answer?q=status", headers)[0], 200)
+        self.assertEqual(srv.get("/api/answer", {"Authorization": "Bearer other"})[0], 401)
+        self.assertEqual(srv.get("/api/answer", {"Authorization": "Basic new-token"})[0], 401)
+        self.assertEqual(srv.get("/health")[0], 200)
+        self.assertEqual(srv.get("/")[0], 200)
 
     def test_unknown_path_is_404(self) -> None:
         srv, _, _ = self.start()

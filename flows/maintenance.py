@@ -1,0 +1,98 @@
+"""The runbook's maintenance calendar as flows: daily pipeline health, weekly scan review,
+monthly secret rotation, registry cleanup. Schedules live in ``prefect.yaml``."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from runbook.alerts.models import AlertKind, Severity, make_alert
+from runbook.ops.cleanup import CleanupPlan
+from runbook.ops.health import PipelineHealth
+from runbook.ops.markdown import cleanup_markdown, health_markdown, scan_review_markdown
+from runbook.ops.policy import OpsPolicy
+from runbook.ops.scan_review import ScanReview
+from runbook.secrets.rotate import SecretStatus
+from runbook.settings import StackSettings
+from tasks.notify import flush_outbox, publish_alert
+from tasks.ops import (
+    apply_registry_cleanup,
+    compute_pipeline_health,
+    deployed_revisions,
+    plan_registry_cleanup,
+    publish_ops_report,
+    push_health_metrics,
+    review_scans,
+    rotate_secrets,
+)
+
+OPS_ENVIRONMENT = "ops"  # alerts about the pipeline itself, not one environment
+
+
+@flow(name="daily-health", log_prints=True)
+def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None = None,
+                 alert: bool = True) -> PipelineHealth:
+    """Build/deploy success and durations over 1 and 7 days, pushed, reported, alerted."""
+    policy = policy or OpsPolicy()
+    settings = StackSettings()
+    health = compute_pipeline_health(policy.health, flow_names or ["pipeline"])
+    push_health_metrics(health, settings)
+    publish_ops_report("pipeline-health", health_markdown(health), "daily pipeline health")
+    if alert and health.breaches:
+        publish_alert(make_alert(
+            AlertKind.PIPELINE_FAILURE, "runbook", OPS_ENVIRONMENT,
+            f"pipeline health: {len(health.breaches)} target(s) breached",
+            details="\n".join(b.summary for b in health.breaches), severity=Severity.WARNING))
+    flush_outbox()
+    return health
+
+
+@flow(name="weekly-scan-review", log_prints=True)
+def weekly_scan_review(services: dict[str, str | None], policy: OpsPolicy | None = None,
+                       alert: bool = True) -> list[ScanReview]:
+    """New, resolved and aging findings per service (name -> service directory or None)."""
+    policy = policy or OpsPolicy()
+    settings = StackSettings()
+    reviews = [review_scans(name, settings, policy.scan, directory)
+               for name, directory in services.items()]
+    publish_ops_report("weekly-scan-review", scan_review_markdown(reviews),
+                       "weekly security scan review")
+    for found in reviews:
+        if alert and found.sla_breaches:
+            publish_alert(make_alert(
+                AlertKind.VULNERABILITY, found.service, OPS_ENVIRONMENT,
+                f"{len(found.sla_breaches)} finding(s) open past their SLA"))
+    return reviews
+
+
+@flow(name="secret-rotation", log_prints=True)
+def secret_rotation(service_dir: str, environment: str, policy: OpsPolicy | None = None,
+                    force: bool = False) -> list[SecretStatus]:
+    """Rotate the service's declared secrets; alert on what is overdue and manual."""
+    policy = policy or OpsPolicy()
+    statuses = rotate_secrets(service_dir, environment, policy.rotation, StackSettings(), force)
+    overdue = [s.name for s in statuses if s.overdue and not s.automatic]
+    if overdue:
+        publish_alert(make_alert(
+            AlertKind.SECURITY_INCIDENT, service_dir.rstrip("/").rsplit("/", 1)[-1],
+            environment, f"secrets past their maximum age, rotate by hand: {overdue}",
+            severity=Severity.WARNING))
+    return statuses
+
+
+@flow(name="registry-cleanup", log_prints=True)
+def registry_cleanup(services: list[str], environments: list[str] | None = None,
+                     target: str = "docker", policy: OpsPolicy | None = None,
+                     dry_run: bool = False) -> list[CleanupPlan]:
+    """Keep the newest tags and every deployed or standby revision; delete the rest."""
+    policy = policy or OpsPolicy()
+    settings = StackSettings()
+    plans = []
+    for service in services:
+        protected = deployed_revisions(service, environments or ["staging", "production"],
+                                       target, settings)
+        plan = plan_registry_cleanup(service, protected, policy.cleanup, settings)
+        if not dry_run:
+            apply_registry_cleanup(plan, settings)
+        plans.append(plan)
+    publish_ops_report("registry-cleanup", cleanup_markdown(plans), "registry cleanup")
+    return plans

@@ -1,0 +1,59 @@
+"""Prefect's run history (client API, paginated): finished task runs as run records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    TaskRunFilter,
+    TaskRunFilterName,
+    TaskRunFilterStartTime,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType, TaskRun
+from prefect.client.schemas.sorting import TaskRunSort
+
+from runbook.errors import TransientError
+from runbook.ops.health import RunKind, RunRecord
+
+PAGE_SIZE = 200
+FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED]
+
+
+def finished_task_runs(task_names: dict[str, RunKind], flow_names: list[str], since: datetime
+                       ) -> list[RunRecord]:
+    """Every finished run of the named tasks inside the named flows started after ``since``."""
+    records: list[RunRecord] = []
+    try:
+        with get_client(sync_client=True) as client:
+            for task_name, kind in task_names.items():
+                for run in _pages(client, task_name, flow_names, since):
+                    if run.name.rsplit("-", 1)[0] == task_name and run.start_time is not None:
+                        records.append(RunRecord(
+                            kind=kind, ok=run.state_type is StateType.COMPLETED,
+                            started_at=run.start_time,
+                            duration_s=run.total_run_time.total_seconds()))
+    except httpx.TransportError as exc:
+        raise TransientError(f"Prefect API unreachable: {exc}") from exc
+    return records
+
+
+def _pages(client: object, task_name: str, flow_names: list[str], since: datetime
+           ) -> list[TaskRun]:
+    runs: list[TaskRun] = []
+    while True:
+        page = client.read_task_runs(  # type: ignore[attr-defined]
+            flow_filter=FlowFilter(name=FlowFilterName(any_=flow_names)),
+            task_run_filter=TaskRunFilter(
+                name=TaskRunFilterName(like_=task_name),
+                start_time=TaskRunFilterStartTime(after_=since),
+                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=FINISHED))),
+            sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=PAGE_SIZE, offset=len(runs))
+        runs.extend(page)
+        if len(page) < PAGE_SIZE:
+            return runs

@@ -1,0 +1,99 @@
+"""The runbook's emergency procedures as data: what each one raised, did and left to people.
+
+Pure: the alerts the procedures publish, their result record and its markdown (the flow's
+Prefect artifact). The flows in ``flows/emergency.py`` do the I/O through tasks.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from runbook.alerts.models import Alert, AlertKind, make_alert
+from runbook.models import Slot
+
+ROTATION_PENDING = (
+    "secrets NOT rotated: the rotation flow does not exist yet (issue 7); rotate every "
+    "secret the service can read by hand, then redeploy"
+)
+"""Said in every security-incident result until the rotation flow exists: never faked."""
+
+
+class Procedure(StrEnum):
+    PRODUCTION_OUTAGE = "production_outage"
+    SECURITY_INCIDENT = "security_incident"
+
+
+class EmergencyStatus(StrEnum):
+    MITIGATED = "mitigated"
+    """Traffic is safe again (rolled back, or isolated); the incident stays open for people."""
+    NOT_MITIGATED = "not_mitigated"
+    """The automatic step could not be taken; people were paged with the reason."""
+
+
+class EmergencyResult(BaseModel):
+    """What one emergency procedure did (the flow's return value and artifact)."""
+
+    procedure: Procedure
+    status: EmergencyStatus
+    service: str
+    environment: str
+    reason: str
+    """Why the procedure was started (the caller's words)."""
+    incident_id: str | None = None
+    priority: str | None = None
+    serving_before: str | None = None
+    """Revision that served before the procedure."""
+    serving_after: str | None = None
+    """Revision serving after it (none: isolated)."""
+    actions: list[str] = Field(default_factory=list)
+    """What was done, in order."""
+    pending: list[str] = Field(default_factory=list)
+    """What the procedure could not do and people must."""
+    alerts_delivered: int = 0
+    alerts_waiting: int = 0
+    """Alerts still in the outbox (a channel was down): they are sent by the next run."""
+    flow_run_url: str | None = None
+
+
+def outage_alert(service: str, environment: str, reason: str, rolled_back_to: str | None,
+                 problem: str | None, link: str | None) -> Alert:
+    """The P1 page of a production outage; says whether the rollback happened."""
+    done = (f"rolled back to {rolled_back_to}" if problem is None
+            else f"NOT rolled back ({problem}): act now")
+    return make_alert(AlertKind.PRODUCTION_DOWN, service, environment,
+                      f"production outage: {done}", details=reason, link=link)
+
+
+def security_alert(service: str, environment: str, reason: str, isolated: list[Slot],
+                   problem: str | None, link: str | None) -> Alert:
+    """The P1 security incident for the security team and the on-call."""
+    if problem is None:
+        revisions = ", ".join(slot.revision for slot in isolated) or "nothing was serving"
+        done = f"service isolated, zero traffic (was {revisions})"
+    else:
+        done = f"isolation FAILED ({problem}): isolate by hand now"
+    return make_alert(AlertKind.SECURITY_INCIDENT, service, environment,
+                      f"security incident: {done}",
+                      details=f"{reason}\n{ROTATION_PENDING}", link=link)
+
+
+def to_markdown(result: EmergencyResult) -> str:
+    """The result as the flow's Prefect artifact."""
+    title = result.procedure.value.replace("_", " ")
+    incident = f"{result.incident_id} ({result.priority})" if result.incident_id else "—"
+    actions = "\n".join(f"1. {action}" for action in result.actions) or "_none_"
+    pending = "\n".join(f"- **{item}**" for item in result.pending) or "_nothing_"
+    waiting = (f" — {result.alerts_waiting} waiting in the outbox"
+               if result.alerts_waiting else "")
+    return (
+        f"# {title.capitalize()}: {result.service}/{result.environment} — "
+        f"{result.status.value.replace('_', ' ')}\n\n"
+        f"Reason: {result.reason}\n\n"
+        f"| incident | serving before | serving after | alerts delivered |\n"
+        f"|---|---|---|---|\n"
+        f"| {incident} | {result.serving_before or '—'} | {result.serving_after or 'nothing'} "
+        f"| {result.alerts_delivered}{waiting} |\n\n"
+        f"## Done\n\n{actions}\n\n## Left to people\n\n{pending}\n"
+    )

@@ -1,0 +1,41 @@
+"""Markdown of the scheduled operations' reports (Prefect artifacts)."""
+
+from __future__ import annotations
+
+from runbook.ops.cleanup import CleanupPlan
+from runbook.ops.health import PipelineHealth
+from runbook.ops.scan_review import ScanReview
+
+
+def health_markdown(health: PipelineHealth) -> str:
+    lines = [f"# Pipeline health, {health.generated_at:%Y-%m-%d %H:%M} UTC", "",
+             "| kind | window | runs | success | average |", "|---|---|---|---|---|"]
+    for w in health.windows:
+        rate = "no runs" if w.success_rate is None else f"{w.success_rate:.1%}"
+        avg = "-" if w.avg_duration_s is None else f"{w.avg_duration_s:.1f} s"
+        lines.append(f"| {w.kind.value} | {w.days} d | {w.runs} | {rate} | {avg} |")
+    lines += ["", "## Breaches", ""]
+    lines += [f"- {b.summary}" for b in health.breaches] or ["none"]
+    return "\n".join(lines) + "\n"
+
+
+def scan_review_markdown(reviews: list[ScanReview]) -> str:
+    lines = ["# Weekly security scan review", ""]
+    for r in reviews:
+        lines += [f"## {r.service}", "",
+                  f"new {len(r.new)}, resolved {len(r.resolved)}, still open "
+                  f"{len(r.still_open)}, past SLA {len(r.sla_breaches)}", ""]
+        lines += [f"- past SLA: {o.finding.severity.value} {o.finding.rule_id} "
+                  f"{o.finding.location}, open {o.age_days} d (SLA {o.sla_days} d)"
+                  for o in r.sla_breaches]
+        lines += [f"- suppression expiring {s.expires}: {s.describe()}"
+                  for s in r.expiring_suppressions]
+    return "\n".join(lines) + "\n"
+
+
+def cleanup_markdown(plans: list[CleanupPlan]) -> str:
+    lines = ["# Registry cleanup", "", "| repository | kept | deleted tags | bytes freed |",
+             "|---|---|---|---|"]
+    lines += [f"| {p.repository} | {len(p.keep)} | {len(p.delete_tags)} | {p.bytes_freed} |"
+              for p in plans]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,115 @@
+"""Tasks of the scheduled operations: thin wrappers over ``runbook.ops``, the secret
+rotation and the adapters (Prefect history, Pushgateway, registry, stored scans)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from runbook.adapters.health_metrics import push_health
+from runbook.adapters.prefect_runs import finished_task_runs
+from runbook.adapters.registry import Registry
+from runbook.adapters.scan_history import stored_scans
+from runbook.ops.cleanup import CleanupPlan, TagInfo, plan_cleanup
+from runbook.ops.health import PipelineHealth, RunKind, pipeline_health
+from runbook.ops.policy import CleanupSettings, HealthTargets, RotationSettings, ScanSla
+from runbook.ops.scan_review import ScanReview, review
+from runbook.scan import suppressions
+from runbook.secrets.docker import DockerSecretPublisher
+from runbook.secrets.rotate import SecretStatus, rotate
+from runbook.secrets.store import SecretStore
+from runbook.service import load_service
+from runbook.settings import StackSettings
+from runbook.targets import make_target
+from runbook.targets.docker import DockerTarget
+from tasks.retry import TRANSIENT_RETRIES
+
+
+@task(name="pipeline_health", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def compute_pipeline_health(targets: HealthTargets, flow_names: list[str]) -> PipelineHealth:
+    """Rates and averages of builds and deploys from Prefect's history, against targets."""
+    now = datetime.now(UTC)
+    names = {**{t: RunKind.BUILD for t in targets.build_tasks},
+             **{t: RunKind.DEPLOY for t in targets.deploy_tasks}}
+    since = now - timedelta(days=max(targets.windows_days))
+    return pipeline_health(finished_task_runs(names, flow_names, since), now, targets)
+
+
+@task(name="push_health_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def push_health_metrics(health: PipelineHealth, settings: StackSettings) -> None:
+    push_health(settings.pushgateway_url, health)
+
+
+@task(name="publish_ops_report", cache_policy=NO_CACHE)
+def publish_ops_report(key: str, markdown: str, description: str) -> None:
+    create_markdown_artifact(key=key, markdown=markdown, description=description[:500])
+
+
+@task(name="review_scans", cache_policy=NO_CACHE)
+def review_scans(service: str, settings: StackSettings, sla: ScanSla,
+                 service_dir: str | None = None) -> ScanReview:
+    """This week's stored findings of ``service`` against last week's."""
+    declared = suppressions.load(Path(service_dir)) if service_dir else []
+    return review(service, stored_scans(settings.state_dir, service), declared,
+                  datetime.now(UTC), sla)
+
+
+@task(name="plan_registry_cleanup", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def plan_registry_cleanup(repository: str, protected: list[str], cleanup: CleanupSettings,
+                          settings: StackSettings) -> CleanupPlan:
+    """What to delete from one repository of the local registry."""
+    registry = Registry(settings.registry)
+    tags = []
+    for tag in registry.tags(repository):
+        info = registry.image_info(repository, tag)
+        if info is not None:
+            digest, created, blobs = info
+            tags.append(TagInfo(tag=tag, digest=digest, created=created, blobs=blobs))
+    return plan_cleanup(repository, tags, set(protected), cleanup.keep_last)
+
+
+@task(name="apply_registry_cleanup", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def apply_registry_cleanup(plan: CleanupPlan, settings: StackSettings) -> int:
+    """Delete the planned manifests (idempotent: gone already counts as done)."""
+    registry = Registry(settings.registry)
+    for digest in plan.delete_digests:
+        registry.delete_manifest(plan.repository, digest)
+    get_run_logger().info("%s: deleted %d manifest(s), %d tag(s); %d bytes to reclaim",
+                          plan.repository, len(plan.delete_digests), len(plan.delete_tags),
+                          plan.bytes_freed)
+    return len(plan.delete_digests)
+
+
+@task(name="deployed_revisions", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def deployed_revisions(service: str, environments: list[str], target: str,
+                       settings: StackSettings) -> list[str]:
+    """Revisions live or kept as standby in any environment: never cleaned up."""
+    deploy_target = make_target(target, settings)
+    slots = [slot for env in environments
+             for slot in (deploy_target.live(service, env), deploy_target.standby(service, env))
+             if slot is not None]
+    return sorted({slot.revision for slot in slots})
+
+
+@task(name="rotate_secrets", cache_policy=NO_CACHE)
+def rotate_secrets(service_dir: str, environment: str, rotation: RotationSettings,
+                   settings: StackSettings, force: bool = False) -> list[SecretStatus]:
+    """Advance every declared secret's rotation as far as it can go now (docker target)."""
+    service = load_service(service_dir)
+    target = make_target("docker", settings)
+    assert isinstance(target, DockerTarget)  # Kubernetes Secrets: not wired yet (report)
+    publisher = DockerSecretPublisher(target, service.spec, environment)
+    store = SecretStore(settings.state_dir, service.spec.name, environment)
+    statuses = rotate(service.spec.secrets, store, publisher, lambda: datetime.now(UTC),
+                      rotation.grace_s, force)
+    logger = get_run_logger()
+    for status in statuses:  # names and steps only, never a value
+        logger.info("secret %s: step %s, actions %s, age %s d", status.name, status.step.value,
+                    [a.value for a in status.actions],
+                    "unknown" if status.age_days is None else f"{status.age_days:.1f}")
+    return statuses
+
