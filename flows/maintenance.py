@@ -1,15 +1,24 @@
 """The runbook's maintenance calendar as flows: daily pipeline health, weekly scan review,
-monthly secret rotation, registry cleanup. Schedules live in ``prefect.yaml``."""
+monthly secret rotation, registry cleanup, base-image update check, quarterly runbook
+review. Schedules live in ``prefect.yaml``."""
 
 from __future__ import annotations
 
 from prefect import flow
 
 from runbook.alerts.models import AlertKind, Severity, make_alert
+from runbook.ops.base_image import BaseImageStatus, stale
 from runbook.ops.cleanup import CleanupPlan
 from runbook.ops.health import PipelineHealth
-from runbook.ops.markdown import cleanup_markdown, health_markdown, scan_review_markdown
+from runbook.ops.markdown import (
+    base_image_markdown,
+    cleanup_markdown,
+    health_markdown,
+    review_markdown,
+    scan_review_markdown,
+)
 from runbook.ops.policy import OpsPolicy
+from runbook.ops.review import RunbookReview
 from runbook.ops.scan_review import ScanReview
 from runbook.secrets.rotate import SecretStatus
 from runbook.settings import StackSettings
@@ -17,12 +26,16 @@ from tasks.notify import flush_outbox, publish_alert
 from tasks.ops import (
     apply_registry_cleanup,
     compute_pipeline_health,
+    deployed_base_status,
     deployed_revisions,
     plan_registry_cleanup,
     publish_ops_report,
     push_health_metrics,
+    record_runbook_review,
+    resolve_image,
     review_scans,
     rotate_secrets,
+    runbook_changes,
 )
 
 OPS_ENVIRONMENT = "ops"  # alerts about the pipeline itself, not one environment
@@ -96,3 +109,44 @@ def registry_cleanup(services: list[str], environments: list[str] | None = None,
         plans.append(plan)
     publish_ops_report("registry-cleanup", cleanup_markdown(plans), "registry cleanup")
     return plans
+
+
+@flow(name="base-image-check", log_prints=True)
+def base_image_check(services: list[str], environments: list[str] | None = None,
+                     target: str = "docker", base_image: str | None = None,
+                     alert: bool = True) -> list[BaseImageStatus]:
+    """Whether every live image is built on the base image that resolves now in the local
+    registry (``StackSettings.base_image``, mirrored there by the stack); report and alert
+    on the ones to rebuild."""
+    settings = StackSettings()
+    reference = base_image or f"{settings.registry}/{settings.base_image}"
+    base = resolve_image(reference, settings)
+    if base is None:
+        raise ValueError(f"base image {reference} is not in the registry")
+    statuses = [status for service in services
+                for status in deployed_base_status(
+                    service, environments or ["staging", "production"], target, base, settings)]
+    publish_ops_report("base-image-check", base_image_markdown(statuses, reference, base.digest),
+                       "base-image update check")
+    outdated = stale(statuses)
+    if alert and outdated:
+        publish_alert(make_alert(
+            AlertKind.VULNERABILITY, "runbook", OPS_ENVIRONMENT,
+            f"{len(outdated)} deployed image(s) not built on the current base {reference}",
+            details="\n".join(f"{s.service}/{s.environment}: {s.image}" for s in outdated),
+            severity=Severity.WARNING))
+    return statuses
+
+
+@flow(name="runbook-review", log_prints=True)
+def runbook_review_reminder(repo_dir: str = ".", policy: OpsPolicy | None = None,
+                            record: bool = True) -> RunbookReview:
+    """The quarterly review reminder: what changed in the wiring, thresholds and schedules
+    since the last review; records this review's date."""
+    policy = policy or OpsPolicy()
+    settings = StackSettings()
+    review = runbook_changes(repo_dir, policy.review, settings)
+    publish_ops_report("runbook-review", review_markdown(review), "quarterly runbook review")
+    if record:
+        record_runbook_review(review, settings)
+    return review

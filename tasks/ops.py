@@ -3,6 +3,7 @@ rotation and the adapters (Prefect history, Pushgateway, registry, stored scans)
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,13 +11,23 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from runbook.adapters.git_history import commits_touching
 from runbook.adapters.health_metrics import push_health
 from runbook.adapters.prefect_runs import finished_task_runs
 from runbook.adapters.registry import Registry
+from runbook.adapters.review_record import last_review, record_review
 from runbook.adapters.scan_history import stored_scans
+from runbook.ops.base_image import BaseImageStatus, ResolvedImage, base_image_status
 from runbook.ops.cleanup import CleanupPlan, TagInfo, plan_cleanup
 from runbook.ops.health import PipelineHealth, RunKind, pipeline_health
-from runbook.ops.policy import CleanupSettings, HealthTargets, RotationSettings, ScanSla
+from runbook.ops.policy import (
+    CleanupSettings,
+    HealthTargets,
+    ReviewSettings,
+    RotationSettings,
+    ScanSla,
+)
+from runbook.ops.review import RunbookReview, runbook_review
 from runbook.ops.scan_review import ScanReview, review
 from runbook.scan import suppressions
 from runbook.secrets.docker import DockerSecretPublisher
@@ -105,7 +116,7 @@ def rotate_secrets(service_dir: str, environment: str, rotation: RotationSetting
     publisher = DockerSecretPublisher(target, service.spec, environment)
     store = SecretStore(settings.state_dir, service.spec.name, environment)
     statuses = rotate(service.spec.secrets, store, publisher, lambda: datetime.now(UTC),
-                      rotation.grace_s, force)
+                      rotation.grace_s, force, time.sleep if rotation.wait_grace else None)
     logger = get_run_logger()
     for status in statuses:  # names and steps only, never a value
         logger.info("secret %s: step %s, actions %s, age %s d", status.name, status.step.value,
@@ -113,3 +124,54 @@ def rotate_secrets(service_dir: str, environment: str, rotation: RotationSetting
                     "unknown" if status.age_days is None else f"{status.age_days:.1f}")
     return statuses
 
+
+
+@task(name="resolve_image", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def resolve_image(reference: str, settings: StackSettings) -> ResolvedImage | None:
+    """What ``registry/name:tag`` or ``registry/name@digest`` of the local registry is now
+    (digest and layers); None when it is not there."""
+    name, reference_part = _split(reference.removeprefix(f"{settings.registry}/"))
+    found = Registry(settings.registry).layers(name, reference_part)
+    if found is None:
+        return None
+    digest, layers = found
+    return ResolvedImage(reference=reference, digest=digest, layers=layers)
+
+
+@task(name="deployed_base_status", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def deployed_base_status(service: str, environments: list[str], target: str,
+                         base: ResolvedImage, settings: StackSettings) -> list[BaseImageStatus]:
+    """For each environment's live revision of ``service``: built on ``base`` or not."""
+    deploy_target = make_target(target, settings)
+    statuses = []
+    for environment in environments:
+        slot = deploy_target.live(service, environment)
+        if slot is None:
+            continue
+        image = resolve_image.fn(slot.image, settings)
+        if image is None:
+            raise ValueError(f"{slot.image} (live in {environment}) is not in the registry")
+        statuses.append(base_image_status(service, environment, image, base))
+    return statuses
+
+
+@task(name="runbook_changes", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def runbook_changes(repo_dir: str, review: ReviewSettings, settings: StackSettings
+                    ) -> RunbookReview:
+    """Commits to the reviewed paths since the recorded last review."""
+    since = last_review(settings.state_dir)
+    commits = commits_touching(Path(repo_dir), review.paths, since, review.git_timeout_s)
+    return runbook_review(commits, since, datetime.now(UTC), review.paths)
+
+
+@task(name="record_runbook_review", cache_policy=NO_CACHE)
+def record_runbook_review(review: RunbookReview, settings: StackSettings) -> None:
+    record_review(settings.state_dir, review.generated_at)
+
+
+def _split(name_and_reference: str) -> tuple[str, str]:
+    if "@" in name_and_reference:
+        name, _, digest = name_and_reference.partition("@")
+        return name, digest
+    name, _, tag = name_and_reference.rpartition(":")
+    return (name, tag) if name and "/" not in tag else (name_and_reference, "latest")

@@ -65,6 +65,21 @@ class Registry:
         created = datetime.fromisoformat(blob.json()["created"].replace("Z", "+00:00"))
         return response.headers["Docker-Content-Digest"], created, blobs
 
+    def layers(self, name: str, reference: str) -> tuple[str, list[str]] | None:
+        """(manifest digest, uncompressed layer ids bottom-up) of ``name:reference``, or None
+        when it does not exist. An image built ``FROM`` a base starts with the base's layers.
+        Single-platform (v2 / OCI image) manifests only."""
+        response = self._request("GET", f"{self._base}/{name}/manifests/{reference}",
+                                 headers={"Accept": MANIFEST_TYPES})
+        if response.status_code == 404:
+            return None
+        manifest = response.json()
+        if "config" not in manifest:
+            raise ValueError(f"{name}:{reference} is a manifest list, not a single image")
+        blob = self._request("GET", f"{self._base}/{name}/blobs/{manifest['config']['digest']}")
+        diff_ids = blob.json().get("rootfs", {}).get("diff_ids", [])
+        return response.headers["Docker-Content-Digest"], list(diff_ids)
+
     def delete_manifest(self, name: str, digest: str) -> bool:
         """Delete a manifest by digest (every tag on it goes); False when already gone.
         Needs ``storage.delete.enabled`` in the registry config."""

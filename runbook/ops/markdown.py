@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from runbook.ops.base_image import BaseImageStatus
 from runbook.ops.cleanup import CleanupPlan
 from runbook.ops.health import PipelineHealth
+from runbook.ops.review import RunbookReview
 from runbook.ops.scan_review import ScanReview
 
 
@@ -38,4 +40,32 @@ def cleanup_markdown(plans: list[CleanupPlan]) -> str:
              "|---|---|---|---|"]
     lines += [f"| {p.repository} | {len(p.keep)} | {len(p.delete_tags)} | {p.bytes_freed} |"
               for p in plans]
+    return "\n".join(lines) + "\n"
+
+
+def base_image_markdown(statuses: list[BaseImageStatus], base: str, base_digest: str) -> str:
+    lines = ["# Base-image update check", "", f"Base `{base}` resolves to `{base_digest}`.", "",
+             "| service | environment | image | built on it |", "|---|---|---|---|"]
+    lines += [f"| {s.service} | {s.environment} | `{s.image}` | "
+              f"{'yes' if s.up_to_date else 'no: rebuild'} |" for s in statuses]
+    if not statuses:
+        lines.append("| - | - | nothing deployed | - |")
+    return "\n".join(lines) + "\n"
+
+
+def review_markdown(review: RunbookReview) -> str:
+    since = (f"since the last review ({review.last_review:%Y-%m-%d})" if review.last_review
+             else "(no review recorded yet: the whole history)")
+    lines = [f"# Quarterly runbook review, {review.generated_at:%Y-%m-%d}", "",
+             f"Changes to {', '.join(f'`{p}`' for p in review.watched)} {since}.", ""]
+    if not review.in_git:
+        return "\n".join([*lines, "Not running in a git checkout: no history to list; "
+                          "review the files by hand."]) + "\n"
+    if not review.commits:
+        return "\n".join([*lines, "No changes."]) + "\n"
+    lines += ["| file | commits |", "|---|---|"]
+    lines += [f"| `{path}` | {count} |" for path, count in review.changed_paths.items()]
+    lines += ["", "## Commits", ""]
+    lines += [f"- {c.committed_at:%Y-%m-%d} `{c.sha[:10]}` {c.subject} ({c.author})"
+              for c in review.commits]
     return "\n".join(lines) + "\n"

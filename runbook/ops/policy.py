@@ -59,6 +59,21 @@ class RotationSettings(BaseModel):
     grace_s: float = Field(default=300.0, ge=0)
     """Time both values stay valid after the new one is verified, so clients holding the
     old value (caches, in-flight jobs) move over before it is revoked."""
+    wait_grace: bool = True
+    """The run waits out the grace period and revokes; off, a later run revokes (with a
+    monthly schedule that is a month of two valid values)."""
+
+
+class ReviewSettings(BaseModel):
+    """Runbook "quarterly runbook review"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        default_factory=lambda: ["deployments/", "runbook/policy.py", "prefect.yaml"])
+    """What the review covers: the wiring, the thresholds and the schedules."""
+    git_timeout_s: float = Field(default=30.0, gt=0)
+    """Deadline of one ``git`` call."""
 
 
 class OpsPolicy(BaseModel):
@@ -70,3 +85,4 @@ class OpsPolicy(BaseModel):
     scan: ScanSla = Field(default_factory=ScanSla)
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
     rotation: RotationSettings = Field(default_factory=RotationSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)

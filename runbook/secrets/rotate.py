@@ -5,7 +5,7 @@ period, revoke the old. State is saved after every step, so any run resumes the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from pydantic import BaseModel, SecretStr
@@ -45,9 +45,21 @@ class SecretStatus(BaseModel):
 
 
 def rotate(specs: list[SecretSpec], store: SecretStore, publisher: Publisher,
-           clock: Callable[[], datetime], grace_s: float, force: bool = False
-           ) -> list[SecretStatus]:
-    """Advance every automatic secret as far as it can go now; report every secret."""
+           clock: Callable[[], datetime], grace_s: float, force: bool = False,
+           wait: Callable[[float], None] | None = None) -> list[SecretStatus]:
+    """Advance every automatic secret as far as it can go now; report every secret.
+
+    Args:
+        specs: The service's declared secrets.
+        store: Where values and rotation state are kept; saved after every step.
+        publisher: Where the consumers run.
+        clock: The current time (injectable for tests).
+        grace_s: How long old and new stay valid together before the old is revoked.
+        force: Start a rotation even when no secret is due.
+        wait: Given, the run waits out the grace period (it never waits longer than
+            ``grace_s``) and finishes the rotation; without it a run stops at the grace
+            period and a later run revokes.
+    """
     secrets = store.load()
     statuses = []
     for spec in specs:
@@ -55,7 +67,7 @@ def rotate(specs: list[SecretSpec], store: SecretStore, publisher: Publisher,
         actions: list[Action] = []
         if spec.automatic:
             actions = _advance(spec, entry, specs, secrets, store, publisher, clock, grace_s,
-                               force)
+                               force, wait)
         age = age_days(entry.state, clock())
         statuses.append(SecretStatus(
             name=spec.name, automatic=spec.automatic, step=entry.state.step, age_days=age,
@@ -76,12 +88,17 @@ def published_env(specs: list[SecretSpec], secrets: dict[str, StoredSecret]) -> 
 
 def _advance(spec: SecretSpec, entry: StoredSecret, specs: list[SecretSpec],
              secrets: dict[str, StoredSecret], store: SecretStore, publisher: Publisher,
-             clock: Callable[[], datetime], grace_s: float, force: bool) -> list[Action]:
+             clock: Callable[[], datetime], grace_s: float, force: bool,
+             wait: Callable[[float], None] | None) -> list[Action]:
     taken: list[Action] = []
     while True:
         now = clock()
         due = is_due(entry.state, now, spec.max_age_days, force)
         action = next_action(entry.state, now, grace_s, due)
+        if action is Action.WAIT_GRACE and wait is not None:
+            taken.append(action)
+            wait(_grace_left(entry, now, grace_s))
+            continue
         if action in (Action.NOTHING, Action.WAIT_GRACE):
             return [*taken, action] if action is Action.WAIT_GRACE else taken
         _apply(action, spec, entry, specs, secrets, publisher, now)
@@ -110,6 +127,12 @@ def _apply(action: Action, spec: SecretSpec, entry: StoredSecret, specs: list[Se
         entry.current, entry.pending = entry.pending, None
         entry.state = RotationState(step=Step.IDLE, rotated_at=now, step_at=now,
                                     created_at=entry.state.created_at or now)
+
+
+def _grace_left(entry: StoredSecret, now: datetime, grace_s: float) -> float:
+    assert entry.state.step_at is not None  # set with every step
+    ready = entry.state.step_at + timedelta(seconds=grace_s)
+    return min(max((ready - now).total_seconds(), 0.0), grace_s)
 
 
 def _step(entry: StoredSecret, step: Step, now: datetime) -> None:

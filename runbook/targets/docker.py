@@ -18,6 +18,8 @@ from runbook.errors import DeployError, GateFailed, TransientError
 from runbook.models import ImageRef, Slot
 from runbook.policy import DeploySettings
 from runbook.router import HAProxyRouter, Server
+from runbook.secrets.rotate import published_env
+from runbook.secrets.store import SecretStore
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
 
@@ -90,12 +92,22 @@ class DockerTarget:
         live = self.live(spec.name, environment)
         color = COLORS[1] if live is not None and live.color == COLORS[0] else COLORS[0]
         self._clear_color(spec.name, environment, color)
-        container = self._start(spec, environment, color, image)
+        container = self._start(spec, environment, color, image, self.secret_env(spec,
+                                                                             environment))
         slot = _slot(container, self._host_port(container))
         self._wait_healthy(container, slot, spec.health_path, settings)
         self.router.set_preview(spec.name, environment, Server(name=slot.server,
                                                                address=slot.address))
         return slot
+
+    def secret_env(self, spec: ServiceSpec, environment: str) -> dict[str, str]:
+        """The published values of the service's declared secrets (every accepted value
+        while a rotation overlaps), so a new release starts with what its predecessor had.
+        Passed to the engine only, never logged."""
+        if not spec.secrets:
+            return {}
+        store = SecretStore(self.settings.state_dir, spec.name, environment)
+        return published_env(spec.secrets, store.load())
 
     def restart_with_env(
         self, spec: ServiceSpec, environment: str, env: dict[str, str], settings: DeploySettings

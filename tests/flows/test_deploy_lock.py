@@ -17,15 +17,28 @@ from flows.locks import deploy_limit_name, one_deploy_at_a_time
 from runbook.settings import StackSettings
 
 pytestmark = pytest.mark.stack
-HOLD_S = 2.0
+WAIT_S = 60
+# Per-run signals, keyed by a name the flow gets as a parameter.
+acquired: dict[str, threading.Event] = {}
+release: dict[str, threading.Event] = {}
+spans: dict[str, tuple[float, float]] = {}
 
 
 @flow
-def hold_deploy_slot(service: str, environment: str) -> tuple[float, float]:
-    with one_deploy_at_a_time(service, environment, timeout_s=60):
+def hold_deploy_slot(service: str, environment: str, key: str) -> None:
+    """Take the slot, say so, and keep it until the test releases this run."""
+    with one_deploy_at_a_time(service, environment, timeout_s=WAIT_S):
         started = time.time()
-        time.sleep(HOLD_S)
-        return started, time.time()
+        acquired[key].set()
+        release[key].wait(WAIT_S)
+        spans[key] = (started, time.time())
+
+
+def _start(service: str, environment: str, key: str) -> threading.Thread:
+    acquired[key], release[key] = threading.Event(), threading.Event()
+    thread = threading.Thread(target=hold_deploy_slot, args=(service, environment, key))
+    thread.start()
+    return thread
 
 
 @pytest.fixture
@@ -40,27 +53,31 @@ def service(stack_settings: StackSettings) -> Iterator[str]:
 
 
 def test_same_environment_waits_other_environment_does_not(service: str) -> None:
-    runs = [("staging", "a"), ("staging", "b"), ("production", "c")]
-    spans: dict[str, tuple[float, float]] = {}
+    first = _start(service, "staging", "first")
+    assert acquired["first"].wait(WAIT_S), "the first staging run never got the slot"
+    second = _start(service, "staging", "second")
 
-    def run(environment: str, key: str) -> None:
-        spans[key] = hold_deploy_slot(service, environment)
+    # Production is not blocked: it takes and leaves its own slot while staging is held.
+    production = _start(service, "production", "production")
+    release["production"].set()
+    production.join(WAIT_S)
+    assert "production" in spans
+    assert not acquired["second"].is_set(), "two staging runs held the slot at once"
 
-    threads = [threading.Thread(target=run, args=r) for r in runs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert set(spans) == {"a", "b", "c"}
-    first, second = sorted([spans["a"], spans["b"]])
-    assert first[1] <= second[0], f"staging runs overlapped: {first} {second}"
-    # Production ran while one of the staging runs held the staging slot.
-    production = spans["c"]
-    assert any(p[0] < production[1] and production[0] < p[1] for p in (first, second))
+    release["first"].set()
+    first.join(WAIT_S)
+    assert acquired["second"].wait(WAIT_S), "the second staging run never got the slot"
+    release["second"].set()
+    second.join(WAIT_S)
+    assert spans["first"][1] <= spans["second"][0]
+    assert spans["production"][1] <= spans["first"][1]
 
 
 def test_a_missing_limit_is_created_with_limit_one(service: str) -> None:
-    hold_deploy_slot(service, "production")
+    run = _start(service, "production", "alone")
+    release["alone"].set()
+    run.join(WAIT_S)
+    assert acquired["alone"].is_set()
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(
             deploy_limit_name(service, "production"))
