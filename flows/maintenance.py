@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.locks import one_deploy_at_a_time
 from runbook.alerts.models import AlertKind, Severity, make_alert
 from runbook.ops.base_image import BaseImageStatus, stale
 from runbook.ops.cleanup import CleanupPlan
@@ -21,6 +22,7 @@ from runbook.ops.policy import OpsPolicy
 from runbook.ops.review import RunbookReview
 from runbook.ops.scan_review import ScanReview
 from runbook.secrets.rotate import SecretStatus
+from runbook.service import load_service
 from runbook.settings import StackSettings
 from tasks.notify import flush_outbox, publish_alert
 from tasks.ops import (
@@ -82,12 +84,17 @@ def secret_rotation(service_dir: str, environment: str, policy: OpsPolicy | None
                     force: bool = False) -> list[SecretStatus]:
     """Rotate the service's declared secrets; alert on what is overdue and manual."""
     policy = policy or OpsPolicy()
-    statuses = rotate_secrets(service_dir, environment, policy.rotation, StackSettings(), force)
+    spec = load_service(service_dir).spec
+    # A rotation restarts the service's containers: never at the same time as a deploy.
+    with one_deploy_at_a_time(spec.name, environment,
+                              spec.policy_for(environment).deploy.lock_timeout_s):
+        statuses = rotate_secrets(service_dir, environment, policy.rotation, StackSettings(),
+                                  force)
     overdue = [s.name for s in statuses if s.overdue and not s.automatic]
     if overdue:
         publish_alert(make_alert(
-            AlertKind.SECURITY_INCIDENT, service_dir.rstrip("/").rsplit("/", 1)[-1],
-            environment, f"secrets past their maximum age, rotate by hand: {overdue}",
+            AlertKind.SECURITY_INCIDENT, spec.name, environment,
+            f"secrets past their maximum age, rotate by hand: {overdue}",
             severity=Severity.WARNING))
     return statuses
 
