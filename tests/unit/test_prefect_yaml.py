@@ -41,8 +41,8 @@ def test_every_flow_has_its_deployment_and_names_are_unique_per_flow() -> None:
                                                             strict=True)]
     assert len(set(full_names)) == len(full_names)
     assert {"pipeline", "rollback", "daily-health", "weekly-scan-review", "secret-rotation",
-            "registry-cleanup", "production-outage", "security-incident",
-            "resolve-incident"} <= set(flows)
+            "registry-cleanup", "base-image-check", "runbook-review", "production-outage",
+            "security-incident", "resolve-incident"} <= set(flows)
 
 
 def test_pipeline_per_environment_with_its_branch_on_the_cluster() -> None:
