@@ -3,6 +3,7 @@ Pushgateway and read back through Prometheus."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from statistics import fmean
@@ -32,7 +33,9 @@ def fake_deploy() -> None:
 
 def finished_durations(settings: StackSettings, flow_name: str, task_name: str) -> list[float]:
     """Read back through the raw REST API, independently of the adapter under test."""
-    response = httpx.post(f"{settings.prefect_api_url}/task_runs/filter", timeout=10, json={
+    # The server the flows ran on (the stack's, or another one chosen via PREFECT_API_URL).
+    api_url = os.environ.get("PREFECT_API_URL", settings.prefect_api_url)
+    response = httpx.post(f"{api_url}/task_runs/filter", timeout=10, json={
         "flows": {"name": {"any_": [flow_name]}},
         "task_runs": {"name": {"like_": task_name}}})
     response.raise_for_status()
