@@ -45,7 +45,9 @@ from tasks.deploy import (
     discard_candidate,
     read_live_slot,
     retire_slot,
+    roll_out_release,
     switch_traffic,
+    undo_rollout,
 )
 from tasks.notify import notify_release
 from tasks.observe import push_run_metrics
@@ -153,6 +155,9 @@ class _Run:
             self.builder.skip("preview", f"{image.revision} is live already; nothing to do")
             self.builder.finish(Outcome.RELEASED, "already live")
             return
+        if self.strategy is Strategy.ROLLING:
+            self._roll_out(image, live, endpoint)
+            return
         self.candidate = self._preview(image)
         if self.candidate is None or not self._perf(self.candidate):
             return
@@ -163,6 +168,20 @@ class _Run:
             self.moved = True
             self.builder.report.revision = self.candidate.revision
         self._verify(self.candidate, live, endpoint)
+
+    def _roll_out(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
+        """Rolling: no preview slot, so no perf stage (load never goes to live traffic);
+        the rollout itself is the switch, verification decides, undo is the rollback."""
+        self.builder.skip("preview", "rolling strategy: the release replaces the live one")
+        self.builder.skip("perf", "rolling strategy has no preview slot and load is never "
+                                  "sent to live traffic; blue-green runs the perf gates")
+        with self.builder.stage("rollout") as stage:
+            slot = roll_out_release(self.target, self.spec, self.env, image, self.policy.deploy,
+                                    self.settings)
+            self.candidate, self.moved = slot, True
+            self.builder.report.revision = slot.revision
+            stage.detail = f"{slot.revision} rolled out in {slot.color}"
+        self._verify(slot, live, endpoint)
 
     def _promotion_approved(self, candidate: Slot, live: Slot | None) -> bool:
         if not promotion_needs_approval(self.policy.deploy):
@@ -279,7 +298,9 @@ class _Run:
                 stage.status = stage.status.FAILED
                 stage.detail += ": " + "; ".join(verdict.reasons)
         if verdict.keep or self._keep_despite(candidate, verdict):
-            if self.strategy is Strategy.ROLLING and previous is not None:
+            # A rollout in place (one Deployment) reused the previous slot: nothing to retire.
+            if (self.strategy is Strategy.ROLLING and previous is not None
+                    and previous.color != candidate.color):
                 with self.builder.stage("retire"):
                     retire_slot(self.target, previous, self.settings)
             mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
@@ -290,6 +311,13 @@ class _Run:
 
     def _roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> None:
         with self.builder.stage("rollback") as stage:
+            if self.strategy is Strategy.ROLLING and previous is not None:
+                restored = undo_rollout(self.target, self.spec.name, self.env,
+                                        self.policy.deploy, self.settings)
+                self.builder.report.revision = restored.revision
+                stage.detail = f"rollout undone: traffic back on {restored.revision}"
+                self.builder.finish(Outcome.ROLLED_BACK, reason)
+                return
             if previous is not None:
                 switch_traffic(self.target, previous, self.settings)
                 self.builder.report.revision = previous.revision

@@ -69,3 +69,21 @@ def isolate_service(
     get_run_logger().warning("%s/%s isolated: no traffic reaches it (was %s)", service,
                              environment, ", ".join(s.server for s in isolated) or "nothing")
     return isolated
+
+
+@task(name="roll_out_release", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def roll_out_release(
+    target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
+    deploy: DeploySettings, settings: StackSettings,
+) -> Slot:
+    """Rolling strategy: replace the live revision in place and wait for the rollout."""
+    return make_target(target, settings).roll_out(spec, environment, image, deploy)
+
+
+@task(name="undo_rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def undo_rollout(
+    target: TargetKind, service: str, environment: str, deploy: DeploySettings,
+    settings: StackSettings,
+) -> Slot:
+    """Rolling strategy: back to the revision before the last rollout."""
+    return make_target(target, settings).undo(service, environment, deploy)

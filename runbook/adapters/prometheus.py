@@ -52,6 +52,10 @@ class RouterMetrics:
             f" + sum(increase(haproxy_server_response_errors_total{{{selector}}}[{range_s}s]))"
         )
 
+    def scalar(self, query: str) -> float | None:
+        """The first value of an instant query; None when there is no data."""
+        return self._scalar(query)
+
     def _scalar(self, query: str) -> float | None:
         try:
             result = self._client.custom_query(query)

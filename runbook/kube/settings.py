@@ -40,6 +40,11 @@ class KubernetesSettings(BaseSettings):
     conflict_retries: int = Field(
         default=3, ge=0, description="Re-reads after a 409 before giving up (as transient)."
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="The cluster's Prometheus (cAdvisor and kube-state-metrics series) for "
+        "the perf stage's CPU and memory; unset: the local stack's Prometheus.",
+    )
     log_tail_lines: int = Field(default=30, ge=1, description="Pod log lines in diagnostics.")
     event_limit: int = Field(default=20, ge=1, description="Most recent Events in diagnostics.")
     registry_scheme: str = Field(

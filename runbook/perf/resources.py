@@ -134,9 +134,14 @@ class UnmeasuredResources:
 def resource_sampler(target: TargetKind, slot: Slot, settings: StackSettings) -> ResourceSampler:
     """The sampler for the slot's target (the only place that branches on it here)."""
     if TargetKind(target) is TargetKind.KUBERNETES:
-        return UnmeasuredResources(
-            "Prometheus container metrics",
-            "not measured: the Kubernetes target's container-metrics query is issue #5",
+        from runbook.kube.manifests import deployment_name
+        from runbook.kube.settings import KubernetesSettings
+        from runbook.perf.cluster_resources import PrometheusContainerSampler
+
+        kube = KubernetesSettings()
+        return PrometheusContainerSampler(
+            kube.prometheus_url or settings.prometheus_url, kube.namespace(slot.environment),
+            deployment_name(slot.service, slot.color),
         )
     from runbook.adapters.docker_engine import connect
     from runbook.targets.docker import LABEL

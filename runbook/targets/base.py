@@ -34,6 +34,18 @@ class DeployTarget(Protocol):
         """Start the image in the idle color, wait for its health, expose it on the preview."""
         ...
 
+    def roll_out(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """Rolling strategy: replace the live revision (traffic moves as it rolls) and wait
+        until it is done. A failed rollout is undone by the target and raises GateFailed."""
+        ...
+
+    def undo(self, service: str, environment: str, settings: DeploySettings) -> Slot:
+        """Rolling strategy: return the environment to the revision before the last
+        roll_out (``kubectl rollout undo``)."""
+        ...
+
     def discard(self, slot: Slot) -> str:
         """Remove a candidate that will not go live; returns the tail of its logs."""
         ...

@@ -133,6 +133,26 @@ class DockerTarget:
         self.switch(slot)
         return slot
 
+    def roll_out(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """One container per environment has nothing to roll through: the new revision
+        starts beside the old, takes the traffic once healthy, and the old one is kept
+        until the release is verified (then retired), so an undo is one switch."""
+        slot = self.deploy_candidate(spec, environment, image, settings)
+        self.switch(slot)
+        return slot
+
+    def undo(self, service: str, environment: str, settings: DeploySettings) -> Slot:
+        live = self.live(service, environment)
+        previous = self.standby(service, environment)
+        if previous is None:
+            raise DeployError(f"{service}/{environment} keeps no previous revision to undo to")
+        self.switch(previous)
+        if live is not None:
+            self.discard(live)
+        return previous
+
     def switch(self, slot: Slot) -> None:
         self.router.switch(slot.service, slot.environment, slot.server)
 

@@ -199,6 +199,11 @@ class KubernetesTarget:
                      annotations={m.SWITCHED_AT: _now_iso()})
         return self._slot_of(spec.name, environment, color, preview=False)
 
+    def roll_out(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        return self.rolling_update(spec, environment, image, settings)
+
     def undo(self, service: str, environment: str, settings: DeploySettings) -> Slot:
         """Put the live color's previous pod template back (``kubectl rollout undo``)."""
         ns = self._ns(environment)

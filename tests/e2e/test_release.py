@@ -25,11 +25,12 @@ pytestmark = pytest.mark.stack
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
 
 
-def deliver(service_dir: Path, tmp_path: Path, *build_args: str) -> tuple[RunReport, int]:
+def deliver(service_dir: Path, tmp_path: Path, *build_args: str,
+            strategy: str = "blue-green") -> tuple[RunReport, int]:
     """Run `runbook pipeline` as a user would; the report and the exit code."""
     report_path = tmp_path / f"report-{time.monotonic_ns()}.json"
     command = [RUNBOOK, "pipeline", str(service_dir), "--env", "staging",
-               "--report", str(report_path)]
+               "--strategy", strategy, "--report", str(report_path)]
     for arg in build_args:
         command += ["--build-arg", arg]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -195,6 +196,28 @@ def test_unchanged_release_is_not_rebuilt_or_redeployed(
     statuses = {s.name: s for s in stack.up(stack_settings)}
     assert statuses["deployments"].action == "started"
     assert version_at(str(first.endpoint)) == "1"
+
+
+def test_rolling_release_retires_the_old_one_and_undoes_a_bad_one(
+    stack_settings: StackSettings, sample_service: Callable[..., Path], tmp_path: Path
+) -> None:
+    service = sample_service()
+    name = service_name(service)
+    first, _ = deliver(service, tmp_path, "VERSION=1", strategy="rolling")
+    second, code = deliver(service, tmp_path, "VERSION=2", strategy="rolling")
+    assert (second.outcome, code) == (Outcome.RELEASED, 0), second.reason
+    stages = {s.name: s.status.value for s in second.stages}
+    assert stages["perf"] == "skipped" and stages["rollout"] == "passed"
+    assert stages["retire"] == "passed"
+    status = json.loads(runbook("status", name, "--env", "staging").stdout)
+    assert status["live"]["revision"] == second.revision and status["standby"] is None
+
+    bad, code = deliver(service, tmp_path, "VERSION=3", "ERROR_RATE=0.3", "DEGRADE_AFTER_S=4",
+                        strategy="rolling")
+    assert (bad.outcome, code != 0) == (Outcome.ROLLED_BACK, True), bad.reason
+    assert "rollout undone" in next(s.detail for s in bad.stages if s.name == "rollback")
+    assert bad.revision == second.revision
+    assert version_at(str(first.endpoint)) == "2"
 
 
 def _task_runs(report: RunReport) -> list:  # type: ignore[type-arg]

@@ -13,3 +13,10 @@ def test_import_layers_hold() -> None:
                                timeout=120, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "1 kept, 0 broken" in completed.stdout
+
+
+def test_test_module_names_are_unique() -> None:
+    # pytest imports test modules by basename (rootdir-relative, no packages): two files
+    # with one name in different folders break collection of the whole suite.
+    names = [path.name for path in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(set(names)) == sorted(names)
