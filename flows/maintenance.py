@@ -4,11 +4,13 @@ review. Schedules live in ``prefect.yaml``."""
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.locks import one_deploy_at_a_time
+from flows.pipeline import pipeline
 from runbook.alerts.models import AlertKind, Severity, make_alert
-from runbook.ops.base_image import BaseImageStatus, stale
+from runbook.models import TargetKind
+from runbook.ops.base_image import BaseImageStatus, RebuildPlan, plan_rebuilds, stale
 from runbook.ops.cleanup import CleanupPlan
 from runbook.ops.health import PipelineHealth
 from runbook.ops.markdown import (
@@ -24,16 +26,20 @@ from runbook.ops.scan_review import ScanReview
 from runbook.secrets.rotate import SecretStatus
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from tasks.deploy import tidy_environment
 from tasks.notify import flush_outbox, publish_alert
 from tasks.ops import (
+    application_metrics,
     apply_registry_cleanup,
     compute_pipeline_health,
     deployed_base_status,
     deployed_revisions,
+    health_trend_chart,
     plan_registry_cleanup,
     publish_ops_report,
     push_health_metrics,
     record_runbook_review,
+    refresh_local_base,
     resolve_image,
     review_scans,
     rotate_secrets,
@@ -45,13 +51,19 @@ OPS_ENVIRONMENT = "ops"  # alerts about the pipeline itself, not one environment
 
 @flow(name="daily-health", log_prints=True)
 def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None = None,
-                 alert: bool = True) -> PipelineHealth:
-    """Build/deploy success and durations over 1 and 7 days, pushed, reported, alerted."""
+                 alert: bool = True, routes: list[str] | None = None) -> PipelineHealth:
+    """Build/deploy success and durations over 1 and 7 days, pushed, reported with the
+    routes' application metrics and a trend chart, alerted. ``routes``: the router routes
+    (``<service>.<env>``) to report; None: every route Prometheus saw that day."""
     policy = policy or OpsPolicy()
     settings = StackSettings()
-    health = compute_pipeline_health(policy.health, flow_names or ["pipeline"])
+    flows = flow_names or ["pipeline"]
+    health = compute_pipeline_health(policy.health, flows)
     push_health_metrics(health, settings)
-    publish_ops_report("pipeline-health", health_markdown(health), "daily pipeline health")
+    app = application_metrics(policy.health, settings, routes)
+    chart = health_trend_chart(policy.health, flows, settings)
+    publish_ops_report("pipeline-health", health_markdown(health, app, chart),
+                       "daily pipeline health")
     if alert and health.breaches:
         publish_alert(make_alert(
             AlertKind.PIPELINE_FAILURE, "runbook", OPS_ENVIRONMENT,
@@ -81,7 +93,7 @@ def weekly_scan_review(services: dict[str, str | None], policy: OpsPolicy | None
 
 @flow(name="secret-rotation", log_prints=True)
 def secret_rotation(service_dir: str, environment: str, policy: OpsPolicy | None = None,
-                    force: bool = False) -> list[SecretStatus]:
+                    force: bool = False, target: str = "docker") -> list[SecretStatus]:
     """Rotate the service's declared secrets; alert on what is overdue and manual."""
     policy = policy or OpsPolicy()
     spec = load_service(service_dir).spec
@@ -89,7 +101,7 @@ def secret_rotation(service_dir: str, environment: str, policy: OpsPolicy | None
     with one_deploy_at_a_time(spec.name, environment,
                               spec.policy_for(environment).deploy.lock_timeout_s):
         statuses = rotate_secrets(service_dir, environment, policy.rotation, StackSettings(),
-                                  force)
+                                  force, target)
     overdue = [s.name for s in statuses if s.overdue and not s.automatic]
     if overdue:
         publish_alert(make_alert(
@@ -119,12 +131,19 @@ def registry_cleanup(services: list[str], environments: list[str] | None = None,
 
 
 @flow(name="base-image-check", log_prints=True)
-def base_image_check(services: list[str], environments: list[str] | None = None,
+def base_image_check(services: dict[str, str | None], environments: list[str] | None = None,
                      target: str = "docker", base_image: str | None = None,
-                     alert: bool = True) -> list[BaseImageStatus]:
+                     alert: bool = True, rebuild: bool = False) -> list[BaseImageStatus]:
     """Whether every live image is built on the base image that resolves now in the local
     registry (``StackSettings.base_image``, mirrored there by the stack); report and alert
-    on the ones to rebuild."""
+    on the ones to rebuild.
+
+    Args:
+        services: Service name -> its service directory (None: check only, no rebuild).
+        rebuild: Run the pipeline for every stale environment of a service whose directory
+            is known, after putting the current base under the name Dockerfiles use. The
+            base's id is part of the revision, so the rebuild makes a new image.
+    """
     settings = StackSettings()
     reference = base_image or f"{settings.registry}/{settings.base_image}"
     base = resolve_image(reference, settings)
@@ -142,7 +161,22 @@ def base_image_check(services: list[str], environments: list[str] | None = None,
             f"{len(outdated)} deployed image(s) not built on the current base {reference}",
             details="\n".join(f"{s.service}/{s.environment}: {s.image}" for s in outdated),
             severity=Severity.WARNING))
+    if rebuild:
+        _rebuild(plan_rebuilds(statuses, services), reference, target, settings)
     return statuses
+
+
+def _rebuild(plan: RebuildPlan, reference: str, target: str, settings: StackSettings) -> None:
+    if plan.unknown_source:
+        print(f"not rebuilt, no service directory given: {plan.unknown_source}")
+    if not plan.rebuilds:
+        return
+    refresh_local_base(reference, settings)
+    for item in plan.rebuilds:
+        # A subflow per environment; one failed release does not stop the others.
+        state = pipeline(service_dir=item.service_dir, environment=item.environment,
+                         target=target, return_state=True)
+        print(f"rebuild of {item.service} into {item.environment}: {state.name}")
 
 
 @flow(name="runbook-review", log_prints=True)
@@ -157,3 +191,35 @@ def runbook_review_reminder(repo_dir: str = ".", policy: OpsPolicy | None = None
     if record:
         record_runbook_review(review, settings)
     return review
+
+
+@flow(name="tidy", log_prints=True)
+def tidy(services: list[str], environments: list[str] | None = None,
+         target: str = "kubernetes", slot_wait_s: float = 10.0) -> dict[str, list[str]]:
+    """Release what each service/environment keeps only past its keep-delay (on Kubernetes:
+    the standby color scaled to zero once ``scale_down_delay_s`` passed since the switch; it
+    stays deployable for a rollback). Scheduled every few minutes.
+
+    Args:
+        services: Service names.
+        environments: Environments to tidy; default staging and production.
+        target: ``kubernetes`` or ``docker`` (the docker target keeps nothing past a delay).
+        slot_wait_s: How long to wait for a service/environment's deploy slot; a deploy
+            holding it tidies at its own start, so a busy one is skipped, not waited for.
+
+    Returns:
+        What was done, by ``service/environment``.
+    """
+    settings = StackSettings()
+    logger = get_run_logger()
+    done: dict[str, list[str]] = {}
+    for service in services:
+        for environment in environments or ["staging", "production"]:
+            try:
+                # Never while a deploy of it runs: its rollback may be scaling the standby up.
+                with one_deploy_at_a_time(service, environment, slot_wait_s):
+                    done[f"{service}/{environment}"] = tidy_environment(
+                        TargetKind(target), service, environment, settings)
+            except TimeoutError:
+                logger.info("%s/%s: a deploy holds the slot; skipped", service, environment)
+    return done

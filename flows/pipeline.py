@@ -39,7 +39,7 @@ from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
-from tasks.build import build_image, image_in_registry
+from tasks.build import build_image, image_in_registry, resolve_base_images
 from tasks.deploy import (
     deploy_candidate,
     discard_candidate,
@@ -47,6 +47,7 @@ from tasks.deploy import (
     retire_slot,
     roll_out_release,
     switch_traffic,
+    tidy_environment,
     undo_rollout,
 )
 from tasks.notify import notify_release
@@ -130,6 +131,7 @@ class _Run:
                     self.spec.name, self.env, self.policy.deploy.lock_timeout_s))
                 # Again: a run that held the slot before this one may have changed it.
                 live, endpoint = self._read_live()
+                self._tidy()
                 self._deploy(image, live, endpoint)
             except GateFailed as exc:
                 self._discard(self.candidate)
@@ -148,6 +150,16 @@ class _Run:
         self.builder.report.revision = self.builder.report.previous
         self.builder.report.endpoint = endpoint
         return live, endpoint
+
+    def _tidy(self) -> None:
+        """Release what the environment keeps past its keep-delay (a standby's replicas).
+        Under the deploy slot, so it never races a rollback scaling the standby up. Never
+        decides the outcome: a failure is logged and the run goes on."""
+        state = tidy_environment(self.target, self.spec.name, self.env, self.settings,
+                                 return_state=True)
+        if not state.is_completed():
+            self.logger.warning("tidying %s/%s failed, going on: %s", self.spec.name,
+                                self.env, state.message)
 
     def _deploy(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
         """Preview, perf, approval, promote, verify: the part one run at a time does."""
@@ -211,7 +223,8 @@ class _Run:
 
     def _build(self) -> ImageRef:
         with self.builder.stage("build") as stage:
-            revision = content_revision(self.service, self.build_args)
+            bases = resolve_base_images(self.service, self.build_args, self.settings)
+            revision = content_revision(self.service, self.build_args, bases.resolved)
             repo = repository(self.settings.registry, self.spec.name)
             image = build_image(self.service, self.build_args, repo, revision, self.settings)
             if not image_in_registry(image, self.settings):

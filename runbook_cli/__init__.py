@@ -12,17 +12,20 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from runbook.errors import ConfigurationError, RunbookError
+from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.incidents import IncidentStore
 from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
-from runbook.service import DNS_LABEL, load_service
+from runbook.service import DNS_LABEL, Service, load_service
 from runbook.settings import StackSettings
+
+if TYPE_CHECKING:
+    from runbook.alerts.notifier import Notifier
 
 EXIT_BAD_INPUT = 2
 
@@ -108,7 +111,8 @@ def render(
     if target is not TargetKind.KUBERNETES:
         raise ConfigurationError(f"--target {target.value}: only kubernetes has manifests")
     settings = StackSettings()
-    revision = content_revision(service, service.spec.build.args)
+    revision = content_revision(service, service.spec.build.args,
+                                _base_ids(service, settings))
     image = image or _image_by_digest(settings, service.spec.name, revision)
     if "@sha256:" not in image:
         raise ConfigurationError(f"--image {image!r}: expected REPOSITORY@sha256:DIGEST")
@@ -116,6 +120,19 @@ def render(
     manifests = render_all(service.spec, env.value, KubernetesSettings().namespace(env.value),
                            revision, image, policy.deploy.health_timeout_s)
     print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
+
+
+def _base_ids(service: Service, settings: StackSettings) -> dict[str, str]:
+    """The resolved bases, as the pipeline's build put them in the revision; none when the
+    engine cannot be asked (rendering needs no engine when ``--image`` is given)."""
+    from runbook.adapters.base_images import resolve_bases
+    from runbook.build import dockerfile_bases
+
+    names = dockerfile_bases(service.dockerfile.read_text(), service.spec.build.args)
+    try:
+        return resolve_bases(settings.docker_host, names).resolved
+    except TransientError:
+        return {}
 
 
 def _image_by_digest(settings: StackSettings, name: str, revision: str) -> str:
@@ -224,6 +241,14 @@ def _incident_store() -> IncidentStore:
     return IncidentStore(AlertSettings().state_dir or StackSettings().state_dir)
 
 
+def _notifier() -> Notifier:
+    from runbook.alerts.notifier import Notifier
+    from runbook.alerts.settings import AlertSettings
+
+    settings = AlertSettings()
+    return Notifier(settings.state_dir or StackSettings().state_dir, settings)
+
+
 def _stamp(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "-"
 
@@ -251,16 +276,18 @@ def incident_ack(
     incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
     by: Annotated[str | None, typer.Option(help="Who takes it (default: your login)")] = None,
 ) -> None:
-    """Acknowledge an incident: records who and when; its response clock stops."""
+    """Acknowledge an incident: records who and when (its response clock stops), and tells
+    the alert's channels (PagerDuty stops escalating, a note in Slack)."""
     import getpass
 
-    from runbook.incidents import acknowledge, now_utc
-
-    store = _incident_store()
-    incident = acknowledge(store.get(incident_id), now_utc(), by or getpass.getuser())
-    store.save(incident)
+    notifier = _notifier()
+    published = notifier.acknowledge_incident(incident_id, by or getpass.getuser())
+    incident = published.incident or notifier.incidents.get(incident_id)
+    # Delivered now if the channels answer; otherwise the outbox keeps it for the next run.
+    waiting = notifier.flush().waiting
     out.print(f"{incident.id} acknowledged by {incident.acknowledged_by} at "
-              f"{_stamp(incident.acknowledged_at)}")
+              f"{_stamp(incident.acknowledged_at)}"
+              + (f"; {waiting} alert(s) wait in the outbox" if waiting else ""))
 
 
 @incident_app.command("resolve")

@@ -6,10 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
 from runbook.adapters import docker_engine
+from runbook.adapters.base_images import BaseResolution, resolve_bases
 from runbook.adapters.registry import Registry
+from runbook.build import dockerfile_bases
 from runbook.models import ImageRef
 from runbook.service import Service
 from runbook.settings import StackSettings
@@ -19,6 +22,21 @@ from tasks.retry import TRANSIENT_RETRIES
 def _image_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     # The revision is a digest of the source and build args: same key, same image.
     return f"image-{parameters['repository']}-{parameters['revision']}"
+
+
+@task(name="resolve_base_images", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def resolve_base_images(service: Service, build_args: dict[str, str],
+                        settings: StackSettings) -> BaseResolution:
+    """What the Dockerfile's ``FROM`` images resolve to on the local engine now (part of
+    the revision, so a new base under the same name is rebuilt)."""
+    names = dockerfile_bases(service.dockerfile.read_text(), build_args)
+    resolution = resolve_bases(settings.docker_host, names)
+    if resolution.unresolved:
+        get_run_logger().warning(
+            "base image(s) %s not found locally nor in a registry: the revision follows the "
+            "sources and build args only, a newer base will not change it",
+            resolution.unresolved)
+    return resolution
 
 
 @task(

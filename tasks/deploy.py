@@ -87,3 +87,15 @@ def undo_rollout(
 ) -> Slot:
     """Rolling strategy: back to the revision before the last rollout."""
     return make_target(target, settings).undo(service, environment, deploy)
+
+
+@task(name="tidy_environment", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def tidy_environment(
+    target: TargetKind, service: str, environment: str, settings: StackSettings
+) -> list[str]:
+    """Release what the target keeps only past its keep-delay (the standby's replicas on
+    Kubernetes), keeping the rollback possible; returns what was done."""
+    done = make_target(target, settings).tidy(service, environment)
+    for action in done:
+        get_run_logger().info("%s/%s: %s", service, environment, action)
+    return done

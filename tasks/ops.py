@@ -11,13 +11,17 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from runbook.adapters.app_metrics import day_metrics, discover_routes
+from runbook.adapters.base_images import pull_as
 from runbook.adapters.git_history import commits_touching
 from runbook.adapters.health_metrics import push_health
 from runbook.adapters.prefect_runs import finished_task_runs
 from runbook.adapters.registry import Registry
 from runbook.adapters.review_record import last_review, record_review
 from runbook.adapters.scan_history import stored_scans
+from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus, ResolvedImage, base_image_status
+from runbook.ops.chart import trend_chart
 from runbook.ops.cleanup import CleanupPlan, TagInfo, plan_cleanup
 from runbook.ops.health import PipelineHealth, RunKind, pipeline_health
 from runbook.ops.policy import (
@@ -29,14 +33,17 @@ from runbook.ops.policy import (
 )
 from runbook.ops.review import RunbookReview, runbook_review
 from runbook.ops.scan_review import ScanReview, review
+from runbook.ops.trend import daily_trend
 from runbook.scan import suppressions
 from runbook.secrets.docker import DockerSecretPublisher
-from runbook.secrets.rotate import SecretStatus, rotate
+from runbook.secrets.kubernetes import KubernetesSecretPublisher
+from runbook.secrets.rotate import Publisher, SecretStatus, rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.targets import make_target
 from runbook.targets.docker import DockerTarget
+from runbook.targets.kubernetes import KubernetesTarget
 from tasks.retry import TRANSIENT_RETRIES
 
 
@@ -48,6 +55,31 @@ def compute_pipeline_health(targets: HealthTargets, flow_names: list[str]) -> Pi
              **{t: RunKind.DEPLOY for t in targets.deploy_tasks}}
     since = now - timedelta(days=max(targets.windows_days))
     return pipeline_health(finished_task_runs(names, flow_names, since), now, targets)
+
+
+@task(name="health_trend_chart", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def health_trend_chart(targets: HealthTargets, flow_names: list[str],
+                       settings: StackSettings) -> Path:
+    """The last ``trend_days`` of builds and deploys, per day, as a PNG under the state
+    directory (``ops/health-trend-<date>.png``)."""
+    now = datetime.now(UTC)
+    names = {**{t: RunKind.BUILD for t in targets.build_tasks},
+             **{t: RunKind.DEPLOY for t in targets.deploy_tasks}}
+    since = datetime.combine(now.date() - timedelta(days=targets.trend_days - 1),
+                             datetime.min.time(), tzinfo=UTC)
+    trend = daily_trend(finished_task_runs(names, flow_names, since), now, targets.trend_days)
+    path = settings.state_dir / "ops" / f"health-trend-{now:%Y-%m-%d}.png"
+    return trend_chart(trend, path, f"builds and deploys, last {targets.trend_days} days")
+
+
+@task(name="application_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def application_metrics(targets: HealthTargets, settings: StackSettings,
+                        routes: list[str] | None = None) -> list[RouteMetrics]:
+    """Error rate and average response time per route over ``app_window_s``; the routes
+    are the ones Prometheus saw in that window unless given."""
+    url = settings.prometheus_url
+    found = routes if routes is not None else discover_routes(url, targets.app_window_s)
+    return day_metrics(url, found, targets.app_window_s)
 
 
 @task(name="push_health_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -108,12 +140,18 @@ def deployed_revisions(service: str, environments: list[str], target: str,
 
 @task(name="rotate_secrets", cache_policy=NO_CACHE)
 def rotate_secrets(service_dir: str, environment: str, rotation: RotationSettings,
-                   settings: StackSettings, force: bool = False) -> list[SecretStatus]:
-    """Advance every declared secret's rotation as far as it can go now (docker target)."""
+                   settings: StackSettings, force: bool = False,
+                   target: str = "docker") -> list[SecretStatus]:
+    """Advance every declared secret's rotation as far as it can go now, publishing to the
+    docker target's containers or to the cluster's Secret."""
     service = load_service(service_dir)
-    target = make_target("docker", settings)
-    assert isinstance(target, DockerTarget)  # Kubernetes Secrets: not wired yet (report)
-    publisher = DockerSecretPublisher(target, service.spec, environment)
+    deploy_target = make_target(target, settings)
+    publisher: Publisher
+    if isinstance(deploy_target, KubernetesTarget):
+        publisher = KubernetesSecretPublisher(deploy_target, service.spec, environment)
+    else:
+        assert isinstance(deploy_target, DockerTarget)  # make_target knows only these two
+        publisher = DockerSecretPublisher(deploy_target, service.spec, environment)
     store = SecretStore(settings.state_dir, service.spec.name, environment)
     statuses = rotate(service.spec.secrets, store, publisher, lambda: datetime.now(UTC),
                       rotation.grace_s, force, time.sleep if rotation.wait_grace else None)
@@ -153,6 +191,15 @@ def deployed_base_status(service: str, environments: list[str], target: str,
             raise ValueError(f"{slot.image} (live in {environment}) is not in the registry")
         statuses.append(base_image_status(service, environment, image, base))
     return statuses
+
+
+@task(name="refresh_local_base", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def refresh_local_base(reference: str, settings: StackSettings) -> str:
+    """Put the base that resolves now under the name Dockerfiles build ``FROM``
+    (``StackSettings.base_image``), so a rebuild starts from it; returns its image id."""
+    image_id = pull_as(settings.docker_host, reference, settings.base_image)
+    get_run_logger().info("%s is now %s (from %s)", settings.base_image, image_id, reference)
+    return image_id
 
 
 @task(name="runbook_changes", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

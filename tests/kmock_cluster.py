@@ -38,6 +38,7 @@ RESOURCES = {
     "v1/services": {"kind": "Service", "namespaced": True},
     "v1/pods": {"kind": "Pod", "namespaced": True},
     "v1/events": {"kind": "Event", "namespaced": True},
+    "v1/secrets": {"kind": "Secret", "namespaced": True},
 }
 
 

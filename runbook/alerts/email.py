@@ -8,7 +8,7 @@ import ssl
 from email.message import EmailMessage
 
 from runbook.alerts.errors import DeliveryFailed
-from runbook.alerts.models import Alert, AlertAction
+from runbook.alerts.models import Alert, state_label
 from runbook.alerts.settings import AlertSettings
 
 
@@ -28,7 +28,7 @@ def send_email(alert: Alert, settings: AlertSettings, extra_to: list[str] | None
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                           timeout=settings.timeout_s) as smtp:
             if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=tls_context(settings))
             if settings.smtp_username and settings.smtp_password:
                 smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
             smtp.send_message(message)
@@ -40,10 +40,15 @@ def send_email(alert: Alert, settings: AlertSettings, extra_to: list[str] | None
                              transient=True) from exc
 
 
+def tls_context(settings: AlertSettings) -> ssl.SSLContext:
+    """Verifying context (hostname and chain) trusting the configured CA bundle, if any."""
+    cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    return ssl.create_default_context(cafile=cafile)
+
+
 def build_message(alert: Alert, sender: str, recipients: list[str]) -> EmailMessage:
     """A multipart/alternative message: plain text first, HTML second."""
-    state = "RESOLVED" if alert.action is AlertAction.RESOLVE else alert.severity.value.upper()
-    subject = f"[{state}] {alert.service}/{alert.environment}: {alert.summary}"
+    subject = f"[{state_label(alert)}] {alert.service}/{alert.environment}: {alert.summary}"
     message = EmailMessage()
     message["Subject"] = " ".join(subject.split())[:200]
     message["From"] = sender

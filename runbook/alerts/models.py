@@ -50,6 +50,7 @@ vulnerability found, performance degraded; warning = coverage, error rate, resou
 
 class AlertAction(StrEnum):
     TRIGGER = "trigger"  # the problem is there
+    ACKNOWLEDGE = "acknowledge"  # someone took the problem with the same dedup key
     RESOLVE = "resolve"  # the problem with the same dedup key is over
 
 
@@ -75,6 +76,15 @@ class Alert(BaseModel):
     action: AlertAction = AlertAction.TRIGGER
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    def acknowledgement(self, by: str) -> Alert:
+        """The alert saying someone took this one (same key, same channels): PagerDuty stops
+        escalating, Slack shows who."""
+        return self.model_copy(update={
+            "action": AlertAction.ACKNOWLEDGE,
+            "summary": f"acknowledged by {by}: {self.summary}",
+            "created_at": datetime.now(UTC),
+        })
+
     def resolution(self, summary: str | None = None) -> Alert:
         """The alert that closes this one (same key, same channels)."""
         return self.model_copy(update={
@@ -82,6 +92,14 @@ class Alert(BaseModel):
             "summary": summary or f"resolved: {self.summary}",
             "created_at": datetime.now(UTC),
         })
+
+
+def state_label(alert: Alert) -> str:
+    """What a message's title says: RESOLVED, ACKNOWLEDGED, or the severity of a trigger."""
+    if alert.action is AlertAction.TRIGGER:
+        return alert.severity.value.upper()
+    return {AlertAction.RESOLVE: "RESOLVED", AlertAction.ACKNOWLEDGE: "ACKNOWLEDGED"}[
+        alert.action]
 
 
 def dedup_key(service: str, environment: str, kind: AlertKind) -> str:

@@ -18,7 +18,15 @@ from runbook.alerts.routing import route
 from runbook.alerts.settings import AlertSettings
 from runbook.alerts.slack import send_slack
 from runbook.errors import ConfigurationError
-from runbook.incidents import Incident, IncidentStore, now_utc, open_incident, resolve
+from runbook.incidents import (
+    Incident,
+    IncidentStatus,
+    IncidentStore,
+    acknowledge,
+    now_utc,
+    open_incident,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +81,19 @@ class Notifier:
     def publish(self, alert: Alert) -> Published:
         """Record the alert (nothing is sent yet; :meth:`flush` sends).
 
-        A trigger whose dedup key is already open is a duplicate and is dropped; a resolve
-        is sent only when its key is open. Triggers open an incident, resolves resolve it.
+        A trigger whose dedup key is already open is a duplicate and is dropped; an
+        acknowledge or a resolve is sent only when its key is open. Triggers open an
+        incident, resolves resolve it; acknowledging the record is the caller's
+        (:meth:`acknowledge_incident`).
         """
         with self.outbox.locked():
             open_alerts = self.outbox.open_alerts()
+            if alert.action is AlertAction.ACKNOWLEDGE:
+                if alert.dedup_key not in open_alerts:
+                    return Published(enqueued=False)
+                self.outbox.add(alert)
+                return Published(enqueued=True,
+                                 incident=self.incidents.open_for(alert.dedup_key))
             if alert.action is AlertAction.TRIGGER:
                 if alert.dedup_key in open_alerts:
                     return Published(enqueued=False,
@@ -96,6 +112,23 @@ class Notifier:
             if incident is not None:
                 self.incidents.save(incident)
             return Published(enqueued=True, incident=incident)
+
+    def acknowledge_incident(self, incident_id: str, by: str) -> Published:
+        """Acknowledge an incident: the record (who, when; its response clock stops) and, the
+        first time, its open alert on the alert's channels (PagerDuty ``acknowledge`` with the
+        same dedup key, a Slack note). Delivery is :meth:`flush`'s, through the outbox.
+
+        Raises:
+            ConfigurationError: no such incident, or it is resolved already.
+        """
+        incident = self.incidents.get(incident_id)
+        acknowledged = acknowledge(incident, now_utc(), by)
+        self.incidents.save(acknowledged)
+        if incident.status is IncidentStatus.ACKNOWLEDGED:
+            return Published(enqueued=False, incident=acknowledged)  # told the channels once
+        alert = self.outbox.open_alerts().get(incident.dedup_key)
+        enqueued = alert is not None and self.publish(alert.acknowledgement(by)).enqueued
+        return Published(enqueued=enqueued, incident=acknowledged)
 
     def resolve_incident(self, incident_id: str, note: str) -> Published:
         """Resolve an incident by hand: its open alert is resolved too (Slack, PagerDuty with

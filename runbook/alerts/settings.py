@@ -42,6 +42,10 @@ class AlertSettings(BaseSettings):
         default_factory=list, description="The DevOps team's addresses, comma separated."
     )
     smtp_starttls: bool = Field(default=True, description="Upgrade the connection with TLS.")
+    smtp_ca_file: Path | None = Field(
+        default=None, description="PEM bundle of the CAs trusted for the relay's certificate "
+        "(a company CA); unset: the system's trust store. The certificate is always verified."
+    )
     smtp_username: str | None = Field(default=None, description="SMTP login, if required.")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
     pagerduty_routing_key: SecretStr | None = Field(

@@ -14,11 +14,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from runbook.alerts.errors import DeliveryFailed
-from runbook.alerts.models import Alert, AlertAction, Severity
+from runbook.alerts.models import Alert, AlertAction, Severity, state_label
 from runbook.alerts.settings import AlertSettings
 
 ICONS = {Severity.CRITICAL: ":rotating_light:", Severity.WARNING: ":warning:"}
 RESOLVED_ICON = ":white_check_mark:"
+ACKNOWLEDGED_ICON = ":eyes:"
 
 
 def slack_client(settings: AlertSettings) -> WebClient:
@@ -64,13 +65,13 @@ def send_slack(alert: Alert, settings: AlertSettings, channel: str | None = None
 
 def _text(alert: Alert) -> str:
     """The notification text (also what screen readers and push notifications show)."""
-    state = "RESOLVED" if alert.action is AlertAction.RESOLVE else alert.severity.value.upper()
-    return f"[{state}] {alert.service}/{alert.environment}: {alert.summary}"
+    return f"[{state_label(alert)}] {alert.service}/{alert.environment}: {alert.summary}"
 
 
 def blocks(alert: Alert) -> list[dict[str, Any]]:
     """Block Kit layout: header, summary, fields, and a link to the run."""
-    icon = RESOLVED_ICON if alert.action is AlertAction.RESOLVE else ICONS[alert.severity]
+    icon = {AlertAction.RESOLVE: RESOLVED_ICON, AlertAction.ACKNOWLEDGE: ACKNOWLEDGED_ICON}.get(
+        alert.action, ICONS[alert.severity])
     fields = [
         ("Service", alert.service), ("Environment", alert.environment),
         ("Severity", alert.severity.value), ("Kind", alert.kind.value),

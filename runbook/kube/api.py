@@ -121,6 +121,23 @@ class KubeApi:
                      lambda: self._core.delete_namespaced_service(name, namespace,
                                                                   **self._opts()))
 
+    # -- secrets (the rotation's publisher; values never appear in an error) ----------------
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._read("get", "secrets", namespace,
+                          lambda: self._core.read_namespaced_secret(name, namespace,
+                                                                    **self._opts()))
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._write("create", "secrets", namespace,
+                           lambda: self._core.create_namespaced_secret(namespace, body,
+                                                                       **self._opts()))
+
+    def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._write("update", "secrets", namespace,
+                           lambda: self._core.replace_namespaced_secret(name, namespace, body,
+                                                                        **self._opts()))
+
     # -- diagnostics ------------------------------------------------------------------------
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:

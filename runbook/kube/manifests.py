@@ -7,6 +7,7 @@ the preview Service ``<name>-preview`` (reaches only the candidate color).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ REPLICAS = "runbook.io/replicas"  # desired replicas, kept while scaled down to 
 PREVIOUS_TEMPLATE = "runbook.io/previous-template"
 PREVIOUS_REVISION = "runbook.io/previous-revision"
 SWITCHED_AT = "runbook.io/switched-at"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # pod-template: `kubectl rollout restart`
 
 
 class ColorDeployment(BaseModel):
@@ -51,6 +53,9 @@ class ColorDeployment(BaseModel):
     progress_deadline_s: float = Field(gt=0)
     """The Deployment's progressDeadlineSeconds: the controller reports
     ProgressDeadlineExceeded after this long without progress."""
+    secret_env: list[str] = Field(default_factory=list)
+    """Environment variables read from the service's Secret (``<name>-secrets``), one key
+    each, as the secret rotation publishes them."""
 
     @classmethod
     def of(cls, spec: ServiceSpec, environment: str, namespace: str, color: str,
@@ -60,6 +65,7 @@ class ColorDeployment(BaseModel):
             revision=revision, image=image, replicas=spec.replicas, port=spec.port,
             health_path=spec.health_path, memory_mb=spec.resources.memory_mb,
             cpus=spec.resources.cpus, progress_deadline_s=progress_deadline_s,
+            secret_env=[secret.env for secret in spec.secrets],
         )
 
     @property
@@ -104,6 +110,24 @@ def render_deployment(model: ColorDeployment) -> dict[str, Any]:
                             REPLICAS: str(model.replicas)},
         },
         "spec": spec,
+    }
+
+
+def secret_name(service: str) -> str:
+    return f"{service}-secrets"
+
+
+def render_secret(service: str, namespace: str, env: dict[str, str]) -> dict[str, Any]:
+    """The service's Secret: one key per environment variable, values base64 as the API
+    stores them."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": secret_name(service), "namespace": namespace,
+                     "labels": {APP: service, **MANAGED_BY}},
+        "data": {key: base64.b64encode(value.encode()).decode()
+                 for key, value in sorted(env.items())},
     }
 
 
@@ -153,6 +177,13 @@ def _container(model: ColorDeployment) -> dict[str, Any]:
             "failureThreshold": 3,
         },
     }
+    if model.secret_env:
+        # Optional: a service deployed before its first rotation starts without the
+        # variables, as on the docker target; the rotation's restart brings them in.
+        container["env"] = [
+            {"name": env, "valueFrom": {"secretKeyRef": {
+                "name": secret_name(model.service), "key": env, "optional": True}}}
+            for env in model.secret_env]
     resources = _resources(model.memory_mb, model.cpus)
     if resources:
         # Requests equal to limits: the scheduler reserves what the perf gates measured.

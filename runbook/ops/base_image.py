@@ -47,3 +47,37 @@ def base_image_status(service: str, environment: str, image: ResolvedImage,
 def stale(statuses: list[BaseImageStatus]) -> list[BaseImageStatus]:
     """The deployed images a newer base is available for."""
     return [s for s in statuses if not s.up_to_date]
+
+
+class Rebuild(BaseModel):
+    """One pipeline run the check triggers: a stale service into one environment."""
+
+    service: str
+    environment: str
+    service_dir: str
+
+
+class RebuildPlan(BaseModel):
+    rebuilds: list[Rebuild]
+    """Stale (service, environment) pairs whose source directory is known, in order."""
+    unknown_source: list[str]
+    """Stale services without a service directory: reported, cannot be rebuilt here."""
+
+
+def plan_rebuilds(statuses: list[BaseImageStatus], service_dirs: dict[str, str | None]
+                  ) -> RebuildPlan:
+    """What the optional rebuild runs: the pipeline for each stale live image whose service
+    directory is known; an up-to-date environment is never redeployed."""
+    rebuilds: list[Rebuild] = []
+    unknown: list[str] = []
+    for status in stale(statuses):
+        directory = service_dirs.get(status.service)
+        if directory is None:
+            if status.service not in unknown:
+                unknown.append(status.service)
+            continue
+        rebuild = Rebuild(service=status.service, environment=status.environment,
+                          service_dir=directory)
+        if rebuild not in rebuilds:
+            rebuilds.append(rebuild)
+    return RebuildPlan(rebuilds=rebuilds, unknown_source=unknown)

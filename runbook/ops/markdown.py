@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
+
+from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus
 from runbook.ops.cleanup import CleanupPlan
 from runbook.ops.health import PipelineHealth
@@ -9,7 +13,10 @@ from runbook.ops.review import RunbookReview
 from runbook.ops.scan_review import ScanReview
 
 
-def health_markdown(health: PipelineHealth) -> str:
+def health_markdown(health: PipelineHealth, routes: list[RouteMetrics] | None = None,
+                    chart: Path | None = None) -> str:
+    """The daily report: windows, breaches, application metrics per route (when given) and
+    the trend chart embedded as a data URI (when given)."""
     lines = [f"# Pipeline health, {health.generated_at:%Y-%m-%d %H:%M} UTC", "",
              "| kind | window | runs | success | average |", "|---|---|---|---|---|"]
     for w in health.windows:
@@ -18,7 +25,23 @@ def health_markdown(health: PipelineHealth) -> str:
         lines.append(f"| {w.kind.value} | {w.days} d | {w.runs} | {rate} | {avg} |")
     lines += ["", "## Breaches", ""]
     lines += [f"- {b.summary}" for b in health.breaches] or ["none"]
+    if routes is not None:
+        lines += ["", "## Application metrics per route", "",
+                  "| route | requests | error rate | average response |", "|---|---|---|---|"]
+        lines += [_route_row(r) for r in routes] or ["| - | no routes | - | - |"]
+    if chart is not None and chart.exists():
+        encoded = base64.b64encode(chart.read_bytes()).decode()
+        lines += ["", "## Trend", "", f"![health trend](data:image/png;base64,{encoded})",
+                  "", f"Chart file: `{chart}`"]
     return "\n".join(lines) + "\n"
+
+
+def _route_row(route: RouteMetrics) -> str:
+    requests = "no data" if route.requests is None else f"{route.requests:.0f}"
+    rate = "no data" if route.error_rate is None else f"{route.error_rate:.2%}"
+    average = ("no data" if route.avg_response_time_s is None
+               else f"{route.avg_response_time_s * 1000:.1f} ms")
+    return f"| {route.route} | {requests} | {rate} | {average} |"
 
 
 def scan_review_markdown(reviews: list[ScanReview]) -> str:

@@ -28,6 +28,10 @@ class HealthTargets(BaseModel):
     """Prefect task names whose runs count as builds."""
     deploy_tasks: list[str] = Field(default_factory=lambda: ["deploy_candidate"])
     """Prefect task names whose runs count as deploys."""
+    trend_days: int = Field(default=7, ge=1)
+    """Days the report's trend chart shows, one point per day."""
+    app_window_s: int = Field(default=86400, gt=0)
+    """Window of the application metrics per route (runbook: over the day)."""
 
 
 class ScanSla(BaseModel):

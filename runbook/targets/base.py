@@ -58,6 +58,12 @@ class DeployTarget(Protocol):
         """Stop a slot that no longer needs to be kept for rollback."""
         ...
 
+    def tidy(self, service: str, environment: str) -> list[str]:
+        """Release what is only kept past its keep-delay (e.g. the standby's replicas once
+        the rollback window after the switch is over) while keeping the environment able to
+        roll back. Idempotent; returns what was done, one line per action."""
+        ...
+
     def isolate(self, service: str, environment: str) -> list[Slot]:
         """Zero traffic to every revision of the service in the environment (security
         incident). What ran is kept for forensics where the target can keep it; returns the

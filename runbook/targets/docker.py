@@ -193,6 +193,11 @@ class DockerTarget:
                 restarted.append(server)
         return restarted
 
+    def tidy(self, service: str, environment: str) -> list[str]:
+        """Nothing to release: the standby container is the instant rollback (one router
+        call), kept until the next release replaces it; rolling retires it at release."""
+        return []
+
     def isolate(self, service: str, environment: str) -> list[Slot]:
         """Every server of the route disabled at the router: the endpoint and the preview
         answer 503. Containers keep running, untouched, for forensics."""

@@ -31,7 +31,7 @@ from runbook.errors import DeployError, GateFailed, TransientError
 from runbook.kube import manifests as m
 from runbook.kube.api import Conflict, KubeApi
 from runbook.kube.diagnostics import Diagnostics, diagnose, split_image
-from runbook.kube.rollout import RolloutPhase, rollout_status
+from runbook.kube.rollout import RolloutPhase, RolloutStatus, rollout_status
 from runbook.kube.settings import KubernetesSettings
 from runbook.models import ImageRef, Slot
 from runbook.policy import DeploySettings
@@ -133,21 +133,34 @@ class KubernetesTarget:
     def scale_down_standby(self, service: str, environment: str) -> bool:
         """Retire the standby once ``scale_down_delay_s`` passed since the switch (read from
         the active Service's annotation). Returns whether it scaled anything down."""
+        return self._scale_down_standby(service, environment) is not None
+
+    def tidy(self, service: str, environment: str) -> list[str]:
+        """The standby color scaled to zero once ``scale_down_delay_s`` passed since the
+        switch; its Deployment stays, and a rollback (:meth:`switch`) scales it up first."""
+        retired = self._scale_down_standby(service, environment)
+        if retired is None:
+            return []
+        return [f"scaled {m.deployment_name(service, retired.color)} ({retired.revision}) to "
+                f"0 replicas: {self.settings.scale_down_delay_s:g} s after the switch; kept "
+                "for rollback"]
+
+    def _scale_down_standby(self, service: str, environment: str) -> Slot | None:
         ns = self._ns(environment)
         active = self.api.read_service(ns, service)
         standby = self.standby(service, environment)
         if active is None or standby is None:
-            return False
+            return None
         switched = (active["metadata"].get("annotations") or {}).get(m.SWITCHED_AT)
         if switched is not None:
             age = (datetime.now(UTC) - datetime.fromisoformat(switched)).total_seconds()
             if age < self.settings.scale_down_delay_s:
-                return False
+                return None
         deployment = self.api.read_deployment(ns, m.deployment_name(service, standby.color))
         if deployment is None or deployment["spec"].get("replicas", 0) == 0:
-            return False
+            return None
         self.retire(standby)
-        return True
+        return standby
 
     def isolate(self, service: str, environment: str) -> list[Slot]:
         """Both colors scaled to zero: no pod serves, so the active and preview Services have
@@ -168,6 +181,33 @@ class KubernetesTarget:
         self.api.delete_service(ns, m.preview_name(service))
         for color in m.COLORS:
             self.api.delete_deployment(ns, m.deployment_name(service, color))
+
+    # -- restarts (secret rotation) ---------------------------------------------------------
+
+    def restart(self, service: str, environment: str, timeout_s: float) -> Slot:
+        """``kubectl rollout restart`` of the live color: a new pod-template annotation
+        replaces the pods one by one (``maxUnavailable: 0``), so they read their Secrets
+        anew without downtime; waits for the rollout (GateFailed when it fails)."""
+        live = self.live(service, environment)
+        if live is None:
+            raise DeployError(f"{service} has nothing live in {environment} to restart")
+        ns = self._ns(environment)
+        name = m.deployment_name(service, live.color)
+        # Microseconds: two restarts within one second must still differ.
+        stamp = datetime.now(UTC).isoformat()
+        self.api.patch_deployment(ns, name, {"spec": {"template": {"metadata": {
+            "annotations": {m.RESTARTED_AT: stamp}}}}})
+        self._await_rollout(ns, name, live.image, timeout_s)
+        return live
+
+    def live_rollout(self, service: str, environment: str) -> RolloutStatus | None:
+        """The live color's rollout status; None when nothing is live."""
+        live = self.live(service, environment)
+        if live is None:
+            return None
+        deployment = self.api.read_deployment(self._ns(environment),
+                                              m.deployment_name(service, live.color))
+        return rollout_status(deployment) if deployment is not None else None
 
     # -- rolling ----------------------------------------------------------------------------
 
@@ -407,4 +447,5 @@ def _undone(current: dict[str, Any]) -> dict[str, Any]:
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Milliseconds: a delay shorter than a second (tests, impatient clusters) stays exact.
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,5 +1,6 @@
 """The worker's Role grants exactly what the kubernetes target calls: every request of a
-full scenario (blue-green, rollback, diagnostics, rolling undo, decommission) is mapped to
+full scenario (blue-green, rollback, diagnostics, rolling undo, secret rotation,
+decommission) is mapped to
 its RBAC (apiGroup, resource, verb) and compared with deployments/kubernetes/rbac.yaml."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from runbook.errors import GateFailed
+from runbook.secrets.kubernetes import KubernetesSecretPublisher
 from tests.integration.test_kubernetes_target import (  # noqa: F401 (fixture)
     DEPLOY,
     NS,
@@ -19,7 +21,7 @@ from tests.integration.test_kubernetes_target import (  # noqa: F401 (fixture)
     image,
     release,
 )
-from tests.kmock_cluster import Call, stuck_on
+from tests.kmock_cluster import Call, rolled_out, stuck_on
 
 RBAC = Path(__file__).resolve().parents[2] / "deployments" / "kubernetes" / "rbac.yaml"
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -50,6 +52,10 @@ def test_role_covers_exactly_what_the_target_calls(cluster) -> None:  # noqa: F8
     emulator.controller = stuck_on("ddd444")
     with pytest.raises(GateFailed):
         target.rolling_update(SPEC, NS, image("ddd444"), DEPLOY)
+    emulator.controller = rolled_out
+    rotation = KubernetesSecretPublisher(target, SPEC, NS)
+    rotation.publish({"API_TOKENS": "new,old"})  # creates the Secret, restarts the live pods
+    rotation.revoke({"API_TOKENS": "new"})  # replaces it, retires the standby
     target.decommission("agent-api", NS)
     assert {permission(call) for call in emulator.calls} == granted()
 

@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from runbook.alerts.models import AlertKind, make_alert
+from runbook.alerts.models import AlertKind, Channel, make_alert
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
 from runbook.incidents import IncidentStatus, IncidentStore, Step, open_incident
@@ -68,6 +68,100 @@ def test_ack_records_who_and_when(tmp_path: Path) -> None:
     assert step.done_at == incident.acknowledged_at and "alice" in step.note
 
 
+class Channels:
+    """A local PagerDuty (``/v2/enqueue``) and Slack (``chat.postMessage``) on one server;
+    PagerDuty answers the scripted statuses first, then 202."""
+
+    def __init__(self, server: HTTPServer, *pagerduty_script: int) -> None:
+        self.events: list[dict] = []
+        self.slack: list[dict] = []
+        self.script = list(pagerduty_script)
+        server.expect_request("/v2/enqueue", method="POST").respond_with_handler(self._pd)
+        server.expect_request("/api/chat.postMessage",
+                              method="POST").respond_with_handler(self._slack)
+        self.env = {
+            "RUNBOOK_ALERT_PAGERDUTY_ROUTING_KEY": "cli-key",
+            "RUNBOOK_ALERT_PAGERDUTY_EVENTS_URL": server.url_for("/v2/enqueue"),
+            "RUNBOOK_ALERT_SLACK_TOKEN": "xoxb-cli",
+            "RUNBOOK_ALERT_SLACK_BASE_URL": server.url_for("/api/"),
+            "RUNBOOK_ALERT_BACKOFF_S": "0.05", "RUNBOOK_ALERT_MAX_BACKOFF_S": "1",
+        }
+        self.settings = AlertSettings(
+            _env_file=None, pagerduty_routing_key="cli-key",
+            pagerduty_events_url=self.env["RUNBOOK_ALERT_PAGERDUTY_EVENTS_URL"],
+            slack_token="xoxb-cli", slack_base_url=self.env["RUNBOOK_ALERT_SLACK_BASE_URL"],
+            backoff_s=0.05, max_backoff_s=1,
+        )
+
+    def _pd(self, request: Request) -> Response:
+        self.events.append(json.loads(request.get_data()))
+        status = self.script.pop(0) if self.script else 202
+        return Response(json.dumps({"status": "success" if status == 202 else "invalid"}),
+                        status=status, content_type="application/json")
+
+    def _slack(self, request: Request) -> Response:
+        self.slack.append(json.loads(request.get_data()))
+        return Response(json.dumps({"ok": True, "ts": "1.1"}), content_type="application/json")
+
+    def actions(self) -> list[str]:
+        return [event["event_action"] for event in self.events]
+
+
+def page(state: Path, channels: Channels) -> str:
+    """A production outage paged (trigger delivered); returns its incident id."""
+    notifier = Notifier(state, channels.settings)
+    published = notifier.publish(make_alert(AlertKind.PRODUCTION_DOWN, "shop", "production",
+                                            "down"))
+    notifier.flush()
+    assert published.incident is not None and channels.actions() == ["trigger"]
+    return published.incident.id
+
+
+def test_ack_acknowledges_the_page_with_the_trigger_key_and_notes_it_in_slack(
+    tmp_path: Path, httpserver: HTTPServer,
+) -> None:
+    channels = Channels(httpserver)
+    incident_id = page(tmp_path, channels)
+    channels.script = [500]  # the acknowledge meets a 5xx once: retried
+
+    acked = run(tmp_path, "ack", incident_id, "--by", "alice", **channels.env)
+    again = run(tmp_path, "ack", incident_id, "--by", "bob", **channels.env)
+    notifier = Notifier(tmp_path, channels.settings)
+    notifier.resolve_incident(incident_id, "bad config reverted")
+    notifier.flush()
+
+    assert acked.returncode == 0 and again.returncode == 0, acked.stderr + again.stderr
+    assert "wait in the outbox" not in acked.stdout
+    assert channels.actions() == ["trigger", "acknowledge", "acknowledge", "resolve"]
+    assert len({event["dedup_key"] for event in channels.events}) == 1
+    assert "payload" not in channels.events[1]  # Events API v2: only trigger has one
+    notes = [message["text"] for message in channels.slack]
+    assert len(notes) == 3 and notes[1].startswith("[ACKNOWLEDGED] shop/production")
+    assert "alice" in notes[1] and notes[2].startswith("[RESOLVED]")
+    incident = IncidentStore(tmp_path).get(incident_id)
+    assert incident.acknowledged_by == "alice"  # the second ack changed nothing, sent nothing
+    assert notifier.outbox.pending() == []
+
+
+def test_an_acknowledge_pagerduty_refuses_is_not_retried_and_waits_in_the_outbox(
+    tmp_path: Path, httpserver: HTTPServer,
+) -> None:
+    channels = Channels(httpserver)
+    incident_id = page(tmp_path, channels)
+    channels.script = [400]
+
+    acked = run(tmp_path, "ack", incident_id, "--by", "alice", **channels.env)
+
+    assert acked.returncode == 0, acked.stderr
+    assert "1 alert(s) wait in the outbox" in acked.stdout
+    assert channels.actions() == ["trigger", "acknowledge"]  # a 400 is never retried
+    (waiting,) = Notifier(tmp_path, channels.settings).outbox.pending()
+    assert waiting.alert.action.value == "acknowledge"
+    assert waiting.deliveries[Channel.SLACK].delivered_at is not None  # Slack took it
+    assert waiting.deliveries[Channel.PAGERDUTY].delivered_at is None
+    assert IncidentStore(tmp_path).get(incident_id).status is IncidentStatus.ACKNOWLEDGED
+
+
 @pytest.mark.parametrize("command", [["ack", "INC-nope"], ["resolve", "INC-nope", "--note", "x"],
                                      ["ack", "../../etc/passwd"]])
 def test_unknown_incident_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
@@ -112,12 +206,14 @@ def test_resolve_resolves_the_page_and_publishes_the_review(
     assert published.incident is not None and [e["event_action"] for e in events] == ["trigger"]
     incident_id = published.incident.id
 
+    acked = run(tmp_path, "ack", incident_id, "--by", "alice", **env)
     completed = run(tmp_path, "resolve", incident_id, "--note", "bad config reverted",
                     "--by", "bob", **env)
 
+    assert acked.returncode == 0, acked.stderr
     assert completed.returncode == 0, completed.stderr
-    assert [e["event_action"] for e in events] == ["trigger", "resolve"]
-    assert events[1]["dedup_key"] == events[0]["dedup_key"]
+    assert [e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"]
+    assert len({e["dedup_key"] for e in events}) == 1
     incident = IncidentStore(tmp_path).get(incident_id)
     assert incident.status is IncidentStatus.RESOLVED and incident.resolved_at is not None
     assert "bad config reverted (by bob)" in incident.timeline[-1]

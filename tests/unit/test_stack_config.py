@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,11 @@ def test_a_module_process_is_recognised_as_ours_and_an_unrelated_one_is_not(tmp_
     process = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
                                 "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert stack._runs_program(process.pid, "http.server")
+        # Seen flaky under load right after Popen: give the child a moment to show its argv.
+        deadline = time.monotonic() + 5
+        while not stack._runs_program(process.pid, "http.server"):
+            assert time.monotonic() < deadline, Path(f"/proc/{process.pid}/cmdline").read_bytes()
+            time.sleep(0.05)
         assert not stack._runs_program(process.pid, "runbook.alerts.receiver")
     finally:
         process.terminate()
