@@ -75,6 +75,10 @@ class AnalysisSettings(BaseModel):
     """Total time the new revision is watched after traffic moves."""
     interval_s: float = Field(default=5.0, gt=0)
     """Time between measurements; each one queries Prometheus and checks health."""
+    initial_delay_s: float = Field(default=6.0, ge=0)
+    """Time before the first measurement (Argo's initialDelay): a revision that just got
+    its router series needs a few scrapes before a rate exists; until then 'no data' would
+    be an inconclusive measurement that ends the analysis."""
     failure_limit: int = Field(default=0, ge=0)
     """Failed measurements tolerated; one more fails the analysis (Argo default: 0)."""
     inconclusive_limit: int = Field(default=0, ge=0)

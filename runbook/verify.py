@@ -47,7 +47,7 @@ def analyze(
                        timeout_s=policy.thresholds.rollback_avg_latency_s * 2) as traffic, \
             httpx.Client() as http:
         started = time.monotonic()
-        next_at = started + settings.interval_s
+        next_at = started + max(settings.interval_s, settings.initial_delay_s)
         previous = started
         while True:
             time.sleep(max(0.0, next_at - time.monotonic()))

@@ -78,7 +78,8 @@ def load_test_preview(
                                     perf.think_time_s)
     job = LocustJob(host=preview_url, locustfile=locustfile, users=perf.users,
                     spawn_rate=perf.spawn_rate, duration_s=perf.duration_s, workdir=workdir,
-                    workers=perf.workers, shutdown_grace_s=perf.shutdown_grace_s)
+                    workers=perf.workers, shutdown_grace_s=perf.shutdown_grace_s,
+                    stop_timeout_s=perf.request_timeout_s)
     artifact_id = create_progress_artifact(
         0.0, key=f"perf-progress-{candidate.service}-{candidate.environment}",
         description=f"load test of {candidate.revision} at {preview_url}",

@@ -7,6 +7,7 @@ counts) and ``--csv`` (``_stats_history.csv`` is rewritten every second: live pr
 
 from __future__ import annotations
 
+import math
 import socket
 import subprocess
 import sys
@@ -52,6 +53,9 @@ class LocustJob(BaseModel):
     workdir: Path  # stats, logs and the generated locustfile of this run
     workers: int = Field(default=0, ge=0)  # > 0: distributed (master + workers)
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+    stop_timeout_s: float = Field(default=10.0, gt=0)
+    """Requests in flight when the run time ends may finish this long and are counted:
+    without it a release slower than the test is short reports no request at all."""
 
     @property
     def stats_prefix(self) -> Path:
@@ -87,7 +91,8 @@ def master_command(job: LocustJob, master_port: int | None = None) -> list[str]:
         "--users", str(job.users), "--spawn-rate", str(job.spawn_rate),
         "--run-time", f"{max(1, round(job.duration_s))}s",
         "--csv", str(job.stats_prefix), "--json-file", str(job.json_path.with_suffix("")),
-        "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "2",
+        "--only-summary", "--exit-code-on-error", "0",
+        "--stop-timeout", str(max(1, math.ceil(job.stop_timeout_s))),
         "--loglevel", "WARNING",
     ]
     if job.workers:
@@ -167,7 +172,7 @@ def run_locust(job: LocustJob, on_progress: ProgressCallback | None = None) -> P
 def _wait(master: subprocess.Popen[bytes], job: LocustJob,
           on_progress: ProgressCallback | None) -> None:
     started = time.monotonic()
-    deadline = started + job.duration_s + job.shutdown_grace_s
+    deadline = started + job.duration_s + job.stop_timeout_s + job.shutdown_grace_s
     if job.workers:
         deadline += WORKERS_CONNECT_TIMEOUT_S
     history = Path(f"{job.stats_prefix}_stats_history.csv")

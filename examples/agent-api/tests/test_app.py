@@ -357,26 +357,31 @@ class ProcessTest(unittest.TestCase):
         return int(line.split(" listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
 
     def test_sigterm_finishes_in_flight_requests_and_exits_0(self) -> None:
-        proc = self.run_app(LATENCY_MS="1500", VERSION="slow")
+        proc = self.run_app(LATENCY_MS="3000", VERSION="slow")
         port = self.wait_for_port(proc)
         result: dict[str, Any] = {}
+        sent = threading.Event()
 
         def slow_request() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
             conn.request("GET", "/api/answer?q=status")
+            sent.set()
             resp = conn.getresponse()
             result["status"], result["body"] = resp.status, json.loads(resp.read())
             conn.close()
 
         client = threading.Thread(target=slow_request)
         client.start()
-        time.sleep(0.3)  # the request is now inside its 1.5 s delay
+        # Timing-free up to here: the request has left the client. The pause lets the
+        # accept loop (0.1 s poll) take it even on a loaded machine; it then waits 3 s.
+        self.assertTrue(sent.wait(timeout=10))
+        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.4)  # > the 0.1 s accept-loop poll interval
         self.assertTrue(client.is_alive(), "the slow request should still be in flight")
         with self.assertRaises(ConnectionRefusedError):  # stopped accepting while draining
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        client.join(timeout=10)
+        client.join(timeout=15)
         self.assertEqual(proc.wait(timeout=10), 0)
         self.assertEqual(result.get("status"), 200)
         self.assertEqual(result["body"]["version"], "slow")
