@@ -13,7 +13,8 @@ import docker.errors
 import requests
 from pydantic import BaseModel
 
-from runbook.errors import DeployError, TransientError
+from runbook.adapters.docker_engine import call_engine
+from runbook.errors import TransientError
 
 RESOLVE_TIMEOUT_S = 15
 """Deadline of one engine call; a registry that does not answer must not hold the build."""
@@ -84,14 +85,8 @@ def pull_as(docker_host: str, reference: str, local_name: str,
         repository, tag = reference, "latest"
     client = docker.DockerClient(base_url=docker_host, timeout=timeout_s)
     try:
-        image = client.images.pull(repository, tag=tag)
-        image.tag(local_name)
+        image = call_engine(lambda: client.images.pull(repository, tag=tag))
+        call_engine(lambda: image.tag(local_name))
         return str(image.id)
-    except docker.errors.APIError as exc:
-        if exc.status_code is not None and exc.status_code >= 500:
-            raise TransientError(f"pull of {reference} failed: {exc}") from exc
-        raise DeployError(f"pull of {reference} refused: {exc}") from exc
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"Docker engine unreachable pulling {reference}: {exc}") from exc
     finally:
         client.close()

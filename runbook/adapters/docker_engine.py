@@ -47,7 +47,7 @@ def build(
     on_line: Callable[[str], None],
 ) -> str:
     """Build ``context`` into ``tag`` and return the image id; progress goes to on_line."""
-    stream = _engine_call(
+    stream = call_engine(
         lambda: client.api.build(
             path=context,
             dockerfile=dockerfile,
@@ -74,7 +74,7 @@ def build(
 
 def push(client: docker.DockerClient, repository: str, tag: str) -> str:
     """Push ``repository:tag`` and return the registry's manifest digest."""
-    stream = _engine_call(
+    stream = call_engine(
         lambda: client.api.push(repository, tag=tag, stream=True, decode=True)
     )
     digest = None
@@ -91,7 +91,8 @@ def push(client: docker.DockerClient, repository: str, tag: str) -> str:
     return digest
 
 
-def _engine_call(call: Callable[[], Any]) -> Any:
+def call_engine(call: Callable[[], Any]) -> Any:
+    """Run one engine call, sorting its errors: 5xx and lost connections are transient."""
     try:
         return call()
     except docker.errors.APIError as exc:
@@ -126,7 +127,7 @@ def run_to_completion(
     and the exit code is reported as 124 (as `timeout` does). ``collect`` names a file the
     command writes (e.g. a coverage report), copied out before the container goes.
     """
-    container = _engine_call(
+    container = call_engine(
         lambda: client.containers.run(
             image, command, detach=True, network_disabled=True, stdout=True, stderr=True
         )
