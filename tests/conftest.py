@@ -18,6 +18,7 @@ from runbook.settings import StackSettings
 os.environ.setdefault("PREFECT_API_URL", StackSettings().prefect_api_url)
 
 REPO = Path(__file__).resolve().parents[1]
+TEST_SERVICE_PREFIX = "e2e-"  # services the tests deliver; nothing else is named so
 SAMPLE = REPO / "examples" / "agent-api"
 
 # Short windows so an end-to-end release takes ~30 s; the logic is the same as the defaults.
@@ -36,7 +37,20 @@ def stack_settings() -> StackSettings:
     statuses = stack.up(settings)
     unhealthy = [f"{s.name}: {s.detail}" for s in statuses if not s.healthy]
     assert not unhealthy, f"local stack not healthy: {unhealthy}"
+    _remove_leftover_test_services(settings)
     return settings
+
+
+def _remove_leftover_test_services(settings: StackSettings) -> None:
+    """Services of an earlier, interrupted test session would keep their containers and
+    route ports forever (and be restarted by every `stack up`)."""
+    from runbook.router import HAProxyRouter
+    from runbook.targets import make_target
+
+    deploy_target = make_target("docker", settings)
+    for route in HAProxyRouter(settings).routes():
+        if route.service.startswith(TEST_SERVICE_PREFIX):
+            deploy_target.decommission(route.service, route.environment)
 
 
 @pytest.fixture
@@ -49,7 +63,7 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         target = tmp_path / f"svc-{uuid.uuid4().hex[:6]}"
         shutil.copytree(SAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
         spec = yaml.safe_load((target / "service.yaml").read_text())
-        spec["name"] = f"e2e-{target.name}"
+        spec["name"] = f"{TEST_SERVICE_PREFIX}{target.name}"
         names.append(spec["name"])
         spec["policy"] = policy if policy is not None else FAST_POLICY
         spec.update(spec_changes)
