@@ -1,9 +1,5 @@
-"""HTTP load from this process: the perf stage's short load test and verification traffic.
-
-Threads with one keep-alive client each; every request is timed and counted. This is the
-walking skeleton's load generator; the full perf stage (Locust, baselines) replaces it for
-the perf gate but verification traffic stays this small.
-"""
+"""Verification traffic: steady HTTP requests at the endpoint from this process, each one
+timed and counted. (The perf stage's load comes from Locust, runbook/perf/.)"""
 
 from __future__ import annotations
 
@@ -11,11 +7,8 @@ import itertools
 import statistics
 import threading
 import time
-from collections.abc import Callable
 
 import httpx
-
-from runbook.models import PerfReport
 
 
 class LoadResult:
@@ -48,18 +41,6 @@ class LoadResult:
     def requests(self) -> int:
         return len(self.latencies)
 
-    def report(self, duration_s: float) -> PerfReport:
-        with self._lock:
-            latencies = sorted(self.latencies)
-        return PerfReport(
-            requests=len(latencies),
-            failures=self.failures,
-            duration_s=duration_s,
-            avg_latency_s=statistics.fmean(latencies) if latencies else None,
-            p95_latency_s=latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
-            max_latency_s=latencies[-1] if latencies else None,
-        )
-
 
 def _request(client: httpx.Client, url: str, timeout_s: float, result: LoadResult) -> None:
     started = time.perf_counter()
@@ -71,36 +52,6 @@ def _request(client: httpx.Client, url: str, timeout_s: float, result: LoadResul
     except httpx.HTTPError as exc:
         failure = f"{type(exc).__name__} from {url}"
     result.record(time.perf_counter() - started, failure)
-
-
-def run_load(
-    base_url: str,
-    paths: list[str],
-    users: int,
-    duration_s: float,
-    timeout_s: float,
-    on_progress: Callable[[float, LoadResult], None] | None = None,
-) -> PerfReport:
-    """Closed-loop load: ``users`` clients request ``paths`` in turn for ``duration_s``."""
-    result = LoadResult()
-    deadline = time.monotonic() + duration_s
-
-    def user(offset: int) -> None:
-        urls = itertools.cycle(base_url + p for p in paths[offset % len(paths):] + paths)
-        with httpx.Client() as client:
-            while time.monotonic() < deadline:
-                _request(client, next(urls), timeout_s, result)
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
-    for thread in threads:
-        thread.start()
-    while any(t.is_alive() for t in threads):
-        if on_progress is not None:
-            on_progress(min(1.0, (time.monotonic() - started) / duration_s), result)
-        for thread in threads:
-            thread.join(timeout=1.0)
-    return result.report(time.monotonic() - started)
 
 
 class TrafficDriver:
