@@ -8,10 +8,7 @@ error sorting, no data as None).
 
 from __future__ import annotations
 
-import httpx
-
-from runbook.adapters.prometheus import QUERY_TIMEOUT_S, RouterMetrics
-from runbook.errors import TransientError
+from runbook.adapters.prometheus import QUERY_TIMEOUT_S, RouterMetrics, escape
 from runbook.ops.app_metrics import RouteMetrics, production_routes, route_metrics
 
 RESPONSES = "haproxy_server_http_responses_total"
@@ -20,16 +17,8 @@ RESPONSES = "haproxy_server_http_responses_total"
 def discover_routes(url: str, range_s: int, timeout_s: float = QUERY_TIMEOUT_S) -> list[str]:
     """Routes with any response series in the last ``range_s`` (preview routes left out)."""
     query = f"count by (proxy) (last_over_time({RESPONSES}[{range_s}s]))"
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/api/v1/query", params={"query": query},
-                             timeout=timeout_s)
-    except httpx.TransportError as exc:
-        raise TransientError(f"prometheus unreachable: {type(exc).__name__}") from exc
-    if response.status_code >= 500:
-        raise TransientError(f"prometheus answered {response.status_code}")
-    response.raise_for_status()
-    series = response.json()["data"]["result"]
-    return production_routes([s["metric"].get("proxy", "") for s in series])
+    series = RouterMetrics(url, timeout_s).label_sets(query)
+    return production_routes([labels.get("proxy", "") for labels in series])
 
 
 def day_metrics(url: str, routes: list[str], range_s: int) -> list[RouteMetrics]:
@@ -38,7 +27,7 @@ def day_metrics(url: str, routes: list[str], range_s: int) -> list[RouteMetrics]
     metrics = RouterMetrics(url)
     found = []
     for route in routes:
-        selector = f'proxy="{_escape(route)}"'
+        selector = f'proxy="{escape(route)}"'
         never_answered = (
             f"sum(increase(haproxy_server_connection_errors_total{{{selector}}}[{range_s}s]))"
             f" + sum(increase(haproxy_server_response_errors_total{{{selector}}}[{range_s}s]))")
@@ -53,6 +42,3 @@ def day_metrics(url: str, routes: list[str], range_s: int) -> list[RouteMetrics]
         found.append(route_metrics(route, requests, errors, average))
     return found
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import urllib.error
-
 from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.exposition import push_to_gateway
 
-from runbook.errors import TransientError
+from runbook.adapters.pushgateway import push
 from runbook.ops.health import PipelineHealth
 
 JOB = "runbook_health"
@@ -35,11 +32,4 @@ def push_health(url: str, health: PipelineHealth, timeout_s: float = TIMEOUT_S) 
         if window.success_rate is not None and window.avg_duration_s is not None:
             success.labels(*key).set(window.success_rate)
             average.labels(*key).set(window.avg_duration_s)
-    try:
-        push_to_gateway(url, JOB, registry, timeout=timeout_s)
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise TransientError(f"Pushgateway {url} answered {exc.code}") from exc
-        raise
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransientError(f"Pushgateway {url} unreachable: {exc}") from exc
+    push(url, JOB, registry, timeout_s)

@@ -56,15 +56,22 @@ class RouterMetrics:
         """The first value of an instant query; None when there is no data."""
         return self._scalar(query)
 
-    def _scalar(self, query: str) -> float | None:
+    def label_sets(self, query: str) -> list[dict[str, str]]:
+        """The label sets of an instant query's series (e.g. to discover routes)."""
+        return [series["metric"] for series in self._query(query)]
+
+    def _query(self, query: str) -> list[dict]:  # type: ignore[type-arg]
         try:
-            result = self._client.custom_query(query)
+            return self._client.custom_query(query)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError) as exc:
             raise TransientError(f"prometheus unreachable: {type(exc).__name__}") from exc
         except PrometheusApiClientException as exc:
             if "HTTP Status Code 5" in str(exc):
                 raise TransientError(f"prometheus error: {exc}") from exc
             raise ConfigurationError(f"prometheus rejected {query!r}: {exc}") from exc
+
+    def _scalar(self, query: str) -> float | None:
+        result = self._query(query)
         if not result:
             return None
         value = float(result[0]["value"][1])
@@ -72,8 +79,9 @@ class RouterMetrics:
 
 
 def _selector(proxy: str, server: str) -> str:
-    return f'proxy="{_escape(proxy)}",server="{_escape(server)}"'
+    return f'proxy="{escape(proxy)}",server="{escape(server)}"'
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
+    """A label value quoted safely inside a PromQL selector."""
     return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -22,6 +22,19 @@ from runbook.models import Outcome
 from runbook.run_metrics import RunSample
 
 JOB = "runbook_pipeline"
+
+
+def push(url: str, job: str, registry: CollectorRegistry, timeout_s: float,
+         grouping_key: dict[str, str] | None = None) -> None:
+    """Replace ``job``'s group on the Pushgateway; 5xx and unreachable are transient."""
+    try:
+        push_to_gateway(url, job, registry, grouping_key=grouping_key, timeout=timeout_s)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise TransientError(f"Pushgateway {url} answered {exc.code}") from exc
+        raise
+    except (urllib.error.URLError, OSError) as exc:
+        raise TransientError(f"Pushgateway {url} unreachable: {exc}") from exc
 TIMEOUT_S = 5.0
 
 RUNS = "runbook_pipeline_runs"  # counter, by outcome
@@ -49,14 +62,7 @@ class Pushgateway:
         counts = self._read_counters(group)
         registry = CollectorRegistry()
         registry.register(_RunCollector(counts, sample))
-        try:
-            push_to_gateway(self.url, JOB, registry, grouping_key=group, timeout=self.timeout_s)
-        except urllib.error.HTTPError as exc:
-            if exc.code >= 500:
-                raise TransientError(f"Pushgateway {self.url} answered {exc.code}") from exc
-            raise
-        except (urllib.error.URLError, OSError) as exc:
-            raise TransientError(f"Pushgateway {self.url} unreachable: {exc}") from exc
+        push(self.url, JOB, registry, self.timeout_s, grouping_key=group)
 
     def _read_counters(self, group: dict[str, str]) -> Counts:
         try:
