@@ -78,3 +78,13 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         for name in names:
             for environment in ("staging", "production"):
                 deploy_target.decommission(name, environment)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL cluster for this test session (tests/postgres_cluster.py).
+    Tests using it are `stack` tests: PostgreSQL is a real service."""
+    from tests.postgres_cluster import postgres_cluster
+
+    with postgres_cluster() as url:
+        yield url

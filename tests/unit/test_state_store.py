@@ -1,0 +1,66 @@
+"""The state store on SQLite (a file in tmp_path: no service)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from runbook.store import StateStore, StoreUnavailable, default_state_url
+from tests import store_contract
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return default_state_url(tmp_path / "state")
+
+
+def test_documents(sqlite_url: str) -> None:
+    store_contract.check_documents(StateStore(sqlite_url))
+
+
+def test_failed_block_writes_nothing(sqlite_url: str) -> None:
+    store_contract.check_failed_block_writes_nothing(StateStore(sqlite_url))
+
+
+def test_typed_collection_skips_bad_records(sqlite_url: str) -> None:
+    store_contract.check_typed_collection(StateStore(sqlite_url))
+
+
+def test_no_lost_update_across_threads(sqlite_url: str) -> None:
+    store_contract.check_no_lost_update_across_threads(StateStore(sqlite_url), "k")
+
+
+def test_no_lost_update_across_processes(sqlite_url: str) -> None:
+    store_contract.check_no_lost_update_across_processes(sqlite_url, "k")
+
+
+def test_lock_wait_has_deadline(sqlite_url: str) -> None:
+    store_contract.check_lock_wait_has_deadline(sqlite_url)
+
+
+def test_schema_survives_reopen(sqlite_url: str) -> None:
+    StateStore(sqlite_url).put("t", "k", {"v": 1})
+    assert StateStore(sqlite_url).get("t", "k") == {"v": 1}
+
+
+def test_append_reads_back_in_order(sqlite_url: str) -> None:
+    store = StateStore(sqlite_url)
+    for number in range(5):
+        store.append("t-log", {"n": number})
+    assert [body["n"] for _key, body in store.items("t-log")] == [0, 1, 2, 3, 4]
+
+
+def test_password_never_in_messages() -> None:
+    # Nothing listens on port 9: the connect fails; the message must not carry the secret.
+    with pytest.raises(StoreUnavailable) as caught:
+        StateStore("postgresql://runbook@127.0.0.1:9/db",
+                   password=SecretStr("hunter2-secret"), lock_timeout_s=1)
+    assert "hunter2-secret" not in str(caught.value)
+    assert "127.0.0.1:9" in str(caught.value)
+
+
+def test_unsupported_database_is_named() -> None:
+    with pytest.raises(ValueError, match="mysql"):
+        StateStore("mysql://x@localhost/db")
