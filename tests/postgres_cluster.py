@@ -29,6 +29,9 @@ def _bin_dir() -> Path:
         return candidates[-1]
     if os.geteuid() == 0 and shutil.which("apt-get"):
         environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        # A fresh machine may have no package lists yet.
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=environment,
+                       timeout=600, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True,
                        env=environment, timeout=600, capture_output=True)
         return _bin_dir()
