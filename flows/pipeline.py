@@ -1,9 +1,20 @@
 """The release pipeline: build, test, scan, preview, perf, promote, verify, then keep the
-release or switch back. Outcome: released | rolled_back | blocked | failed."""
+release or switch back. Outcome: released | rolled_back | blocked | failed |
+rollback_failed.
+
+``_Run.procedure`` reads as the runbook: one step a line, each step returns what happened
+(a value to go on with, or an :class:`Ending`), ``_Run.execute`` decides the outcome once,
+and the flow publishes the report, the metrics and the alert in a ``finally`` whatever
+raised. Strategies live in ``flows/strategies/``. Every step that moves traffic is written
+to the release record first (``runbook/release_record.py``), so a run killed at any point
+leaves the truth behind: the next run (or the scheduled ``tidy``) rolls an unverified
+release back.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import time
+from types import ModuleType
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -11,7 +22,9 @@ from prefect.states import Failed, State
 
 from flows.approval import ask_for_approval
 from flows.locks import one_deploy_at_a_time
+from flows.strategies import Ending, strategy_module
 from runbook import gates as gate_rules
+from runbook.alerts.release import interrupted_release_alert
 from runbook.analysis import Verdict
 from runbook.approval import (
     AfterVerification,
@@ -29,11 +42,13 @@ from runbook.models import (
     Outcome,
     RunReport,
     Slot,
+    StageStatus,
     Strategy,
     TargetKind,
 )
 from runbook.perf.baseline import judge_degradation
 from runbook.policy import Policy
+from runbook.release_record import ReleasePhase, ReleaseRecord, is_verified
 from runbook.report import ReportBuilder
 from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
@@ -43,14 +58,13 @@ from tasks.build import build_image, image_in_registry, resolve_base_images
 from tasks.deploy import (
     deploy_candidate,
     discard_candidate,
+    read_endpoint,
     read_live_slot,
-    retire_slot,
     roll_out_release,
     switch_traffic,
     tidy_environment,
-    undo_rollout,
 )
-from tasks.notify import notify_release
+from tasks.notify import notify_release, publish_alert
 from tasks.observe import push_run_metrics
 from tasks.perf import (
     emit_perf_degraded,
@@ -60,6 +74,7 @@ from tasks.perf import (
     read_perf_baseline,
     record_perf_report,
 )
+from tasks.release import read_release_record, record_release, recover_interrupted_release
 from tasks.report import publish_report
 from tasks.scan import publish_scan, scan_release
 from tasks.test import run_tests
@@ -75,6 +90,16 @@ def pipeline(
     build_args: dict[str, str] | None = None,
     report_path: str | None = None,
 ) -> RunReport | State[RunReport]:
+    """Deliver one service to one environment.
+
+    Args:
+        service_dir: Directory with the service's ``Dockerfile`` and ``service.yaml``.
+        environment: ``staging`` or ``production``.
+        strategy: ``blue-green`` or ``rolling``.
+        target: ``docker`` or ``kubernetes``.
+        build_args: Docker build arguments (part of the revision).
+        report_path: Where to write the run report (JSON) as well as the artifact.
+    """
     service = load_service(service_dir)
     settings = StackSettings()
     run = _Run(service, Environment(environment), Strategy(strategy), TargetKind(target),
@@ -82,13 +107,8 @@ def pipeline(
     try:
         run.execute()
     finally:
-        publish_report(run.builder.report, report_path)
-        # Observability never changes the outcome: a failed push stays a failed task run.
-        push_run_metrics(run.builder.report, settings, return_state=True)
+        _conclude(run.builder.report, report_path, settings)
     report = run.builder.report
-    # After the report is final: one alert per problem (deduplicated), or the resolution
-    # of open ones when released. Undeliverable alerts wait in the outbox, never fail the run.
-    notify_release(report)
     if report.outcome is not Outcome.RELEASED:
         # A Failed final state (not an exception): `prefect deployment run --watch` and CI
         # see a failure, and the logs keep the verdict instead of a traceback.
@@ -96,8 +116,24 @@ def pipeline(
     return report
 
 
+def _conclude(report: RunReport, report_path: str | None, settings: StackSettings) -> None:
+    """The report, the run's metrics and its alert, each whatever the others did: one
+    unreachable service (Prefect's artifacts, the Pushgateway, Slack) costs only itself.
+    Undeliverable alerts wait in the outbox, never fail the run."""
+    logger = get_run_logger()
+    for name, state in (
+        ("report", publish_report(report, report_path, return_state=True)),
+        # Observability never changes the outcome: a failed push stays a failed task run.
+        ("metrics", push_run_metrics(report, settings, return_state=True)),
+        # After the report is final: one alert per problem, or the resolution of open ones.
+        ("alert", notify_release(report, return_state=True)),
+    ):
+        if not state.is_completed():
+            logger.error("run %s not published: %s", name, state.message)
+
+
 class _Run:
-    """One pipeline run's sequence; every step is a task, every decision a pure function."""
+    """One pipeline run's procedure; every step is a task, every decision a pure function."""
 
     def __init__(self, service: Service, environment: Environment, strategy: Strategy,
                  target: TargetKind, settings: StackSettings, build_args: dict[str, str]) -> None:
@@ -105,6 +141,7 @@ class _Run:
         self.spec = service.spec
         self.env = environment.value
         self.strategy = strategy
+        self.moves: ModuleType = strategy_module(strategy)
         self.target = target
         self.settings = settings
         self.build_args = {**self.spec.build.args, **build_args}
@@ -115,128 +152,83 @@ class _Run:
             flow_run_url=flow_run.get_flow_run_ui_url(),
         ))
         self.logger = get_run_logger()
+        self.run_id = str(flow_run.get_id()) if flow_run.get_id() else None
         self.candidate: Slot | None = None
-        self.moved = False  # True once traffic went to the candidate
+        self.previous: Slot | None = None
+        self.preview_url = ""
+        self.moved = False  # True once traffic went (or may have gone) to the candidate
+
+    # -- the one place a run ends ---------------------------------------------------------
 
     def execute(self) -> None:
-        live: Slot | None = None
-        # The deploy slot, once taken, is held until rollback or discard is done.
-        with contextlib.ExitStack() as deploy_slot:
-            try:
-                live, endpoint = self._read_live()
-                image = self._build()
-                if not self._quality_gates(image):
-                    return
-                deploy_slot.enter_context(one_deploy_at_a_time(
-                    self.spec.name, self.env, self.policy.deploy.lock_timeout_s))
-                # Again: a run that held the slot before this one may have changed it.
-                live, endpoint = self._read_live()
-                self._tidy()
-                self._deploy(image, live, endpoint)
-            except GateFailed as exc:
-                self._discard(self.candidate)
-                self.builder.finish(Outcome.BLOCKED, str(exc))
-            except Exception as exc:
-                self.logger.exception("pipeline failed")
-                if self.moved and self.candidate is not None:
-                    self._roll_back(self.candidate, live, f"pipeline error after switch: {exc}")
-                    return
-                self._discard(self.candidate)
-                self.builder.finish(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+        """Run the procedure and set the outcome once, whatever raised."""
+        ending: Ending | None = None
+        try:
+            ending = self.procedure()
+        except Exception as exc:
+            ending = self._after_error(exc)
+        finally:
+            # None: interrupted (KeyboardInterrupt, SystemExit); the release record keeps
+            # what moved, and the next run or `tidy` rolls an unverified release back.
+            ending = ending or Ending(Outcome.FAILED, "run interrupted")
+            self.builder.finish(ending.outcome, ending.reason)
 
-    def _read_live(self) -> tuple[Slot | None, str]:
+    def procedure(self) -> Ending:
+        """The runbook, in order."""
+        self.read_live()
+        image = self._build()
+        if (stop := self._quality_gates(image)) is not None:
+            return stop
+        with one_deploy_at_a_time(self.spec.name, self.env, self.policy.deploy.lock_timeout_s):
+            # Again: a run that held the slot before this one may have changed it.
+            if (stop := self._recover_interrupted()) is not None:
+                return stop
+            live = self.read_live()
+            self._tidy()
+            if self._already_live(image, live):
+                return Ending(Outcome.RELEASED, "already live")
+            return self.moves.release(self, image, live)
+
+    def _after_error(self, exc: Exception) -> Ending:
+        if isinstance(exc, GateFailed):
+            self._discard(self.candidate)
+            return Ending(Outcome.BLOCKED, str(exc))
+        self.logger.exception("pipeline failed")
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.moved and self.candidate is not None:
+            return self.roll_back(self.candidate, self.previous,
+                                  f"pipeline error after switch: {reason}")
+        self._discard(self.candidate)
+        return Ending(Outcome.FAILED, reason)
+
+    # -- steps before the deploy slot -----------------------------------------------------
+
+    def read_live(self) -> Slot | None:
         live, endpoint = read_live_slot(self.target, self.spec.name, self.env, self.settings)
         self.builder.report.previous = live.revision if live else None
         self.builder.report.revision = self.builder.report.previous
         self.builder.report.endpoint = endpoint
-        return live, endpoint
-
-    def _tidy(self) -> None:
-        """Release what the environment keeps past its keep-delay (a standby's replicas).
-        Under the deploy slot, so it never races a rollback scaling the standby up. Never
-        decides the outcome: a failure is logged and the run goes on."""
-        state = tidy_environment(self.target, self.spec.name, self.env, self.settings,
-                                 return_state=True)
-        if not state.is_completed():
-            self.logger.warning("tidying %s/%s failed, going on: %s", self.spec.name,
-                                self.env, state.message)
-
-    def _deploy(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
-        """Preview, perf, approval, promote, verify: the part one run at a time does."""
-        if live is not None and live.revision == image.revision:
-            self.builder.skip("preview", f"{image.revision} is live already; nothing to do")
-            self.builder.finish(Outcome.RELEASED, "already live")
-            return
-        if self.strategy is Strategy.ROLLING:
-            self._roll_out(image, live, endpoint)
-            return
-        self.candidate = self._preview(image)
-        if self.candidate is None or not self._perf(self.candidate):
-            return
-        if not self._promotion_approved(self.candidate, live):
-            return
-        with self.builder.stage("promote"):
-            switch_traffic(self.target, self.candidate, self.settings)
-            self.moved = True
-            self.builder.report.revision = self.candidate.revision
-        self._verify(self.candidate, live, endpoint)
-
-    def _roll_out(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
-        """Rolling: no preview slot, so no perf stage (load never goes to live traffic);
-        the rollout itself is the switch, verification decides, undo is the rollback."""
-        self.builder.skip("preview", "rolling strategy: the release replaces the live one")
-        self.builder.skip("perf", "rolling strategy has no preview slot and load is never "
-                                  "sent to live traffic; blue-green runs the perf gates")
-        with self.builder.stage("rollout") as stage:
-            slot = roll_out_release(self.target, self.spec, self.env, image, self.policy.deploy,
-                                    self.settings)
-            self.candidate, self.moved = slot, True
-            self.builder.report.revision = slot.revision
-            stage.detail = f"{slot.revision} rolled out in {slot.color}"
-        self._verify(slot, live, endpoint)
-
-    def _promotion_approved(self, candidate: Slot, live: Slot | None) -> bool:
-        if not promotion_needs_approval(self.policy.deploy):
-            return True
-        question = promotion_question(candidate, live.revision if live else None)
-        with self.builder.stage("approval") as stage:
-            approval = ask_for_approval("promote", question, self.policy.deploy)
-            self.builder.report.approvals.append(approval)
-            stage.detail = describe(approval)
-            if approval.approved:
-                return True
-            stage.status = stage.status.FAILED
-        self._discard(candidate)
-        self.builder.finish(Outcome.BLOCKED, describe(approval))
-        return False
-
-    def _keep_despite(self, candidate: Slot, verdict: Verdict) -> bool:
-        """An inconclusive verdict asks a person when approvals are on; otherwise no."""
-        if after_verification(verdict.phase, self.policy.deploy) is not AfterVerification.ASK:
-            return False
-        with self.builder.stage("approval") as stage:
-            approval = ask_for_approval("verify", inconclusive_question(candidate, verdict.reasons),
-                                        self.policy.deploy)
-            self.builder.report.approvals.append(approval)
-            stage.detail = describe(approval)
-        return approval.approved
+        return live
 
     def _build(self) -> ImageRef:
         with self.builder.stage("build") as stage:
+            # One deadline for resolving, building and pushing, retries included.
+            deadline = time.time() + self.spec.build.timeout_s
             bases = resolve_base_images(self.service, self.build_args, self.settings)
             revision = content_revision(self.service, self.build_args, bases.resolved)
             repo = repository(self.settings.registry, self.spec.name)
-            image = build_image(self.service, self.build_args, repo, revision, self.settings)
+            image = build_image(self.service, self.build_args, repo, revision, self.settings,
+                                deadline)
             if not image_in_registry(image, self.settings):
                 # A cached result can outlive the registry's copy: rebuild rather than fail.
                 image = build_image.with_options(refresh_cache=True)(
-                    self.service, self.build_args, repo, revision, self.settings
+                    self.service, self.build_args, repo, revision, self.settings, deadline
                 )
             stage.detail = image.by_digest
             self.builder.report.image = image.by_digest
             return image
 
-    def _quality_gates(self, image: ImageRef) -> bool:
+    def _quality_gates(self, image: ImageRef) -> Ending | None:
         coverage = coverage_report.NOT_CONFIGURED
         if self.spec.test is None:
             self.builder.skip("test", "no test command declared in service.yaml")
@@ -244,8 +236,8 @@ class _Run:
             with self.builder.stage("test") as stage:
                 result = run_tests(image, self.spec.test, self.settings)
                 stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
-                if not self._gates_pass([gate_rules.suite_gate(result)], stage):
-                    return False
+                if (stop := self._gates_pass([gate_rules.suite_gate(result)], stage)):
+                    return stop
                 coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,
                                                            result.coverage_xml)
         with self.builder.stage("scan") as stage:
@@ -258,7 +250,60 @@ class _Run:
                                                         for r in scan.results))
             return self._gates_pass(gates, stage)
 
-    def _preview(self, image: ImageRef) -> Slot | None:
+    # -- steps under the deploy slot ------------------------------------------------------
+
+    def _recover_interrupted(self) -> Ending | None:
+        """A release another run promoted and never verified (it died): roll it back first.
+        When that fails, this run stops: nothing new goes out over an environment in an
+        unknown state."""
+        state = recover_interrupted_release(self.spec.name, self.env, self.settings,
+                                            self.run_id, return_state=True)
+        if state.is_completed() and state.result() is None:
+            return None
+        with self.builder.stage("recover") as stage:
+            if not state.is_completed():
+                stage.status, stage.detail = StageStatus.FAILED, str(state.message)
+                live_now = self._live_now()
+                self.builder.report.revision = live_now
+                return Ending(Outcome.ROLLBACK_FAILED,
+                              f"a release left unverified by a dead run could not be rolled "
+                              f"back ({state.message}); live now: {live_now}")
+            recovery = state.result()
+            stage.detail = (f"{recovery.interrupted.candidate} was left unverified by run "
+                            f"{recovery.interrupted.owner_run}: {recovery.detail}")
+        # Its own problem, its own alert; this run goes on with its release.
+        interrupted = recovery.interrupted
+        publish_alert(interrupted_release_alert(
+            self.spec.name, self.env, interrupted.candidate, interrupted.owner_run,
+            recovery.serving, recovery.detail, self.builder.report.flow_run_url),
+            return_state=True)
+        return None
+
+    def _tidy(self) -> None:
+        """Release what the environment keeps past its keep-delay (a standby's replicas).
+        Under the deploy slot, so it never races a rollback scaling the standby up. Never
+        decides the outcome: a failure is logged and the run goes on."""
+        state = tidy_environment(self.target, self.spec.name, self.env, self.settings,
+                                 return_state=True)
+        if not state.is_completed():
+            self.logger.warning("tidying %s/%s failed, going on: %s", self.spec.name,
+                                self.env, state.message)
+
+    def _already_live(self, image: ImageRef, live: Slot | None) -> bool:
+        """Only a *verified* live revision counts: a promoted one whose run died is not."""
+        if live is None or live.revision != image.revision:
+            return False
+        if not is_verified(read_release_record(self.spec.name, self.env, self.settings),
+                           image.revision):
+            self.logger.warning("%s is live but was never verified: delivering it again",
+                                image.revision)
+            return False
+        self.builder.skip("preview", f"{image.revision} is live and verified already; "
+                                     "nothing to do")
+        return True
+
+    def preview(self, image: ImageRef) -> Slot | Ending:
+        self._record(image.revision, ReleasePhase.PREVIEWING)
         with self.builder.stage("preview") as stage:
             try:
                 slot, self.preview_url = deploy_candidate(
@@ -271,12 +316,14 @@ class _Run:
                 )])
                 stage.status = stage.status.FAILED
                 stage.detail = str(exc)
-                self.builder.finish(Outcome.BLOCKED, str(exc))
-                return None
+                return Ending(Outcome.BLOCKED, str(exc))
+            self.candidate = slot
+            self.builder.report.endpoint = read_endpoint(self.target, self.spec.name, self.env,
+                                                         self.settings)
             stage.detail = f"{slot.revision} healthy in {slot.color} at {self.preview_url}"
             return slot
 
-    def _perf(self, candidate: Slot) -> bool:
+    def perf(self, candidate: Slot) -> Ending | None:
         with self.builder.stage("perf") as stage:
             # The preview URL reaches the candidate only: no load on live traffic.
             report = load_test_preview(self.target, candidate, self.preview_url, self.service,
@@ -297,12 +344,51 @@ class _Run:
             stage.detail = (f"{report.requests} requests, {report.rps:.1f} rps, "
                             f"avg {report.avg_latency_s} s, p95 {report.p95_latency_s} s, "
                             f"{report.failures} failed")
-            if self._gates_pass(gates, stage):
-                return True
-        self._discard(candidate)
-        return False
+            stop = self._gates_pass(gates, stage)
+        if stop is not None:
+            self._discard(candidate)
+        return stop
 
-    def _verify(self, candidate: Slot, previous: Slot | None, endpoint: str) -> None:
+    def approve_promotion(self, candidate: Slot, live: Slot | None) -> Ending | None:
+        if not promotion_needs_approval(self.policy.deploy):
+            return None
+        question = promotion_question(candidate, live.revision if live else None)
+        with self.builder.stage("approval") as stage:
+            approval = ask_for_approval("promote", question, self.policy.deploy)
+            self.builder.report.approvals.append(approval)
+            stage.detail = describe(approval)
+            if approval.approved:
+                return None
+            stage.status = stage.status.FAILED
+        self._discard(candidate)
+        return Ending(Outcome.BLOCKED, describe(approval))
+
+    def promote(self, candidate: Slot, live: Slot | None) -> None:
+        """Recorded as promoted-unverified *before* the switch: a run killed in between
+        leaves a record the next run rolls back, never a release taken for verified."""
+        self._record(candidate.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
+        with self.builder.stage("promote"):
+            self.previous, self.moved = live, True
+            switch_traffic(self.target, candidate, self.settings)
+            self.builder.report.revision = candidate.revision
+
+    def roll_out(self, image: ImageRef, live: Slot | None) -> Slot:
+        self._record(image.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
+        with self.builder.stage("rollout") as stage:
+            self.previous, self.moved = live, True
+            slot = roll_out_release(self.target, self.spec, self.env, image, self.policy.deploy,
+                                    self.settings)
+            self.candidate = slot
+            self.builder.report.revision = slot.revision
+            self.builder.report.endpoint = read_endpoint(self.target, self.spec.name, self.env,
+                                                         self.settings)
+            stage.detail = f"{slot.revision} rolled out in {slot.color}"
+        return slot
+
+    def verify(self, candidate: Slot, previous: Slot | None) -> Ending:
+        return self._verify(candidate, previous, str(self.builder.report.endpoint))
+
+    def _verify(self, candidate: Slot, previous: Slot | None, endpoint: str) -> Ending:
         with self.builder.stage("verify") as stage:
             verdict = analyze_release(self.target, self.spec, candidate, endpoint, self.policy,
                                       self.settings)
@@ -311,49 +397,75 @@ class _Run:
                 stage.status = stage.status.FAILED
                 stage.detail += ": " + "; ".join(verdict.reasons)
         if verdict.keep or self._keep_despite(candidate, verdict):
-            # A rollout in place (one Deployment) reused the previous slot: nothing to retire.
-            if (self.strategy is Strategy.ROLLING and previous is not None
-                    and previous.color != candidate.color):
-                with self.builder.stage("retire"):
-                    retire_slot(self.target, previous, self.settings)
+            self.moves.keep(self, candidate, previous)
+            self._record(candidate.revision, ReleasePhase.VERIFIED, previous)
             mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
-            self.builder.finish(Outcome.RELEASED)
-            return
-        self._roll_back(candidate, previous, f"verification {verdict.phase.value}: "
-                        + "; ".join(verdict.reasons))
+            return Ending(Outcome.RELEASED)
+        return self.roll_back(candidate, previous, f"verification {verdict.phase.value}: "
+                              + "; ".join(verdict.reasons))
 
-    def _roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> None:
-        with self.builder.stage("rollback") as stage:
-            if self.strategy is Strategy.ROLLING and previous is not None:
-                restored = undo_rollout(self.target, self.spec.name, self.env,
-                                        self.policy.deploy, self.settings)
-                self.builder.report.revision = restored.revision
-                stage.detail = f"rollout undone: traffic back on {restored.revision}"
-                self.builder.finish(Outcome.ROLLED_BACK, reason)
-                return
-            if previous is not None:
-                switch_traffic(self.target, previous, self.settings)
-                self.builder.report.revision = previous.revision
-                stage.detail = f"traffic back on {previous.revision}"
-            else:
-                self.builder.report.revision = None
-                stage.detail = "no previous revision: the environment has no live revision"
-            logs = discard_candidate(self.target, candidate, self.settings)
-            if logs:
-                self.logger.info("last logs of %s:\n%s", candidate.revision, logs)
-        self.builder.finish(Outcome.ROLLED_BACK, reason)
+    def _keep_despite(self, candidate: Slot, verdict: Verdict) -> bool:
+        """An inconclusive verdict asks a person when approvals are on; otherwise no."""
+        if after_verification(verdict.phase, self.policy.deploy) is not AfterVerification.ASK:
+            return False
+        with self.builder.stage("approval") as stage:
+            approval = ask_for_approval("verify", inconclusive_question(candidate, verdict.reasons),
+                                        self.policy.deploy)
+            self.builder.report.approvals.append(approval)
+            stage.detail = describe(approval)
+        return approval.approved
+
+    def roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> Ending:
+        """Traffic back on ``previous``. When the switch back itself fails (router or engine
+        down past the retries), the run ends ``rollback_failed`` naming what is live now;
+        the record stays promoted-unverified, so the next run or ``tidy`` tries again."""
+        try:
+            with self.builder.stage("rollback") as stage:
+                stage.detail = self.moves.switch_back(self, candidate, previous)
+        except Exception as exc:
+            self.logger.exception("rollback failed")
+            live_now = self._live_now()
+            self.builder.report.revision = None if live_now.startswith("unknown") else live_now
+            return Ending(Outcome.ROLLBACK_FAILED,
+                          f"{reason}; switching back to "
+                          f"{previous.revision if previous else 'nothing'} failed "
+                          f"({type(exc).__name__}: {exc}); live now: {live_now}")
+        self._record(candidate.revision, ReleasePhase.ROLLED_BACK, previous)
+        return Ending(Outcome.ROLLED_BACK, reason)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _record(self, candidate: str, phase: ReleasePhase, previous: Slot | None = None) -> None:
+        record_release(ReleaseRecord(
+            service=self.spec.name, environment=self.env, candidate=candidate,
+            previous=previous.revision if previous else self.builder.report.previous,
+            phase=phase, strategy=self.strategy.value, target=self.target.value,
+            owner_run=self.run_id,
+        ), self.settings)
+
+    def _live_now(self) -> str:
+        """What serves the environment, as far as the target can still say."""
+        state = read_live_slot(self.target, self.spec.name, self.env, self.settings,
+                               return_state=True)
+        if not state.is_completed():
+            return f"unknown ({state.message})"
+        live, _ = state.result()
+        return live.revision if live else "nothing"
 
     def _discard(self, candidate: Slot | None) -> None:
-        if candidate is not None:
-            discard_candidate(self.target, candidate, self.settings)
+        if candidate is None:
+            return
+        state = discard_candidate(self.target, candidate, self.settings, return_state=True)
+        if not state.is_completed():
+            # The outcome stands; the idle color is cleared by the next deploy.
+            self.logger.warning("candidate %s not removed: %s", candidate.revision,
+                                state.message)
 
-    def _gates_pass(self, gates: list[gate_rules.Gate], stage: object) -> bool:
+    def _gates_pass(self, gates: list[gate_rules.Gate], stage: object) -> Ending | None:
         self.builder.gates(gates)
-        failed = gate_rules.failed(gates)
-        if not failed:
-            return True
+        if not gate_rules.failed(gates):
+            return None
         reason = "gate failed: " + gate_rules.describe_failures(gates)
         stage.status = stage.status.FAILED  # type: ignore[attr-defined]
         stage.detail += f"; {reason}"  # type: ignore[attr-defined]
-        self.builder.finish(Outcome.BLOCKED, reason)
-        return False
+        return Ending(Outcome.BLOCKED, reason)

@@ -89,6 +89,8 @@ _CATEGORY_OF_KIND = {
     AlertKind.PIPELINE_FAILURE: Category.DEPLOYMENT_FAILURE,
     AlertKind.DEPLOYMENT_FAILURE: Category.DEPLOYMENT_FAILURE,
     AlertKind.ROLLBACK: Category.DEPLOYMENT_FAILURE,
+    # A failed switch back leaves a release nobody vouches for serving: as bad as down.
+    AlertKind.ROLLBACK_FAILED: Category.PRODUCTION_DOWN,
     AlertKind.VULNERABILITY: Category.SECURITY_VULNERABILITY,
     AlertKind.SECURITY_INCIDENT: Category.SECURITY_VULNERABILITY,
     AlertKind.PRODUCTION_DOWN: Category.PRODUCTION_DOWN,

@@ -14,6 +14,7 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled_back"  # traffic moved, verification said no, switched back
     BLOCKED = "blocked"  # a gate said no before any production traffic moved
     FAILED = "failed"  # the pipeline itself broke (not a verdict on the release)
+    ROLLBACK_FAILED = "rollback_failed"  # the switch back failed: see `revision` for what is live
 
 
 class StageStatus(StrEnum):

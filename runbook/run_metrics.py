@@ -21,6 +21,7 @@ _DEPLOY_OUTCOMES = {
     Outcome.RELEASED: "passed",
     Outcome.ROLLED_BACK: "failed",
     Outcome.FAILED: "failed",
+    Outcome.ROLLBACK_FAILED: "failed",
     Outcome.BLOCKED: "blocked",
 }
 
@@ -38,7 +39,7 @@ class RunSample(BaseModel):
 
     service: str
     environment: str
-    outcome: str  # released | rolled_back | blocked | failed
+    outcome: str  # released | rolled_back | blocked | failed | rollback_failed
     finished_at_s: float  # Unix time
     stages: list[StageSample]
 

@@ -67,6 +67,9 @@ class BuildSpec(BaseModel):
     args: dict[str, str] = Field(default_factory=dict)
     """Docker build arguments; part of the image's content tag."""
     dockerfile: str = "Dockerfile"
+    timeout_s: float = Field(default=1200.0, gt=0)
+    """Deadline for resolving, building and pushing the image, retries included (runbook:
+    average build < 10 min, so twice that is a build that hangs, not a slow one)."""
 
 
 class Resources(BaseModel):

@@ -16,10 +16,19 @@ from tasks.retry import TRANSIENT_RETRIES
 @task(name="read_live_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def read_live_slot(
     target: TargetKind, service: str, environment: str, settings: StackSettings
-) -> tuple[Slot | None, str]:
-    """The slot serving the environment now, and the environment's endpoint URL."""
+) -> tuple[Slot | None, str | None]:
+    """The slot serving the environment now, and the environment's endpoint URL (None
+    before its first deploy: reading never creates a route)."""
     deploy_target = make_target(target, settings)
     return deploy_target.live(service, environment), deploy_target.endpoint(service, environment)
+
+
+@task(name="read_endpoint", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def read_endpoint(
+    target: TargetKind, service: str, environment: str, settings: StackSettings
+) -> str | None:
+    """The environment's endpoint URL once the target made one (after a first deploy)."""
+    return make_target(target, settings).endpoint(service, environment)
 
 
 @task(name="deploy_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -41,16 +41,53 @@ def stack_settings() -> StackSettings:
     return settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _forget_own_services_at_exit() -> Iterator[None]:
+    """Each test removes what it delivered; a finished session leaves no record behind."""
+    yield
+    _session_marker(StackSettings()).unlink(missing_ok=True)
+
+
+def _session_marker(settings: StackSettings, pid: int | None = None) -> Path:
+    """The file where a pytest run lists the services it delivered, one name a line: the
+    only record cleanup trusts, so two runs on one stack never remove each other's."""
+    return settings.path("test-sessions", f"{pid or os.getpid()}.services")
+
+
+def _record_test_service(name: str) -> None:
+    marker = _session_marker(StackSettings())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with marker.open("a") as names:
+        names.write(name + "\n")
+
+
 def _remove_leftover_test_services(settings: StackSettings) -> None:
     """Services of an earlier, interrupted test session would keep their containers and
-    route ports forever (and be restarted by every `stack up`)."""
-    from runbook.router import HAProxyRouter
+    route ports forever (and be restarted by every `stack up`). Only sessions whose process
+    is gone are cleaned, and only of the services they recorded."""
     from runbook.targets import make_target
 
+    sessions = settings.path("test-sessions")
+    if not sessions.is_dir():
+        return
     deploy_target = make_target("docker", settings)
-    for route in HAProxyRouter(settings).routes():
-        if route.service.startswith(TEST_SERVICE_PREFIX):
-            deploy_target.decommission(route.service, route.environment)
+    for marker in sessions.glob("*.services"):
+        if _alive(int(marker.stem)):
+            continue
+        for name in set(marker.read_text().split()):
+            for environment in ("staging", "production"):
+                deploy_target.decommission(name, environment)
+        marker.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture
@@ -65,6 +102,7 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         spec = yaml.safe_load((target / "service.yaml").read_text())
         spec["name"] = f"{TEST_SERVICE_PREFIX}{target.name}"
         names.append(spec["name"])
+        _record_test_service(spec["name"])
         spec["policy"] = policy if policy is not None else FAST_POLICY
         spec.update(spec_changes)
         (target / "service.yaml").write_text(yaml.safe_dump(spec))

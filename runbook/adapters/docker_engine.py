@@ -38,6 +38,17 @@ def connect(base_url: str, timeout_s: int = API_TIMEOUT_S) -> docker.DockerClien
     return client
 
 
+class DeadlinePassed(DeployError):
+    """Building or pushing ran past its deadline: a hang, not a transient fault (never
+    retried; the retries already spent the time)."""
+
+
+def check_deadline(deadline: float | None, what: str) -> None:
+    """Raise :class:`DeadlinePassed` once ``deadline`` (Unix time) is past."""
+    if deadline is not None and time.time() > deadline:
+        raise DeadlinePassed(f"{what} ran past its deadline")
+
+
 def build(
     client: docker.DockerClient,
     context: str,
@@ -45,8 +56,11 @@ def build(
     tag: str,
     build_args: dict[str, str],
     on_line: Callable[[str], None],
+    deadline: float | None = None,
 ) -> str:
-    """Build ``context`` into ``tag`` and return the image id; progress goes to on_line."""
+    """Build ``context`` into ``tag`` and return the image id; progress goes to on_line.
+    ``deadline`` (Unix time) is checked at every line of progress; a silent engine is cut
+    by the client's read timeout."""
     stream = call_engine(
         lambda: client.api.build(
             path=context,
@@ -61,6 +75,7 @@ def build(
     )
     image_id = None
     for chunk in _stream(stream):
+        check_deadline(deadline, f"docker build of {tag}")
         if "error" in chunk:
             raise DeployError(f"docker build failed: {chunk['error'].strip()}")
         if line := chunk.get("stream", "").strip():
@@ -72,13 +87,15 @@ def build(
     return image_id
 
 
-def push(client: docker.DockerClient, repository: str, tag: str) -> str:
+def push(client: docker.DockerClient, repository: str, tag: str,
+         deadline: float | None = None) -> str:
     """Push ``repository:tag`` and return the registry's manifest digest."""
     stream = call_engine(
         lambda: client.api.push(repository, tag=tag, stream=True, decode=True)
     )
     digest = None
     for chunk in _stream(stream):
+        check_deadline(deadline, f"push of {repository}:{tag}")
         if "error" in chunk:
             message = chunk["error"].strip()
             if _TRANSIENT_PUSH.search(message):

@@ -58,9 +58,10 @@ class DockerTarget:
                     return slot
         return None
 
-    def endpoint(self, service: str, environment: str) -> str:
-        route = self.router.ensure_route(service, environment)
-        return f"http://{self.settings.host}:{route.port}"
+    def endpoint(self, service: str, environment: str) -> str | None:
+        # A read: the route (and its ports) is made by the first deploy, never by a look.
+        route = self.router.route(service, environment)
+        return f"http://{self.settings.host}:{route.port}" if route else None
 
     def preview_url(self, service: str, environment: str) -> str:
         route = self.router.ensure_route(service, environment)
