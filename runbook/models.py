@@ -5,8 +5,22 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN)]
+"""A service name as flows take it: DNS-safe. Prefect validates flow parameters on every
+entry point (UI, API, CI, CLI) and shows the pattern in the run form, so a bad name never
+reaches a target, a route or a file path."""
 
 
 class Outcome(StrEnum):
