@@ -18,7 +18,8 @@ from runbook.settings import StackSettings
 os.environ.setdefault("PREFECT_API_URL", StackSettings().prefect_api_url)
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_SERVICE_PREFIX = "e2e-"  # services the tests deliver; nothing else is named so
+# Tells people what a service on the stack is; cleanup follows the session record instead.
+TEST_SERVICE_PREFIX = "test-"
 SAMPLE = REPO / "examples" / "agent-api"
 
 # Short windows so an end-to-end release takes ~30 s; the logic is the same as the defaults.
