@@ -24,7 +24,7 @@ from flows.approval import ask_for_approval
 from flows.locks import one_deploy_at_a_time
 from flows.strategies import Ending, strategy_module
 from runbook import gates as gate_rules
-from runbook.alerts.release import interrupted_release_alert
+from runbook.alerts.release import interrupted_release_alert, metrics_gap_alert
 from runbook.analysis import Verdict
 from runbook.approval import (
     AfterVerification,
@@ -121,13 +121,16 @@ def _conclude(report: RunReport, report_path: str | None, settings: StackSetting
     unreachable service (Prefect's artifacts, the Pushgateway, Slack) costs only itself.
     Undeliverable alerts wait in the outbox, never fail the run."""
     logger = get_run_logger()
-    for name, state in (
-        ("report", publish_report(report, report_path, return_state=True)),
-        # Observability never changes the outcome: a failed push stays a failed task run.
-        ("metrics", push_run_metrics(report, settings, return_state=True)),
-        # After the report is final: one alert per problem, or the resolution of open ones.
-        ("alert", notify_release(report, return_state=True)),
-    ):
+    published = publish_report(report, report_path, return_state=True)
+    # Observability never changes the outcome: a failed push stays a failed task run, and
+    # one warning (deduplicated while open) says the pipeline's metrics have a gap.
+    pushed = push_run_metrics(report, settings, return_state=True)
+    # After the report is final: one alert per problem, or the resolution of open ones.
+    notified = notify_release(report, return_state=True)
+    if not pushed.is_completed():
+        notified = publish_alert(metrics_gap_alert(report, str(pushed.message)),
+                                 return_state=True)
+    for name, state in (("report", published), ("metrics", pushed), ("alert", notified)):
         if not state.is_completed():
             logger.error("run %s not published: %s", name, state.message)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from runbook.alerts.models import Alert, AlertKind, make_alert
+from runbook.alerts.models import Alert, AlertKind, Severity, make_alert
 from runbook.models import Gate, Outcome, RunReport, StageStatus
 
 DEPLOY_STAGES = ("preview", "promote", "verify", "rollback", "retire")
@@ -116,3 +116,13 @@ def interrupted_recovery_failed_alert(service: str, environment: str, problem: s
         AlertKind.ROLLBACK_FAILED, service, environment,
         f"rollback of an interrupted release FAILED: live now {live_now}: act now",
         details=problem, link=link, cause=INTERRUPTED_CAUSE)
+
+
+def metrics_gap_alert(report: RunReport, problem: str) -> Alert:
+    """The run's stage metrics did not reach the Pushgateway: the pipeline-health numbers
+    have a gap. A warning about the pipeline itself (Slack, never a page); one while open."""
+    return make_alert(
+        AlertKind.PIPELINE_FAILURE, "runbook", "ops",
+        f"run metrics of {report.service}/{report.environment} not pushed: pipeline health "
+        "has a gap", details=problem, link=report.flow_run_url,
+        severity=Severity.WARNING, cause="metrics-push")
