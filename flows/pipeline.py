@@ -198,7 +198,9 @@ class _Run:
             return Ending(Outcome.BLOCKED, str(exc))
         self.logger.exception("pipeline failed")
         reason = f"{type(exc).__name__}: {exc}"
-        if self.moved and self.candidate is not None:
+        if self.moved:
+            # Traffic went (or may have gone) to the candidate: switch back, even from a
+            # rollout that broke half way (its candidate slot is not known then).
             return self.roll_back(self.candidate, self.previous,
                                   f"pipeline error after switch: {reason}")
         self._discard(self.candidate)
@@ -418,7 +420,7 @@ class _Run:
             stage.detail = describe(approval)
         return approval.approved
 
-    def roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> Ending:
+    def roll_back(self, candidate: Slot | None, previous: Slot | None, reason: str) -> Ending:
         """Traffic back on ``previous``. When the switch back itself fails (router or engine
         down past the retries), the run ends ``rollback_failed`` naming what is live now;
         the record stays promoted-unverified, so the next run or ``tidy`` tries again."""

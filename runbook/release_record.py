@@ -56,6 +56,9 @@ class ReleaseRecord(BaseModel):
     """Where it runs (``docker`` or ``kubernetes``): recovery reads and moves that target."""
     owner_run: str | None = None
     """The Prefect flow run id that owns the release while it is not final."""
+    verified: str | None = None
+    """The last revision verification kept here, carried over by every later record: a
+    candidate that is blocked or rolled back does not make the verified one unknown."""
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     note: str = ""
 
@@ -88,9 +91,13 @@ def recovery_for(record: ReleaseRecord | None, current_run: str | None) -> Recov
 
 
 def is_verified(record: ReleaseRecord | None, revision: str) -> bool:
-    """Whether ``revision`` is the environment's verified release ("already live")."""
-    return (record is not None and record.phase is ReleasePhase.VERIFIED
-            and record.candidate == revision)
+    """Whether ``revision`` is the environment's verified release ("already live"): never
+    while a promotion of it is unverified."""
+    if record is None:
+        return False
+    if record.phase is ReleasePhase.PROMOTED_UNVERIFIED and record.candidate == revision:
+        return False
+    return record.verified == revision
 
 
 class ReleaseRecords:
@@ -103,9 +110,14 @@ class ReleaseRecords:
         return self._records.get(_key(service, environment))
 
     def put(self, record: ReleaseRecord) -> ReleaseRecord:
-        record = record.model_copy(update={"updated_at": datetime.now(UTC)})
-        self._records.put(_key(record.service, record.environment), record)
-        return record
+        """Write the record, carrying the last verified revision over (under the row lock)."""
+        with self._records.update(_key(record.service, record.environment), record) as held:
+            before = held.value
+            verified = (record.candidate if record.phase is ReleasePhase.VERIFIED
+                        else record.verified or (before.verified if before else None))
+            held.value = record.model_copy(update={"verified": verified,
+                                                   "updated_at": datetime.now(UTC)})
+            return held.value
 
     def move(self, service: str, environment: str, phase: ReleasePhase,
              note: str = "") -> ReleaseRecord | None:
@@ -113,8 +125,11 @@ class ReleaseRecords:
         with self._records.update(_key(service, environment)) as held:
             if held.value is None:
                 return None
+            verified = (held.value.candidate if phase is ReleasePhase.VERIFIED
+                        else held.value.verified)
             held.value = held.value.model_copy(update={
-                "phase": phase, "note": note, "updated_at": datetime.now(UTC)})
+                "phase": phase, "note": note, "verified": verified,
+                "updated_at": datetime.now(UTC)})
             return held.value
 
     def delete(self, service: str, environment: str) -> bool:

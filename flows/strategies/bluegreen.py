@@ -31,13 +31,15 @@ def keep(run: _Run, candidate: Slot, previous: Slot | None) -> None:
     """Nothing to retire: the previous color is the rollback until the next release."""
 
 
-def switch_back(run: _Run, candidate: Slot, previous: Slot | None) -> str:
+def switch_back(run: _Run, candidate: Slot | None, previous: Slot | None) -> str:
     if previous is not None:
         switch_traffic(run.target, previous, run.settings)
         detail = f"traffic back on {previous.revision}"
     else:
         detail = "no previous revision: the environment has no live revision"
     run.builder.report.revision = previous.revision if previous else None
+    if candidate is None:
+        return detail
     logs = discard_candidate(run.target, candidate, run.settings)
     if logs:
         run.logger.info("last logs of %s:\n%s", candidate.revision, logs)

@@ -28,7 +28,7 @@ def keep(run: _Run, candidate: Slot, previous: Slot | None) -> None:
             retire_slot(run.target, previous, run.settings)
 
 
-def switch_back(run: _Run, candidate: Slot, previous: Slot | None) -> str:
+def switch_back(run: _Run, candidate: Slot | None, previous: Slot | None) -> str:
     if previous is None:
         return bluegreen.switch_back(run, candidate, previous)
     restored = undo_rollout(run.target, run.spec.name, run.env, run.policy.deploy,

@@ -71,7 +71,8 @@ def _alert(item: WebhookAlert) -> Alert:
         kind=kind, severity=severity, service=service, environment=environment,
         summary=summary, details=item.annotations.get("description", ""),
         link=item.generatorURL,
-        dedup_key=dedup_key(service, environment, kind),
+        # The rule is the cause: two rules firing for one service are two problems.
+        dedup_key=dedup_key(service, environment, kind, labels.get("alertname", "")),
         action=AlertAction.RESOLVE if item.status == "resolved" else AlertAction.TRIGGER,
     )
 

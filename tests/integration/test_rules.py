@@ -139,7 +139,8 @@ def test_alertmanager_delivers_to_the_receiver_which_opens_and_resolves_an_incid
     _wait(lambda: len(notifier.incidents.all()) == 1, 30)
     (incident,) = notifier.incidents.all()
     assert (incident.priority, incident.status) == (Priority.P2, IncidentStatus.OPEN)
-    assert incident.dedup_key == "runbook/shop/production/performance_degradation"
+    assert incident.dedup_key == ("runbook/shop/production/performance_degradation/"
+                                  "RunbookErrorRateCritical")
     assert len(notifier.outbox.pending()) == 1  # no channel configured here: it waits
 
     alert["endsAt"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()

@@ -52,10 +52,16 @@ def test_only_another_runs_unverified_promotion_is_rolled_back(
     assert recovery_for(None, "run-b") is RecoveryAction.NOTHING
 
 
-def test_already_live_means_verified() -> None:
-    assert is_verified(_record(ReleasePhase.VERIFIED), "r2")
-    assert not is_verified(_record(ReleasePhase.PROMOTED_UNVERIFIED), "r2")
-    assert not is_verified(_record(ReleasePhase.VERIFIED), "r1")
+def test_already_live_means_verified_and_a_later_candidate_does_not_forget_it() -> None:
+    records = ReleaseRecords(StateStore("sqlite:///:memory:"))
+    verified = records.put(_record(ReleasePhase.VERIFIED))
+    assert is_verified(verified, "r2") and not is_verified(verified, "r1")
+    blocked = records.put(_record(ReleasePhase.PREVIEWING).model_copy(
+        update={"candidate": "r3", "previous": "r2"}))
+    assert is_verified(blocked, "r2") and not is_verified(blocked, "r3")
+    promoted = records.put(blocked.model_copy(update={
+        "candidate": "r2", "phase": ReleasePhase.PROMOTED_UNVERIFIED}))
+    assert not is_verified(promoted, "r2")  # a promotion of it is in flight, unverified
     assert not is_verified(None, "r2")
 
 
@@ -64,6 +70,7 @@ def test_records_survive_in_the_store_and_move_under_the_row_lock() -> None:
     records.put(_record(ReleasePhase.PROMOTED_UNVERIFIED))
     moved = records.move("shop", "staging", ReleasePhase.ROLLED_BACK, "interrupted")
     assert moved is not None and moved.phase is ReleasePhase.ROLLED_BACK
+    assert moved.verified is None  # r2 was never verified
     assert records.get("shop", "staging") == moved
     assert records.move("shop", "production", ReleasePhase.VERIFIED) is None
 
