@@ -66,18 +66,13 @@ def _remove_leftover_test_services(settings: StackSettings) -> None:
     """Services of an earlier, interrupted test session would keep their containers and
     route ports forever (and be restarted by every `stack up`). Only sessions whose process
     is gone are cleaned, and only of the services they recorded."""
-    from runbook.targets import make_target
-
     sessions = settings.path("test-sessions")
     if not sessions.is_dir():
         return
-    deploy_target = make_target("docker", settings)
     for marker in sessions.glob("*.services"):
         if _alive(int(marker.stem)):
             continue
-        for name in set(marker.read_text().split()):
-            for environment in ("staging", "production"):
-                deploy_target.decommission(name, environment)
+        _decommission(settings, set(marker.read_text().split()))
         marker.unlink(missing_ok=True)
 
 
@@ -111,12 +106,20 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
 
     yield make
     if names:
-        from runbook.targets import make_target
+        _decommission(StackSettings(), names)
 
-        deploy_target = make_target("docker", StackSettings())
-        for name in names:
-            for environment in ("staging", "production"):
-                deploy_target.decommission(name, environment)
+
+def _decommission(settings: StackSettings, names: list[str] | set[str]) -> None:
+    """Containers, routes and release records of test services, in both environments."""
+    from runbook.release_record import ReleaseRecords, state_store
+    from runbook.targets import make_target
+
+    deploy_target = make_target("docker", settings)
+    records = ReleaseRecords(state_store(settings))
+    for name in names:
+        for environment in ("staging", "production"):
+            deploy_target.decommission(name, environment)
+            records.delete(name, environment)
 
 
 @pytest.fixture(scope="session")
