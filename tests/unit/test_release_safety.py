@@ -152,3 +152,26 @@ def test_a_flow_refuses_a_name_that_is_not_dns_safe(name: str) -> None:
     with pytest.raises(ValidationError):
         TypeAdapter(ServiceName).validate_python(name)
     assert TypeAdapter(ServiceName).validate_python("agent-api") == "agent-api"
+
+
+def test_build_and_push_stop_at_their_deadline_and_are_not_retried() -> None:
+    import time
+
+    from runbook.adapters.docker_engine import DeadlinePassed, check_deadline
+    from runbook.errors import TransientError
+    from tasks.build import _read_timeout
+
+    check_deadline(None, "build")
+    check_deadline(time.time() + 60, "build")
+    with pytest.raises(DeadlinePassed, match="ran past its deadline"):
+        check_deadline(time.time() - 1, "push of shop:r1")
+    assert not issubclass(DeadlinePassed, TransientError)  # the retries spent the time
+    assert _read_timeout(time.time() + 5) <= 6  # a silent engine cannot outlast it by 120 s
+    assert _read_timeout(None) == 120
+
+
+def test_a_failed_rollback_has_its_own_exit_code() -> None:
+    from runbook_cli import _EXIT_CODES
+
+    assert _EXIT_CODES[Outcome.RELEASED] == 0 and _EXIT_CODES[Outcome.ROLLBACK_FAILED] == 3
+    assert Outcome.ROLLBACK_FAILED.value == "rollback_failed"
