@@ -110,7 +110,7 @@ def secret_rotation(service_dir: str, environment: Environment, policy: OpsPolic
     policy = policy or OpsPolicy()
     spec = load_service(service_dir).spec
     env = Environment(environment).value
-    with _alerted("secret-rotation", spec.name, env, AlertKind.SECURITY_INCIDENT):
+    with _alerted("secret-rotation", spec.name, env):
         # A rotation restarts the service's containers: never at the same time as a deploy.
         with one_deploy_at_a_time(spec.name, env, spec.policy_for(env).deploy.lock_timeout_s):
             statuses = rotate_secrets(service_dir, env, policy.rotation, StackSettings(),
