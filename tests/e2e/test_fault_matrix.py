@@ -192,6 +192,35 @@ def test_engine_down_with_slack_5xx_pagerduty_429_and_smtp_down_keeps_one_alert_
     assert len(channels.delivered("slack")) == 1 and len(channels.delivered("pagerduty")) == 1
 
 
+def test_a_manual_rollback_that_cannot_happen_and_a_failed_schedule_each_alert_once(
+    stack_settings: StackSettings, tmp_path: Path, channels: Channels,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.maintenance import registry_cleanup
+    from flows.rollback import rollback
+
+    state = tmp_path / "alerts"
+    for key, value in channels.env(state).items():
+        monkeypatch.setenv(key, value)
+    name = f"test-never-{uuid.uuid4().hex[:6]}"  # never delivered: nothing kept
+
+    refused = rollback(service=name, environment="staging", return_state=True)
+    monkeypatch.setenv("RUNBOOK_REGISTRY_PORT", str(closed_port()))
+    cleanup = registry_cleanup(services=[name], environments=["staging"],
+                               return_state=True)
+
+    assert refused.is_failed() and cleanup.is_failed()
+    assert HAProxyRouter(stack_settings).route(name, "staging") is None  # reads made none
+    texts = [m["text"] for m in channels.delivered("slack")]
+    assert len(texts) == 2, texts
+    assert "manual rollback FAILED: live now nothing" in texts[0]
+    assert "registry-cleanup failed" in texts[1]
+    assert waiting(state) == []
+    bad_name = rollback(service="../etc", environment="staging", return_state=True)
+    assert bad_name.is_failed() and "pattern" in str(bad_name.message)
+    assert len(channels.delivered("slack")) == 2  # bad input is refused, nobody is woken
+
+
 # -- faults after traffic moved, on a private router --------------------------------------
 
 
