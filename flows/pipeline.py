@@ -35,7 +35,7 @@ from runbook.approval import (
     promotion_question,
 )
 from runbook.build import content_revision, repository
-from runbook.errors import GateFailed
+from runbook.errors import GateFailed, RunbookError
 from runbook.models import (
     Environment,
     ImageRef,
@@ -435,18 +435,29 @@ class _Run:
                           f"{reason}; switching back to "
                           f"{previous.revision if previous else 'nothing'} failed "
                           f"({type(exc).__name__}: {exc}); live now: {live_now}")
-        self._record(candidate.revision, ReleasePhase.ROLLED_BACK, previous)
+        if candidate is not None:
+            # Traffic is safe already: a record that cannot be written only makes the next
+            # run find "traffic never left the previous revision".
+            self._record(candidate.revision, ReleasePhase.ROLLED_BACK, previous, must=False)
         return Ending(Outcome.ROLLED_BACK, reason)
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _record(self, candidate: str, phase: ReleasePhase, previous: Slot | None = None) -> None:
-        record_release(ReleaseRecord(
+    def _record(self, candidate: str, phase: ReleasePhase, previous: Slot | None = None,
+                must: bool = True) -> None:
+        """Write the release record; ``must``: the step it guards does not happen without it."""
+        state = record_release(ReleaseRecord(
             service=self.spec.name, environment=self.env, candidate=candidate,
             previous=previous.revision if previous else self.builder.report.previous,
             phase=phase, strategy=self.strategy.value, target=self.target.value,
             owner_run=self.run_id,
-        ), self.settings)
+        ), self.settings, return_state=True)
+        if not state.is_completed():
+            if must:
+                raise RunbookError(f"release record not written ({state.message}): "
+                                   f"{phase.value} of {candidate} not started")
+            self.logger.warning("release record (%s) not written: %s", phase.value,
+                                state.message)
 
     def _live_now(self) -> str:
         """What serves the environment, as far as the target can still say."""
