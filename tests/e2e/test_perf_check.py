@@ -85,10 +85,16 @@ class _Versions:
                 time.sleep(0.05)
 
 
+# The baseline comparison is evaluated, but with room for a 2-core machine shared by many
+# test runs: 4 s of load measure the mechanics here, not the service's latency.
+TOLERANT = {**FAST_POLICY, "thresholds": {"perf_degradation_ratio": 50.0,
+                                          "perf_degradation_floor_s": 2.0}}
+
+
 def test_perf_checks_the_live_revision_and_promotes_nothing(
     stack_settings: StackSettings, sample_service: Callable[..., Path], tmp_path: Path,
 ) -> None:
-    service_dir = sample_service()
+    service_dir = sample_service(policy=TOLERANT)
     name = str(yaml.safe_load((service_dir / "service.yaml").read_text())["name"])
     _deliver(service_dir, tmp_path, "1")
     live = _deliver(service_dir, tmp_path, "2")  # release 1 stays as the standby
@@ -120,7 +126,8 @@ def test_perf_checks_the_live_revision_and_promotes_nothing(
 
     # Gates that the live revision cannot pass: exit 1, still nothing moved.
     spec = yaml.safe_load((service_dir / "service.yaml").read_text())
-    spec["policy"] = {**FAST_POLICY, "thresholds": {"gate_avg_latency_s": 0.000001}}
+    spec["policy"] = {**TOLERANT, "thresholds": {**TOLERANT["thresholds"],
+                                                 "gate_avg_latency_s": 0.000001}}
     (service_dir / "service.yaml").write_text(yaml.safe_dump(spec))
     failed, done = _perf(service_dir, tmp_path, "failed-check")
     assert done.returncode == 1, done.stdout + done.stderr
