@@ -12,6 +12,7 @@ throughout, so it never races a release.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -19,6 +20,7 @@ from prefect.states import Failed, State
 
 from flows.locks import one_deploy_at_a_time
 from runbook import gates as gate_rules
+from runbook.config import load_config
 from runbook.errors import GateFailed
 from runbook.models import Environment, Gate, ImageRef, Slot, TargetKind
 from runbook.perf.baseline import judge_degradation
@@ -46,8 +48,9 @@ from tasks.perf_check import publish_perf_check
 def perf_check(
     service_dir: str,
     environment: Environment = Environment.STAGING,
-    target: TargetKind = TargetKind.DOCKER,
+    target: TargetKind | None = None,
     report_path: str | None = None,
+    config: str | None = None,
 ) -> PerfCheckReport | State[PerfCheckReport]:
     """Load-test the revision that serves an environment, in its preview slot, with the
     perf stage's gates against the baseline; promote nothing, replace no baseline.
@@ -56,12 +59,15 @@ def perf_check(
         service_dir: The service's directory (its service.yaml gives the perf settings,
             traffic paths or locustfile, and thresholds).
         environment: The environment whose live revision is load-tested.
-        target: Where the environment runs (docker or kubernetes).
+        target: Where the environment runs (docker or kubernetes); unset: the
+            environment's ``target`` in ``runbook.yaml``, else docker.
         report_path: Also write the check's report (JSON) here.
+        config: Path of the ``runbook.yaml`` on the worker; unset: ``$RUNBOOK_CONFIG``,
+            else the ``runbook.yaml`` of its checkout, else none (the local stack).
     """
     service = load_service(service_dir)
-    check = _Check(service, Environment(environment).value, TargetKind(target),
-                   StackSettings())
+    env = Environment(environment).value
+    check = _Check(service, env, chosen_target(env, target, config), StackSettings())
     report = check.run()
     publish_perf_check(report, report_path)
     alert = check_alert(report)
@@ -71,6 +77,14 @@ def perf_check(
     if not report.passed:
         return Failed(message=f"perf check failed: {report.reason}", data=report)
     return report
+
+
+def chosen_target(environment: str, explicit: TargetKind | str | None,
+                  config: str | None = None) -> TargetKind:
+    """``explicit``, else the environment's ``target`` in ``runbook.yaml``, else docker.
+    The file is read either way: an invalid one is bad input, before anything starts."""
+    configured = load_config(Path(config) if config else None).environment(environment).target
+    return TargetKind(explicit or configured or TargetKind.DOCKER.value)
 
 
 def _image_of(slot: Slot) -> ImageRef:

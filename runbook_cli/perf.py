@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from runbook.config import CONFIG_ENV, load_config
+from runbook.config import CONFIG_ENV
 from runbook.errors import RunbookError
 from runbook.models import Environment, TargetKind
 from runbook.perf.check import PerfCheckReport
@@ -37,19 +37,19 @@ def perf(
     baseline is compared, never replaced); nothing is promoted. Exit 0 only when every
     perf gate passed."""
     load_service(service_dir)
-    if config is not None:
-        # The flow reads the same file: it finds it through the variable.
-        os.environ[CONFIG_ENV] = str(config.resolve())
-    configured = load_config(config).environment(env.value).target
-    chosen = target or TargetKind(configured or TargetKind.DOCKER.value)
+    config_path = str(config.resolve()) if config is not None else None
+    if config_path is not None:
+        # Whatever else reads runbook.yaml in this process finds the same file.
+        os.environ[CONFIG_ENV] = config_path
+    from flows.perf_check import chosen_target, perf_check
+
+    chosen = chosen_target(env.value, target, config_path)
     settings = StackSettings()
     _check_parts(chosen, settings)
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    from flows.perf_check import perf_check
-
     report_path = report or Path(tempfile.mkdtemp(prefix="runbook-perf-")) / "report.json"
     perf_check(service_dir=str(service_dir), environment=env, target=chosen,
-               report_path=str(report_path), return_state=True)
+               report_path=str(report_path), config=config_path, return_state=True)
     if not report_path.exists():
         raise RunbookError("the perf check ended without a report; see the Prefect UI")
     result = PerfCheckReport.model_validate_json(report_path.read_text())

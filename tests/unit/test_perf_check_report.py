@@ -64,7 +64,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad_config = tmp_path / "runbook.yaml"
     bad_config.write_text("environments: {staging: {target: mainframe}}\n")
     config = _perf(SAMPLE, "--env", "staging", "--config", str(bad_config))
-    for done in (missing, bad_env, config):
+    config_and_target = _perf(SAMPLE, "--env", "staging", "--target", "docker",
+                              "--config", str(bad_config))
+    for done in (missing, bad_env, config, config_and_target):
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
