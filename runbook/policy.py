@@ -7,7 +7,7 @@ environment wins over the service, the service over the defaults.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,9 +59,11 @@ class PerfSettings(BaseModel):
     locustfile: str | None = None
     """The service's own locustfile, relative to its directory; unset: one is generated
     from ``traffic.paths``."""
-    workers: int = Field(default=0, ge=0)
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     """Locust workers; > 0 runs Locust distributed (one master, this many worker processes)
-    for load one process cannot make."""
+    for load one process cannot make; ``auto``: one per core when the requested load
+    (``required_rps``, or ``users / think_time_s`` of the generated locustfile) exceeds
+    what one process makes, else none."""
     shutdown_grace_s: float = Field(default=30.0, gt=0)
     """Deadline beyond ``duration_s`` for Locust to stop and write its stats."""
 
