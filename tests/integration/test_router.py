@@ -111,3 +111,56 @@ def test_live_server_cannot_be_removed(router: HAProxyRouter) -> None:
     router.switch("svc", "staging", "blue-r1")
     with pytest.raises(Exception, match="is live"):
         router.remove_server("svc", "staging", "blue-r1")
+
+
+def test_adding_and_removing_routes_drops_no_request_on_another_route(
+    router: HAProxyRouter,
+) -> None:
+    """Each route change reloads HAProxy; route A's clients, kept-alive or connecting
+    anew, must not see one failed request across those reloads."""
+    server, address = _serve("a")
+    route = router.ensure_route("a", "staging")
+    router.set_preview("a", "staging", Server(name="blue-r1", address=address))
+    router.switch("a", "staging", "blue-r1")
+    endpoint = f"http://127.0.0.1:{route.port}/"
+    answered: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def drive(keep_alive: bool) -> None:
+        with httpx.Client() as http:
+            while not stop.is_set():
+                try:
+                    response = (http.get(endpoint, timeout=5) if keep_alive
+                                else httpx.get(endpoint, timeout=5))
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                (answered if response.text == "a" else failures).append(
+                    response.status_code if response.text == "a" else response.text)
+
+    clients = [threading.Thread(target=drive, args=(keep,)) for keep in (True, True, False)]
+    for thread in clients:
+        thread.start()
+    def answers_again() -> None:
+        counted, deadline = len(answered), time.monotonic() + 10
+        while len(answered) < counted + 10:
+            assert time.monotonic() < deadline, f"route A stopped answering: {failures[-3:]}"
+            time.sleep(0.02)
+
+    try:
+        answers_again()
+        for index in range(6):
+            router.ensure_route(f"other{index}", "staging")
+            answers_again()
+        for index in range(6):
+            router.remove_route(f"other{index}", "staging")
+            answers_again()
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    server.shutdown()
+    assert failures == [], failures[:5]
+    assert len(answered) > 50
+    assert [r.key for r in router.routes()] == ["a.staging"]
