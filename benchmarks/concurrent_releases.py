@@ -33,7 +33,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import yaml
@@ -58,6 +60,7 @@ POLICY = {"perf": {"users": 4, "duration_s": 4},
 SERVER_START_DEADLINE_S = 180
 RUN_DEADLINE_S = 1800
 CLIENT_INTERVAL_S = 0.05
+WORKER_POLL_S = 2
 CLIENT_TIMEOUT_S = 5.0
 
 
@@ -156,8 +159,33 @@ class EndpointClient(threading.Thread):
             self.failures.append(f"{url}: {response.status_code}")
 
 
+class Release(NamedTuple):
+    report: RunReport
+    started: datetime  # the flow run's start (queueing and worker pickup excluded)
+    ended: datetime
+
+    @property
+    def wall_s(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+    def overhead_s(self) -> tuple[float, float, float]:
+        """Time outside any stage: before the first, between stages, after the last."""
+        stages = sorted(self.report.stages, key=lambda stage: stage.started_at)
+        if not stages:
+            return self.wall_s, 0.0, 0.0
+        ends = [stage.started_at + timedelta(seconds=stage.duration_s) for stage in stages]
+        between = sum(max(0.0, (later.started_at - end).total_seconds())
+                      for end, later in zip(ends, stages[1:], strict=False))
+        return ((stages[0].started_at - self.started).total_seconds(), between,
+                (self.ended - max(ends)).total_seconds())
+
+    @property
+    def overhead_share(self) -> float:
+        return sum(self.overhead_s()) / self.wall_s
+
+
 def run_batch(env: dict[str, str], services: list[Path], reports: Path
-              ) -> tuple[float, list[tuple[RunReport, float]]]:
+              ) -> tuple[float, list[Release]]:
     """All releases submitted at once; wall time to the last one's end, and each run's
     report with its own wall time (start to end, queueing excluded)."""
     from prefect.client.orchestration import get_client
@@ -187,15 +215,17 @@ def run_batch(env: dict[str, str], services: list[Path], reports: Path
         results = []
         for flow_run, report_path in runs:
             final = client.read_flow_run(flow_run.id)
-            run_wall = (final.end_time - final.start_time).total_seconds() \
-                if final.start_time and final.end_time else float("nan")
-            results.append((RunReport.model_validate_json(report_path.read_text()), run_wall))
+            if final.start_time is None or final.end_time is None:
+                raise RuntimeError(f"flow run {final.id} has no start or end time")
+            results.append(Release(RunReport.model_validate_json(report_path.read_text()),
+                                   final.start_time, final.end_time))
     return wall, results
 
 
-def overhead_share(report: RunReport, run_wall_s: float) -> float:
-    work = sum(stage.duration_s for stage in report.stages)
-    return max(0.0, run_wall_s - work) / run_wall_s
+def deployment_limit() -> int:
+    specs = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    staging = next(spec for spec in specs if spec["name"] == DEPLOYMENT.split("/")[1])
+    return int(staging["concurrency_limit"]["limit"])
 
 
 def p95(values: list[float]) -> float:
@@ -227,12 +257,14 @@ def main() -> None:
         os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")})
         prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
         prefect(env, "deploy", "--name", "staging")
+        # Workers poll every 2 s instead of 15 s: the pickup delay is not what is measured.
+        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_POLL_S)}
         for index in range(args.workers):
             log = cleanup.enter_context((work / f"worker-{index}.log").open("wb"))
             worker = subprocess.Popen(
                 [str(PREFECT), "worker", "start", "--pool", POOL, "--type", "process",
                  "--name", f"{prefix}-worker-{index}"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
             cleanup.callback(stop, worker)
         single = service_copies(1, work / "services", f"{prefix}-one")
         many = service_copies(args.services, work / "services", f"{prefix}-many")
@@ -246,18 +278,28 @@ def main() -> None:
         client.halt.set()
         client.join(timeout=30)
     results = results_one + results_many
-    outcomes = [report.outcome.value for report, _ in results]
-    overheads = [overhead_share(report, wall) for report, wall in results]
-    switches = [stage.duration_s for report, _ in results for stage in report.stages
+    outcomes = [release.report.outcome.value for release in results]
+    overheads = [release.overhead_share for release in results]
+    parts = [release.overhead_s() for release in results]
+    switches = [stage.duration_s for release in results for stage in release.report.stages
                 if stage.name == "promote"]
+    slowest = sorted(((stage.duration_s, stage.name) for release in results_many
+                      for stage in release.report.stages), reverse=True)[:5]
     ratio = wall_many / wall_one
     print(f"{args.services} copies of {SAMPLE.name}, {args.workers} process workers, Prefect "
-          f"on PostgreSQL; outcomes: {', '.join(sorted(set(outcomes)))} "
+          f"on PostgreSQL; {DEPLOYMENT} runs at most {deployment_limit()} at once "
+          f"(prefect.yaml); outcomes: {', '.join(sorted(set(outcomes)))} "
           f"({outcomes.count('released')}/{len(outcomes)} released)")
     print(f"wall time, 1 release: {wall_one:.1f} s")
     print(f"wall time, {args.services} releases at once: {wall_many:.1f} s")
     print(f"orchestration overhead per release: median {statistics.median(overheads):.1%}, "
           f"max {max(overheads):.1%} of its wall time")
+    print("  outside stages, mean per release: "
+          f"{statistics.fmean(p[0] for p in parts):.1f} s before the first, "
+          f"{statistics.fmean(p[1] for p in parts):.1f} s between, "
+          f"{statistics.fmean(p[2] for p in parts):.1f} s after the last; release wall time "
+          f"mean {statistics.fmean(r.wall_s for r in results):.1f} s")
+    print("  longest stages at N: " + ", ".join(f"{name} {d:.1f} s" for d, name in slowest))
     if switches:
         print(f"traffic switch (promote stage): p95 {p95(switches) * 1000:.0f} ms "
               f"over {len(switches)}")

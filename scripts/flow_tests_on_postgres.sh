@@ -4,9 +4,18 @@
 # removed afterwards. `make test` runs them this way (and not on the stack's SQLite server).
 # As root, installs postgresql when missing and runs the cluster as the postgres user
 # (PostgreSQL refuses root).
-# Usage: scripts/flow_tests_on_postgres.sh [pytest args...]
+# Usage: scripts/flow_tests_on_postgres.sh [--alongside COMMAND... --] [pytest args...]
+#   --alongside: run COMMAND while the cluster and server start (their start, with the
+#   schema migrations, takes a minute or more), then the flow tests; the exit status is
+#   the first failure's. `make test` runs the rest of the suite that way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+alongside=()
+if [ "${1:-}" = --alongside ]; then
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do alongside+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+fi
 PG_TESTS=(tests/flows tests/integration/test_deployments.py)
 free_port() { .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PG_PORT=${RUNBOOK_PG_TEST_PORT:-$(free_port)}
@@ -20,6 +29,7 @@ as_cluster_user() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; els
 WORK=$(mktemp -d /tmp/runbook-pg.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres "$WORK"
 server_pid=""
+# shellcheck disable=SC2329  # invoked by the EXIT trap
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" || true; fi
   as_cluster_user "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
@@ -36,6 +46,8 @@ PREFECT_HOME="$WORK/prefect-home" PREFECT_SERVER_ANALYTICS_ENABLED=false \
   PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://prefect@127.0.0.1:$PG_PORT/prefect" \
   .venv/bin/prefect server start --host 127.0.0.1 --port "$API_PORT" >"$WORK/server.log" 2>&1 &
 server_pid=$!
+status=0
+if [ ${#alongside[@]} -gt 0 ]; then "${alongside[@]}" || status=$?; fi
 healthy() { .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
   "http://127.0.0.1:$API_PORT/api/health" 2>/dev/null; }
 for _ in $(seq 120); do
@@ -46,4 +58,6 @@ done
 healthy || {
   echo "Prefect server on PostgreSQL did not become healthy:"; tail -20 "$WORK/server.log"; exit 1; }
 echo "flow tests on a Prefect server backed by PostgreSQL (127.0.0.1:$API_PORT, pg :$PG_PORT)"
-PREFECT_API_URL="http://127.0.0.1:$API_PORT/api" .venv/bin/pytest -q "${PG_TESTS[@]}" "$@"
+PREFECT_API_URL="http://127.0.0.1:$API_PORT/api" .venv/bin/pytest -q "${PG_TESTS[@]}" "$@" \
+  || status=$?
+exit "$status"
