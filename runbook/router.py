@@ -71,6 +71,9 @@ class Route(BaseModel):
     preview_port: int
     servers: list[Server] = Field(default_factory=list)
     preview: Server | None = None
+    retired_previews: list[str] = Field(default_factory=list)
+    """Promoted candidates still in the preview backend, disabled: HAProxy deletes a server
+    only once its idle connections are gone, which a switch does not wait for."""
 
     @property
     def key(self) -> str:
@@ -237,9 +240,13 @@ class HAProxyRouter:
         with self._locked():
             table = self._load()
             route = table.routes[f"{service}.{environment}"]
+            self._purge_retired(route)
             commands: list[str] = []
             if route.preview is not None:
                 commands += self._delete_commands(route.preview_backend, route.preview.name)
+            if server.name in route.retired_previews:  # the same revision previewed again
+                commands += self._delete_commands(route.preview_backend, server.name)
+                route.retired_previews.remove(server.name)
             commands += self._add_commands(route.preview_backend, server.name, server.address)
             commands.append(f"enable server {route.preview_backend}/{server.name}")
             if all(s.name != server.name for s in route.servers):
@@ -259,13 +266,19 @@ class HAProxyRouter:
             commands = [f"enable server {route.backend}/{to}"] + [
                 f"disable server {route.backend}/{s.name}" for s in route.servers if s.name != to
             ]
+            promoted = route.preview is not None and route.preview.name == to
+            if promoted:
+                # No longer a candidate: the preview port serves the next one only. Deleted
+                # later (see retired_previews), so the switch never waits on HAProxy's purge
+                # of the load test's idle connections.
+                commands += [f"disable server {route.preview_backend}/{to}",
+                             f"shutdown sessions server {route.preview_backend}/{to}"]
             self._apply(commands, batch=True)
             for s in route.servers:
                 s.enabled = s.name == to
-            if route.preview is not None and route.preview.name == to:
-                # Promoted: no longer a candidate; the preview port serves the next one only.
-                self._apply(self._delete_commands(route.preview_backend, to))
+            if promoted:
                 route.preview = None
+                route.retired_previews.append(to)
             self._save(table)
 
     def remove_server(self, service: str, environment: str, name: str) -> None:
@@ -283,7 +296,11 @@ class HAProxyRouter:
             if route.preview is not None and route.preview.name == name:
                 commands += self._delete_commands(route.preview_backend, name)
                 route.preview = None
+            if name in route.retired_previews:
+                commands += self._delete_commands(route.preview_backend, name)
+                route.retired_previews.remove(name)
             self._apply(commands)
+            self._purge_retired(route)
             self._save(table)
 
     def routes(self) -> list[Route]:
@@ -322,10 +339,11 @@ class HAProxyRouter:
         with self._locked():
             table = self._load()
             route = table.routes[f"{service}.{environment}"]
+            self._purge_retired(route)
             if route.preview is not None:
                 self._apply(self._delete_commands(route.preview_backend, route.preview.name))
                 route.preview = None
-                self._save(table)
+            self._save(table)
 
     def isolate(self, service: str, environment: str) -> list[str]:
         """Zero traffic: disable every server of the endpoint and take the candidate off the
@@ -348,6 +366,17 @@ class HAProxyRouter:
                 server.enabled = False
             self._save(table)
             return serving
+
+    def _purge_retired(self, route: Route) -> None:
+        """Delete the retired previews HAProxy lets go of now; keep the others for later."""
+        for name in list(route.retired_previews):
+            reply = self.runtime(f"del server {route.preview_backend}/{name}").lower()
+            if "still has" in reply:
+                continue
+            if reply.strip() and "deleted" not in reply and "no such" not in reply \
+                    and "not found" not in reply:
+                self._check(reply, [f"del server {route.preview_backend}/{name}"])
+            route.retired_previews.remove(name)
 
     @staticmethod
     def _add_commands(backend: str, name: str, address: str) -> list[str]:

@@ -164,3 +164,39 @@ def test_adding_and_removing_routes_drops_no_request_on_another_route(
     assert failures == [], failures[:5]
     assert len(answered) > 50
     assert [r.key for r in router.routes()] == ["a.staging"]
+
+
+def _servers_in(router: HAProxyRouter, backend: str) -> set[str]:
+    lines = router.runtime(f"show servers state {backend}").splitlines()[2:]
+    return {line.split()[3] for line in lines if line.strip() and not line.startswith("#")}
+
+
+def test_promoting_a_loaded_preview_leaves_its_deletion_for_later(
+    router: HAProxyRouter,
+) -> None:
+    """The load test leaves idle connections to the candidate, which HAProxy must purge
+    before it deletes the server: the switch does not wait for that, a later call does."""
+    _, blue_address = _serve("blue")
+    _, green_address = _serve("green")
+    route = router.ensure_route("svc", "staging")
+    preview = f"http://127.0.0.1:{route.preview_port}/"
+    router.set_preview("svc", "staging", Server(name="blue-r1", address=blue_address))
+    router.switch("svc", "staging", "blue-r1")
+    router.set_preview("svc", "staging", Server(name="green-r2", address=green_address))
+    with httpx.Client() as http:  # the load test
+        assert all(http.get(preview, timeout=5).text == "green" for _ in range(20))
+
+    router.switch("svc", "staging", "green-r2")
+    assert httpx.get(f"http://127.0.0.1:{route.port}/", timeout=5).text == "green"
+    assert httpx.get(preview, timeout=5).status_code == 503  # no candidate any more
+    state = router.route("svc", "staging")
+    assert state is not None and state.preview is None
+
+    deadline = time.monotonic() + 10
+    while router.route("svc", "staging").retired_previews:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the promoted preview was never deleted"
+        time.sleep(0.2)
+        router.clear_preview("svc", "staging")
+    assert _servers_in(router, route.preview_backend) == set()
+    router.set_preview("svc", "staging", Server(name="green-r2", address=green_address))
+    assert httpx.get(preview, timeout=5).text == "green"  # the same name can come back
