@@ -30,9 +30,14 @@ class _Named(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A reload closes HAProxy's idle connections to the servers: expected."""
+
+
 def _serve(name: str) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = type(f"H{name}", (_Named,), {"name": name})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"127.0.0.1:{server.server_address[1]}"
