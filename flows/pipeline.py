@@ -250,7 +250,7 @@ class _Run:
                                                            result.coverage_xml)
         with self.builder.stage("scan") as stage:
             scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
-                                self.settings)
+                                self.settings, previous_revision=self.builder.report.previous)
             gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
             publish_scan(scan, gates)
             stage.detail = (f"{len(scan.findings)} finding(s), {len(scan.suppressed)} "

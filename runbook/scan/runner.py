@@ -4,16 +4,20 @@ stage takes about as long as its slowest scanner, not the sum."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from runbook.errors import ConfigurationError
 from runbook.models import Finding
 from runbook.policy import ScanSettings
-from runbook.scan import bandit, deps, dockerfile, secrets, suppressions, trivy
+from runbook.scan import bandit, deps, dockerfile, lint, secrets, suppressions, trivy
+from runbook.scan import sbom as sbom_model
 from runbook.scan.models import (
     Coverage,
     ScannerResult,
@@ -22,8 +26,10 @@ from runbook.scan.models import (
     ScanReport,
 )
 from runbook.scan.process import ToolMissing, find_program, run_tool
+from runbook.scan.sbom import Sbom
 
-Scanner = Callable[[], ScannerResult]
+Findings = Callable[[], list[Finding]]
+Group = Callable[[], list[ScannerResult]]
 
 
 class _Unavailable(Exception):
@@ -34,45 +40,93 @@ class _NotApplicable(Exception):
     pass
 
 
+class ImageTarget(BaseModel):
+    """The image the scan looks at, and where its outputs (the SBOM) go."""
+
+    reference: str  # repository@sha256:...
+    output_dir: Path | None = None  # None: a temporary directory, the SBOM is not kept
+    options: trivy.Options = Field(default_factory=trivy.Options)
+
+
 def scanners(source_dir: Path, dockerfile_path: Path, image: str,
-             policy: ScanSettings) -> dict[str, Callable[[], list[Finding]]]:
-    """Each scanner of the stage, by name, as a call that returns findings or raises."""
+             policy: ScanSettings) -> dict[str, Findings]:
+    """Each scanner of the stage that needs no other's output, by name, as a call that
+    returns findings or raises."""
     timeout = policy.scanner_timeout_s
     return {
         "bandit": lambda: bandit.scan(source_dir, timeout),
         "detect-secrets": lambda: secrets.scan(source_dir, timeout),
         "dockerfile": lambda: dockerfile.scan(dockerfile_path, timeout),
+        "ruff": lambda: lint.ruff_scan(source_dir, policy.ruff_select, policy.ruff_severities,
+                                       timeout),
+        "shellcheck": lambda: lint.shellcheck_scan(source_dir, timeout),
         "dependencies": lambda: _dependencies(source_dir, policy),
-        "trivy": lambda: _trivy(image, policy),
     }
 
 
-def run_all(calls: dict[str, Callable[[], list[Finding]]]) -> list[ScannerResult]:
-    """Run the calls concurrently; one result each, in the given order."""
-    with ThreadPoolExecutor(max_workers=len(calls) or 1) as pool:
-        futures = {name: pool.submit(_timed, name, call) for name, call in calls.items()}
-        return [futures[name].result() for name in calls]
+def run_all(calls: dict[str, Findings], groups: list[Group] | None = None
+            ) -> list[ScannerResult]:
+    """Run the calls and the groups (scanners that run in sequence, e.g. an image scan and
+    what reads its SBOM) concurrently; results in the given order, groups last."""
+    jobs: list[Group] = [_single(name, call) for name, call in calls.items()] + (groups or [])
+    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [result for future in futures for result in future.result()]
 
 
 def scan_service(service: str, environment: str, source_dir: Path, dockerfile_path: Path,
-                 image: str, policy: ScanSettings, coverage: Coverage,
+                 image: str | ImageTarget, policy: ScanSettings, coverage: Coverage,
                  today: date | None = None) -> ScanReport:
     """Every scanner, then the service's suppressions. The I/O half of the scan stage."""
+    target = image if isinstance(image, ImageTarget) else ImageTarget(
+        reference=image, options=trivy_options(policy))
     started = time.perf_counter()
-    results = run_all(scanners(source_dir, dockerfile_path, image, policy))
+    with tempfile.TemporaryDirectory(prefix="scan-") as scratch:
+        output_dir = target.output_dir or Path(scratch)
+        holder: list[Sbom] = []
+        results = run_all(scanners(source_dir, dockerfile_path, target.reference, policy),
+                          [lambda: _image_group(target, output_dir, holder)])
+        sbom = holder[0] if holder else None
+        if sbom is not None and target.output_dir is None:
+            sbom.path = None  # the scratch directory goes away
     wall = time.perf_counter() - started
     entries = suppressions.load(source_dir)
     suppressed_all: list[Finding] = []
     expired = []
     for result in results:
         kept, suppressed, expired = suppressions.apply(
-            result.findings, entries, today or date.today()
+            lint.rerate(result.findings, policy.rule_severities), entries,
+            today or date.today()
         )
         result.findings = kept
         suppressed_all += suppressed
-    return ScanReport(service=service, environment=environment, image=image, results=results,
-                      suppressed=suppressed_all, expired_suppressions=expired,
-                      coverage=coverage, wall_time_s=round(wall, 3))
+    return ScanReport(service=service, environment=environment, image=target.reference,
+                      results=results, suppressed=suppressed_all, expired_suppressions=expired,
+                      coverage=coverage, sbom=sbom, wall_time_s=round(wall, 3))
+
+
+def trivy_options(policy: ScanSettings, docker_host: str | None = None) -> trivy.Options:
+    return trivy.Options(image_sources=policy.trivy_image_sources,
+                         cache_dir=policy.trivy_cache_dir,
+                         skip_db_update=policy.trivy_skip_db_update, docker_host=docker_host,
+                         timeout_s=policy.scanner_timeout_s)
+
+
+def _image_group(target: ImageTarget, output_dir: Path, holder: list[Sbom]
+                 ) -> list[ScannerResult]:
+    """Trivy on the image, then the SBOM it wrote."""
+    scan = trivy.scan_image(target.reference, target.options, output_dir)
+    if scan.sbom_path is not None:
+        try:
+            components = sbom_model.parse_cyclonedx(Path(scan.sbom_path).read_text())
+            holder.append(Sbom(path=scan.sbom_path, components=components))
+        except (OSError, ScanOutputError) as exc:
+            scan.results[0].detail += f"; SBOM unreadable: {exc}"
+    return scan.results
+
+
+def _single(name: str, call: Findings) -> Group:
+    return lambda: [_timed(name, call)]
 
 
 def _timed(name: str, call: Callable[[], list[Finding]]) -> ScannerResult:
@@ -85,7 +139,7 @@ def _timed(name: str, call: Callable[[], list[Finding]]) -> ScannerResult:
         status, detail = ScannerStatus.UNAVAILABLE, str(exc)
     except subprocess.TimeoutExpired as exc:
         status, detail = ScannerStatus.UNAVAILABLE, f"timed out after {exc.timeout} s"
-    except _NotApplicable as exc:
+    except (_NotApplicable, lint.NothingToLint) as exc:
         status, detail = ScannerStatus.NOT_APPLICABLE, str(exc)
     except ConfigurationError as exc:
         # A scanner that ran but gave no usable report cannot vouch for anything.
@@ -117,15 +171,3 @@ def _dependencies(source_dir: Path, policy: ScanSettings) -> list[Finding]:
     records = deps.load_osv_database(Path(policy.osv_database_dir))
     return deps.match_osv(deps.pinned_requirements(manifest), records,
                           policy.unrated_vulnerability_severity)
-
-
-def _trivy(image: str, policy: ScanSettings) -> list[Finding]:
-    try:
-        program = find_program("trivy")
-    except ToolMissing as exc:
-        raise _Unavailable("trivy is not on PATH") from exc
-    code, stdout, stderr = run_tool(trivy.command(program, image, policy.scanner_timeout_s),
-                                    policy.scanner_timeout_s + 10)
-    if code != 0:
-        raise _Unavailable(f"trivy exited {code}: {stderr.strip()[-200:]}")
-    return trivy.parse(stdout, policy.unrated_vulnerability_severity)
