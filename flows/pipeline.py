@@ -243,7 +243,7 @@ class _Run:
         else:
             with self.builder.stage("test") as stage:
                 result = run_tests(image, self.spec.test, self.settings)
-                stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
+                stage.detail = gate_rules.describe_suite(result)
                 if not self._gates_pass([gate_rules.suite_gate(result)], stage):
                     return False
                 coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,

@@ -57,7 +57,8 @@ class Suppression(BaseModel):
 
 
 class Coverage(BaseModel):
-    """Line coverage from the test stage's Cobertura report; None pct: not configured."""
+    """Line coverage from the test stage's Cobertura report; None pct: not measured (the
+    detail says why)."""
 
     line_rate_pct: float | None = None
     detail: str = ""

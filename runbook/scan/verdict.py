@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from runbook.models import Finding, Gate, Severity
 from runbook.policy import ScanSettings, Thresholds
+from runbook.scan.coverage import NOT_MEASURED
 from runbook.scan.models import ScannerStatus, ScanReport
 
 SECRET_TOOLS = frozenset({"detect-secrets"})
@@ -24,7 +25,7 @@ def scan_gates(report: ScanReport, policy: ScanSettings, thresholds: Thresholds)
         _dockerfile_gate(report, policy),
         _code_lint_gate(report, policy),
         _availability_gate(report, policy),
-        _coverage_gate(report, thresholds),
+        _coverage_gate(report, policy, thresholds),
         _suppressions_gate(report),
         _sbom_gate(report),
     ]
@@ -92,13 +93,18 @@ def _availability_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     )
 
 
-def _coverage_gate(report: ScanReport, thresholds: Thresholds) -> Gate:
+def _coverage_gate(report: ScanReport, policy: ScanSettings, thresholds: Thresholds) -> Gate:
+    """The runbook requires coverage above the threshold: not measured blocks where
+    unavailable scanners fail closed (production) and warns elsewhere, and is never shown
+    as a number."""
     pct = report.coverage.line_rate_pct
     if pct is None:
-        return Gate(name="coverage_pct", passed=True, warning=True, value="not configured",
-                    threshold=thresholds.coverage_min_pct,
-                    detail=report.coverage.detail or "no coverage report declared "
-                    "(service.yaml test.coverage_path): not measured, not faked")
+        closed = report.environment in policy.fail_closed_environments
+        return Gate(name="coverage_pct", passed=not closed, warning=not closed,
+                    value=NOT_MEASURED, threshold=thresholds.coverage_min_pct,
+                    detail=(report.coverage.detail or NOT_MEASURED)
+                    + ("; blocks here" if closed else "; a warning here, blocks in "
+                       + "/".join(policy.fail_closed_environments)))
     return Gate(name="coverage_pct", passed=pct > thresholds.coverage_min_pct, value=pct,
                 threshold=thresholds.coverage_min_pct, detail=report.coverage.detail)
 

@@ -26,15 +26,16 @@ def test_coverage_report_is_copied_out_of_the_container(stack_settings: StackSet
     assert coverage.line_rate_pct == 87.5
 
 
-def test_missing_declared_report_fails_closed(stack_settings: StackSettings) -> None:
+def test_missing_declared_report_is_not_measured(stack_settings: StackSettings) -> None:
     client = docker_engine.connect(stack_settings.docker_host)
     run = docker_engine.run_to_completion(
         client, stack_settings.base_image, ["python3", "-c", "raise SystemExit(3)"],
         timeout_s=60, collect="/tmp/coverage.xml",
     )
     assert run.exit_code == 3 and run.collected is None
-    assert from_test_stage("/tmp/coverage.xml", run.collected).line_rate_pct == 0.0
-    assert from_test_stage(None, None).line_rate_pct is None  # not configured: a warning
+    missing = from_test_stage("/tmp/coverage.xml", run.collected)
+    assert missing.line_rate_pct is None and "not measured" in missing.detail  # never a 0 %
+    assert from_test_stage(None, None).line_rate_pct is None
 
 
 def test_deadline_kills_the_container(stack_settings: StackSettings) -> None:
