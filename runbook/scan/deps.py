@@ -17,7 +17,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from runbook.models import Finding, Severity
-from runbook.scan.models import ScanOutputError
+from runbook.scan.errors import ScanOutputError
+from runbook.scan.manifests import Pin
 
 PIP_AUDIT = "pip-audit"
 OSV = "osv"
@@ -111,6 +112,19 @@ def load_osv_database(directory: Path) -> list[dict[str, Any]]:
 def match_osv(pins: dict[str, str], records: list[dict[str, Any]],
               unrated: Severity) -> list[Finding]:
     """Findings for each pinned PyPI package a record affects (pure)."""
+    return match_osv_pins([Pin(name=name, version=version, source="")
+                           for name, version in pins.items()], records, unrated)
+
+
+def match_osv_pins(pins: list[Pin], records: list[dict[str, Any]],
+                   unrated: Severity) -> list[Finding]:
+    """One finding per record and affected ``name@version``, naming every manifest (or the
+    image SBOM) that pins it (pure)."""
+    sources: dict[tuple[str, str], list[str]] = {}
+    for pin in pins:
+        sources.setdefault((canonicalize_name(pin.name), pin.version), [])
+        if pin.source and pin.source not in sources[(canonicalize_name(pin.name), pin.version)]:
+            sources[(canonicalize_name(pin.name), pin.version)].append(pin.source)
     findings = []
     for record in records:
         for affected in record.get("affected", []):
@@ -118,10 +132,24 @@ def match_osv(pins: dict[str, str], records: list[dict[str, Any]],
             if package.get("ecosystem") != "PyPI":
                 continue
             name = canonicalize_name(str(package.get("name", "")))
-            version = pins.get(name)
-            if version is not None and _affects(affected, version):
-                findings.append(_osv_finding(record, affected, name, version, unrated))
+            for (pinned, version), where in sources.items():
+                if pinned == name and _affects(affected, version):
+                    finding = _osv_finding(record, affected, name, version, unrated)
+                    if where:
+                        finding.title += f" (in {', '.join(where)})"
+                    findings.append(finding)
     return findings
+
+
+def requirements_text(pins: list[Pin]) -> str | None:
+    """One ``name==version`` line per package for pip-audit, or None when two manifests pin
+    one package at different versions (one requirements file cannot hold both)."""
+    versions: dict[str, set[str]] = {}
+    for pin in pins:
+        versions.setdefault(canonicalize_name(pin.name), set()).add(pin.version)
+    if any(len(found) > 1 for found in versions.values()):
+        return None
+    return "".join(f"{name}=={next(iter(found))}\n" for name, found in sorted(versions.items()))
 
 
 def _affects(affected: dict[str, Any], version: str) -> bool:

@@ -16,8 +16,18 @@ from pydantic import BaseModel, Field
 from runbook.errors import ConfigurationError
 from runbook.models import Finding
 from runbook.policy import ScanSettings
-from runbook.scan import bandit, deps, dockerfile, lint, secrets, suppressions, trivy
+from runbook.scan import (
+    bandit,
+    deps,
+    dockerfile,
+    lint,
+    manifests,
+    secrets,
+    suppressions,
+    trivy,
+)
 from runbook.scan import sbom as sbom_model
+from runbook.scan.manifests import Pin
 from runbook.scan.models import (
     Coverage,
     ScannerResult,
@@ -85,7 +95,7 @@ def scan_service(service: str, environment: str, source_dir: Path, dockerfile_pa
         output_dir = target.output_dir or Path(scratch)
         holder: list[Sbom] = []
         results = run_all(scanners(source_dir, dockerfile_path, target.reference, policy),
-                          [lambda: _image_group(target, output_dir, holder)])
+                          [lambda: _image_group(target, output_dir, policy, holder)])
         sbom = holder[0] if holder else None
         if sbom is not None and target.output_dir is None:
             sbom.path = None  # the scratch directory goes away
@@ -112,9 +122,9 @@ def trivy_options(policy: ScanSettings, docker_host: str | None = None) -> trivy
                          timeout_s=policy.scanner_timeout_s)
 
 
-def _image_group(target: ImageTarget, output_dir: Path, holder: list[Sbom]
-                 ) -> list[ScannerResult]:
-    """Trivy on the image, then the SBOM it wrote."""
+def _image_group(target: ImageTarget, output_dir: Path, policy: ScanSettings,
+                 holder: list[Sbom]) -> list[ScannerResult]:
+    """Trivy on the image, then the Python packages of the SBOM it wrote."""
     scan = trivy.scan_image(target.reference, target.options, output_dir)
     if scan.sbom_path is not None:
         try:
@@ -122,7 +132,9 @@ def _image_group(target: ImageTarget, output_dir: Path, holder: list[Sbom]
             holder.append(Sbom(path=scan.sbom_path, components=components))
         except (OSError, ScanOutputError) as exc:
             scan.results[0].detail += f"; SBOM unreadable: {exc}"
-    return scan.results
+    sbom = holder[0] if holder else None
+    return [*scan.results,
+            _timed("image-dependencies", lambda: _image_dependencies(sbom, policy))]
 
 
 def _single(name: str, call: Findings) -> Group:
@@ -151,14 +163,44 @@ def _timed(name: str, call: Callable[[], list[Finding]]) -> ScannerResult:
 
 
 def _dependencies(source_dir: Path, policy: ScanSettings) -> list[Finding]:
-    manifest = source_dir / deps.MANIFEST
-    if not manifest.is_file():
-        raise _NotApplicable(f"no {deps.MANIFEST}: no third-party dependencies declared")
+    """Every Python manifest of the service, audited together."""
+    found = manifests.declared(source_dir)
+    if not found.manifests:
+        raise _NotApplicable("no Python manifest (requirements*.txt, pyproject.toml, "
+                             "poetry.lock, uv.lock): no third-party dependencies declared")
+    if found.unpinned:
+        raise ScanOutputError("cannot audit a range: not pinned (==) in a manifest or lock "
+                              "file: " + ", ".join(found.unpinned[:5]))
+    return audit(found.pins, policy)
+
+
+def _image_dependencies(sbom: Sbom | None, policy: ScanSettings) -> list[Finding]:
+    """The Python packages the image really ships (its SBOM), audited like the manifests."""
+    if sbom is None:
+        raise _Unavailable("no SBOM of the image (Trivy could not make one)")
+    pins = manifests.sbom_pins(sbom.components)
+    if not pins:
+        raise _NotApplicable("the image SBOM lists no Python package")
+    return audit(pins, policy)
+
+
+def audit(pins: list[Pin], policy: ScanSettings) -> list[Finding]:
+    """pip-audit where its service answers for every pin, else the offline OSV database,
+    else unavailable."""
     why = "pip-audit not installed"
+    text = deps.requirements_text(pins)
     try:
-        argv = deps.pip_audit_command(find_program("pip-audit"), manifest,
-                                      policy.scanner_timeout_s)
-        code, stdout, stderr = run_tool(argv, policy.scanner_timeout_s)
+        program = find_program("pip-audit")
+        if text is None:
+            raise deps.ServiceUnreachable("pip-audit skipped: one package pinned at two "
+                                          "versions")
+        if not text:
+            return []
+        with tempfile.TemporaryDirectory(prefix="pip-audit-") as work:
+            manifest = Path(work) / "requirements.txt"
+            manifest.write_text(text)
+            argv = deps.pip_audit_command(program, manifest, policy.scanner_timeout_s)
+            code, stdout, stderr = run_tool(argv, policy.scanner_timeout_s)
         if stdout.strip():
             return deps.parse_pip_audit(stdout, policy.unrated_vulnerability_severity)
         why = f"pip-audit exited {code}: {stderr.strip()[-200:]}"
@@ -169,5 +211,4 @@ def _dependencies(source_dir: Path, policy: ScanSettings) -> list[Finding]:
     if policy.osv_database_dir is None or not Path(policy.osv_database_dir).is_dir():
         raise _Unavailable(f"{why}; no offline OSV database (scan.osv_database_dir)")
     records = deps.load_osv_database(Path(policy.osv_database_dir))
-    return deps.match_osv(deps.pinned_requirements(manifest), records,
-                          policy.unrated_vulnerability_severity)
+    return deps.match_osv_pins(pins, records, policy.unrated_vulnerability_severity)
