@@ -100,16 +100,10 @@ def scan_service(service: str, environment: str, source_dir: Path, dockerfile_pa
         if sbom is not None and target.output_dir is None:
             sbom.path = None  # the scratch directory goes away
     wall = time.perf_counter() - started
-    entries = suppressions.load(source_dir)
-    suppressed_all: list[Finding] = []
-    expired = []
     for result in results:
-        kept, suppressed, expired = suppressions.apply(
-            lint.rerate(result.findings, policy.rule_severities), entries,
-            today or date.today()
-        )
-        result.findings = kept
-        suppressed_all += suppressed
+        result.findings = lint.rerate(result.findings, policy.rule_severities)
+    suppressed_all, expired = suppressions.apply_to_results(
+        results, suppressions.load(source_dir), today or date.today())
     return ScanReport(service=service, environment=environment, image=target.reference,
                       results=results, suppressed=suppressed_all, expired_suppressions=expired,
                       coverage=coverage, sbom=sbom, wall_time_s=round(wall, 3))

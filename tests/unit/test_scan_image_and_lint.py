@@ -184,3 +184,29 @@ def test_vulnerability_database_unavailable_is_not_a_clean_scan() -> None:
     gate = next(g for g in scan_gates(report, ScanSettings(), Thresholds())
                 if g.name == "scanners_available")
     assert not gate.passed and trivy.DB_UNAVAILABLE in gate.detail
+
+
+def test_suppressions_keep_owner_and_expiry_for_every_new_scanner() -> None:
+    from datetime import date
+
+    from runbook.scan import suppressions
+    from runbook.scan.models import Suppression
+
+    def one(tool: str, rule: str, location: str) -> ScannerResult:
+        return ScannerResult(scanner=tool, status=ScannerStatus.OK, findings=[
+            Finding(tool=tool, rule_id=rule, severity=Severity.HIGH, title="t",
+                    location=location)])
+
+    results = [one("ruff", "F821", "a.py:1"), one("shellcheck", "SC2164", "run.sh:3"),
+               one("trivy", "AVD-DS-0002", "Dockerfile:0"), one("osv", "PYSEC-1", "x@1")]
+    entries = [Suppression(rule_id=r.findings[0].rule_id, location=r.findings[0].location,
+                           reason="accepted", owner="alice@example.com",
+                           expires=date(2030, 1, 1)) for r in results[:3]]
+    entries.append(Suppression(rule_id="PYSEC-1", location="x@1", reason="old",
+                               owner="bob@example.com", expires=date(2020, 1, 1)))
+    suppressed, expired = suppressions.apply_to_results(results, entries, date(2026, 12, 1))
+    assert sorted(f.tool for f in suppressed) == ["ruff", "shellcheck", "trivy"]
+    assert [r.findings for r in results[:3]] == [[], [], []]
+    assert [f.rule_id for f in results[3].findings] == ["PYSEC-1"]  # expired: not suppressed
+    assert [(s.owner, s.expires.isoformat()) for s in expired] == [("bob@example.com",
+                                                                    "2020-01-01")]
