@@ -33,6 +33,8 @@ def scan_release(service: Service, environment: str, image: ImageRef, policy: Sc
     if report.sbom is not None:
         report.sbom.diff = _sbom_diff(report.sbom.components, settings, name,
                                       previous_revision)
+        logger.info("SBOM: %d packages; %s", len(report.sbom.components),
+                    report.sbom.diff.describe())
     findings_path, sarif_path = store.save(report, directory, image.revision)
     for result in report.results:
         logger.info("%s: %s in %.2f s (%s)", result.scanner, result.status.value,
