@@ -47,6 +47,7 @@ _DB_ERRORS = ("DB error", "failed to download vulnerability DB",
               "--skip-update cannot be specified on the first run")
 _SEVERITY = {"CRITICAL": Severity.CRITICAL, "HIGH": Severity.HIGH, "MEDIUM": Severity.MEDIUM,
              "LOW": Severity.LOW, "UNKNOWN": Severity.INFO}
+_LOG_PREFIX = re.compile(r"^\S+\s+FATAL\s+(Fatal error\s+)?")
 _VERSION_LINE = re.compile(r"^Version:\s*v?(\S+)", re.MULTILINE)
 
 
@@ -149,7 +150,9 @@ def db_error(stderr: str) -> str | None:
     if not any(marker in stderr for marker in _DB_ERRORS):
         return None
     fatal = [line for line in stderr.splitlines() if "FATAL" in line or "error" in line]
-    return (fatal[-1] if fatal else stderr).strip()[-300:]
+    # "2026-12-01T14:21:51Z	FATAL	Fatal error	init error: DB error: ...": the message only.
+    message = _LOG_PREFIX.sub("", (fatal[-1] if fatal else stderr).strip())
+    return message[-300:]
 
 
 def scan_image(image: str, options: Options, output_dir: Path) -> ImageScan:

@@ -5,10 +5,13 @@ finding, a vulnerable pin in pyproject.toml and a failing test each block, named
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from runbook.models import Outcome, RunReport
 from runbook.scan import store, trivy
@@ -25,6 +28,14 @@ def stored_scan(report: RunReport, settings: StackSettings) -> ScanReport:
     digest = str(report.image).rsplit("@", 1)[1]
     directory = store.scan_dir(settings.state_dir, report.service, digest)
     return ScanReport.model_validate_json((directory / "findings.json").read_text())
+
+
+def sbom_artifact(key: str) -> str:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert artifacts, f"no artifact {key}"
+    return json.dumps([a.data for a in artifacts])
 
 
 def failed_gates(report: RunReport) -> set[str]:
@@ -50,6 +61,7 @@ def test_release_is_scanned_measured_and_a_high_lint_finding_blocks_the_next(
     assert isinstance(coverage.value, float) and coverage.value > 80 and coverage.passed
     assert not coverage.warning and "lines covered" in coverage.detail
     assert str(scan.sbom.path) in gates["sbom"].detail  # the report links the SBOM
+    assert "python3" in sbom_artifact(f"sbom-{good.service}-staging")
 
     (service / "helpers.py").write_text("def answer():\n    return undefined_name\n")
     bad, code = deliver(service, tmp_path, "VERSION=2")

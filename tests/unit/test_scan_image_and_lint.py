@@ -45,7 +45,8 @@ def test_trivy_version_is_checked() -> None:
 def test_database_errors_are_told_apart_from_other_failures() -> None:
     first_run = ("2026-12-01T14:21:51Z\tFATAL\tFatal error\tinit error: DB error: database "
                  "error: --skip-update cannot be specified on the first run")
-    assert "first run" in str(trivy.db_error(first_run))
+    assert trivy.db_error(first_run) == ("init error: DB error: database error: "
+                                         "--skip-update cannot be specified on the first run")
     offline = ("FATAL\tFatal error\tinit error: DB error: failed to download vulnerability DB: "
                'Get "https://mirror.gcr.io/v2/": dial tcp: no such host')
     assert "no such host" in str(trivy.db_error(offline))
