@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -22,7 +21,6 @@ from runbook.scan.manifests import Pin
 
 PIP_AUDIT = "pip-audit"
 OSV = "osv"
-MANIFEST = "requirements.txt"
 # GHSA records rate in database_specific.severity; MODERATE is GitHub's word for medium.
 _OSV_SEVERITY = {"CRITICAL": Severity.CRITICAL, "HIGH": Severity.HIGH,
                  "MODERATE": Severity.MEDIUM, "MEDIUM": Severity.MEDIUM, "LOW": Severity.LOW}
@@ -74,26 +72,6 @@ def _pip_audit_finding(dep: dict[str, Any], vuln: dict[str, Any], unrated: Sever
     )
 
 
-def pinned_requirements(manifest: Path) -> dict[str, str]:
-    """``name==version`` lines of a requirements file; canonical name -> version."""
-    pins: dict[str, str] = {}
-    for raw in manifest.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement as exc:
-            raise ScanOutputError(f"{manifest.name}: cannot read {line!r}: {exc}") from exc
-        exact = [s.version for s in requirement.specifier if s.operator in ("==", "===")]
-        if not exact:
-            raise ScanOutputError(
-                f"{manifest.name}: {requirement.name} is not pinned (==): cannot audit a range"
-            )
-        pins[canonicalize_name(requirement.name)] = exact[0]
-    return pins
-
-
 def load_osv_database(directory: Path) -> list[dict[str, Any]]:
     """Every OSV record (``*.json``, e.g. the unzipped ``PyPI/all.zip`` export) under a
     directory. Raises ScanOutputError naming the first unreadable record."""
@@ -109,22 +87,15 @@ def load_osv_database(directory: Path) -> list[dict[str, Any]]:
     return records
 
 
-def match_osv(pins: dict[str, str], records: list[dict[str, Any]],
-              unrated: Severity) -> list[Finding]:
-    """Findings for each pinned PyPI package a record affects (pure)."""
-    return match_osv_pins([Pin(name=name, version=version, source="")
-                           for name, version in pins.items()], records, unrated)
-
-
-def match_osv_pins(pins: list[Pin], records: list[dict[str, Any]],
+def match_osv(pins: list[Pin], records: list[dict[str, Any]],
                    unrated: Severity) -> list[Finding]:
     """One finding per record and affected ``name@version``, naming every manifest (or the
     image SBOM) that pins it (pure)."""
     sources: dict[tuple[str, str], list[str]] = {}
     for pin in pins:
-        sources.setdefault((canonicalize_name(pin.name), pin.version), [])
-        if pin.source and pin.source not in sources[(canonicalize_name(pin.name), pin.version)]:
-            sources[(canonicalize_name(pin.name), pin.version)].append(pin.source)
+        where = sources.setdefault((canonicalize_name(pin.name), pin.version), [])
+        if pin.source and pin.source not in where:
+            where.append(pin.source)
     findings = []
     for record in records:
         for affected in record.get("affected", []):

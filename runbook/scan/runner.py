@@ -205,4 +205,4 @@ def audit(pins: list[Pin], policy: ScanSettings) -> list[Finding]:
     if policy.osv_database_dir is None or not Path(policy.osv_database_dir).is_dir():
         raise _Unavailable(f"{why}; no offline OSV database (scan.osv_database_dir)")
     records = deps.load_osv_database(Path(policy.osv_database_dir))
-    return deps.match_osv_pins(pins, records, policy.unrated_vulnerability_severity)
+    return deps.match_osv(pins, records, policy.unrated_vulnerability_severity)

@@ -98,7 +98,7 @@ def test_vulnerable_pins_of_any_manifest_and_the_sbom_match_osv(tmp_path: Path) 
     (tmp_path / "requirements.txt").write_text("pyyaml==5.3\n")
     image = manifests.sbom_pins([Component(name="Flask", version="0.5", type="pypi"),
                                  Component(name="python3", version="3.11.2", type="deb")])
-    found = deps.match_osv_pins(manifests.declared(tmp_path).pins + image,
+    found = deps.match_osv(manifests.declared(tmp_path).pins + image,
                                 deps.load_osv_database(OSV_DB), Severity.HIGH)
     assert sorted((f.rule_id, f.location, f.severity, f.title.rsplit(" (in ", 1)[1])
                   for f in found) == [
