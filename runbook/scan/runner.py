@@ -39,7 +39,6 @@ from runbook.scan.process import ToolMissing, find_program, run_tool
 from runbook.scan.sbom import Sbom
 
 Findings = Callable[[], list[Finding]]
-Group = Callable[[], list[ScannerResult]]
 
 
 class _Unavailable(Exception):
@@ -74,32 +73,32 @@ def scanners(source_dir: Path, dockerfile_path: Path, image: str,
     }
 
 
-def run_all(calls: dict[str, Findings], groups: list[Group] | None = None
-            ) -> list[ScannerResult]:
-    """Run the calls and the groups (scanners that run in sequence, e.g. an image scan and
-    what reads its SBOM) concurrently; results in the given order, groups last."""
-    jobs: list[Group] = [_single(name, call) for name, call in calls.items()] + (groups or [])
-    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
-        futures = [pool.submit(job) for job in jobs]
-        return [result for future in futures for result in future.result()]
+def run_all(calls: dict[str, Findings]) -> list[ScannerResult]:
+    """Run the calls concurrently; one result each, in the given order."""
+    with ThreadPoolExecutor(max_workers=len(calls) or 1) as pool:
+        futures = {name: pool.submit(_timed, name, call) for name, call in calls.items()}
+        return [futures[name].result() for name in calls]
 
 
 def scan_service(service: str, environment: str, source_dir: Path, dockerfile_path: Path,
                  image: str | ImageTarget, policy: ScanSettings, coverage: Coverage,
                  today: date | None = None) -> ScanReport:
-    """Every scanner, then the service's suppressions. The I/O half of the scan stage."""
+    """Every scanner, then the service's suppressions. The I/O half of the scan stage.
+
+    The image job (Trivy, then what reads its SBOM) runs beside the source scanners."""
     target = image if isinstance(image, ImageTarget) else ImageTarget(
         reference=image, options=trivy_options(policy))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="scan-") as scratch:
-        output_dir = target.output_dir or Path(scratch)
-        holder: list[Sbom] = []
-        results = run_all(scanners(source_dir, dockerfile_path, target.reference, policy),
-                          [lambda: _image_group(target, output_dir, policy, holder)])
-        sbom = holder[0] if holder else None
+    with tempfile.TemporaryDirectory(prefix="scan-") as scratch, \
+            ThreadPoolExecutor(max_workers=1) as image_worker:
+        image_job = image_worker.submit(_image_job, target,
+                                        target.output_dir or Path(scratch), policy)
+        results = run_all(scanners(source_dir, dockerfile_path, target.reference, policy))
+        image_results, sbom = image_job.result()
         if sbom is not None and target.output_dir is None:
             sbom.path = None  # the scratch directory goes away
     wall = time.perf_counter() - started
+    results += image_results
     for result in results:
         result.findings = lint.rerate(result.findings, policy.rule_severities)
     suppressed_all, expired = suppressions.apply_to_results(
@@ -116,23 +115,19 @@ def trivy_options(policy: ScanSettings, docker_host: str | None = None) -> trivy
                          timeout_s=policy.scanner_timeout_s)
 
 
-def _image_group(target: ImageTarget, output_dir: Path, policy: ScanSettings,
-                 holder: list[Sbom]) -> list[ScannerResult]:
+def _image_job(target: ImageTarget, output_dir: Path, policy: ScanSettings
+               ) -> tuple[list[ScannerResult], Sbom | None]:
     """Trivy on the image, then the Python packages of the SBOM it wrote."""
     scan = trivy.scan_image(target.reference, target.options, output_dir)
+    sbom = None
     if scan.sbom_path is not None:
         try:
             components = sbom_model.parse_cyclonedx(Path(scan.sbom_path).read_text())
-            holder.append(Sbom(path=scan.sbom_path, components=components))
+            sbom = Sbom(path=scan.sbom_path, components=components)
         except (OSError, ScanOutputError) as exc:
             scan.results[0].detail += f"; SBOM unreadable: {exc}"
-    sbom = holder[0] if holder else None
-    return [*scan.results,
-            _timed("image-dependencies", lambda: _image_dependencies(sbom, policy))]
-
-
-def _single(name: str, call: Findings) -> Group:
-    return lambda: [_timed(name, call)]
+    audited = _timed("image-dependencies", lambda: _image_dependencies(sbom, policy))
+    return [*scan.results, audited], sbom
 
 
 def _timed(name: str, call: Callable[[], list[Finding]]) -> ScannerResult:
