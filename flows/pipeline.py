@@ -240,14 +240,14 @@ class _Run:
         else:
             with self.builder.stage("test") as stage:
                 result = run_tests(image, self.spec.test, self.settings)
-                stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
+                stage.detail = gate_rules.describe_suite(result)
                 if (stop := self._gates_pass([gate_rules.suite_gate(result)], stage)):
                     return stop
                 coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,
                                                            result.coverage_xml)
         with self.builder.stage("scan") as stage:
             scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
-                                self.settings)
+                                self.settings, previous_revision=self.builder.report.previous)
             gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
             publish_scan(scan, gates)
             stage.detail = (f"{len(scan.findings)} finding(s), {len(scan.suppressed)} "

@@ -109,6 +109,8 @@ class SuiteResult(BaseModel):
     output_tail: str
     coverage_xml: str | None = None
     """The Cobertura report copied out of the test container, when one was declared."""
+    failed_tests: list[str] = Field(default_factory=list)
+    """Names of the failed tests (JUnit report, else the runner's output)."""
 
 
 class Severity(StrEnum):

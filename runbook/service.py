@@ -53,7 +53,11 @@ class ServiceTests(BaseModel):
     """Absolute path, inside the test container, of the Cobertura XML the command writes;
     it is copied out after the run and feeds the coverage gate."""
 
-    @field_validator("coverage_path")
+    junit_path: str | None = None
+    """Absolute path of a JUnit XML report the command writes: it names the failed tests
+    (without one they are read from unittest's or pytest's output)."""
+
+    @field_validator("coverage_path", "junit_path")
     @classmethod
     def _absolute_path(cls, path: str | None) -> str | None:
         if path is not None and not path.startswith("/"):

@@ -23,6 +23,8 @@ from runbook.incidents import IncidentStore
 from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
 from runbook.service import DNS_LABEL, Service, load_service
 from runbook.settings import StackSettings
+from runbook_cli.init import init_app
+from runbook_cli.perf import perf as perf_command
 
 if TYPE_CHECKING:
     from runbook.alerts.notifier import Notifier
@@ -37,6 +39,8 @@ stack_app = typer.Typer(help="The local stack of real services.", no_args_is_hel
 app.add_typer(stack_app, name="stack")
 incident_app = typer.Typer(help="Incidents: list, acknowledge, resolve.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
+app.add_typer(init_app, name="init")
+app.command("perf")(perf_command)
 # Logs and CI are no terminal: rich would cut tables at 80 columns there.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)

@@ -43,6 +43,18 @@ def deploy_candidate(
     return slot, deploy_target.preview_url(spec.name, environment)
 
 
+@task(name="restore_standby", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def restore_standby(
+    target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
+    deploy: DeploySettings, settings: StackSettings,
+) -> Slot:
+    """Put a revision back in the idle color as the rollback standby (healthy, no traffic,
+    not on the preview)."""
+    slot = make_target(target, settings).restore_standby(spec, environment, image, deploy)
+    get_run_logger().info("%s is the standby again in %s", slot.revision, slot.color)
+    return slot
+
+
 @task(name="switch_traffic", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def switch_traffic(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
     make_target(target, settings).switch(slot)

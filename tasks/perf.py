@@ -24,7 +24,7 @@ from runbook.perf.locustfile import resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.progress import ConsoleProgress
 from runbook.perf.resources import resource_sampler
-from runbook.perf.runner import LocustJob, run_locust
+from runbook.perf.runner import LocustJob, resolve_workers, run_locust
 from runbook.perf.stats import LoadProgress
 from runbook.policy import PerfSettings
 from runbook.service import Service
@@ -78,7 +78,9 @@ def load_test_preview(
                                     perf.think_time_s)
     job = LocustJob(host=preview_url, locustfile=locustfile, users=perf.users,
                     spawn_rate=perf.spawn_rate, duration_s=perf.duration_s, workdir=workdir,
-                    workers=perf.workers, shutdown_grace_s=perf.shutdown_grace_s,
+                    workers=resolve_workers(perf.workers, perf.users, perf.think_time_s,
+                                            perf.required_rps, perf.locustfile is not None),
+                    shutdown_grace_s=perf.shutdown_grace_s,
                     stop_timeout_s=perf.request_timeout_s)
     artifact_id = create_progress_artifact(
         0.0, key=f"perf-progress-{candidate.service}-{candidate.environment}",

@@ -132,17 +132,20 @@ class ContainerRun(NamedTuple):
     output: str
     collected: str | None
     """Text of the file asked for with ``collect``; None when the run did not write it."""
+    also_collected: tuple[str | None, ...] = ()
+    """Texts of the files asked for with ``collect_also``, in that order."""
 
 
 def run_to_completion(
     client: docker.DockerClient, image: str, command: list[str], timeout_s: float,
-    collect: str | None = None,
+    collect: str | None = None, collect_also: tuple[str, ...] = (),
 ) -> ContainerRun:
     """Run ``command`` in a fresh container of ``image`` without network.
 
     The container is removed afterwards whatever happens; past the deadline it is killed
     and the exit code is reported as 124 (as `timeout` does). ``collect`` names a file the
-    command writes (e.g. a coverage report), copied out before the container goes.
+    command writes (e.g. a coverage report), copied out before the container goes; so are the
+    files of ``collect_also`` (e.g. a JUnit report).
     """
     container = call_engine(
         lambda: client.containers.run(
@@ -162,9 +165,10 @@ def run_to_completion(
             exit_code = 124
         output = container.logs(stdout=True, stderr=True).decode(errors="replace")
         collected = _read_file(container, collect) if collect else None
+        also = tuple(_read_file(container, path) for path in collect_also)
     finally:
         container.remove(force=True)
-    return ContainerRun(exit_code, output, collected)
+    return ContainerRun(exit_code, output, collected, also)
 
 
 def _read_file(container: Container, path: str) -> str | None:

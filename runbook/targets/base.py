@@ -35,6 +35,13 @@ class DeployTarget(Protocol):
         """Start the image in the idle color, wait for its health, expose it on the preview."""
         ...
 
+    def restore_standby(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """Start the image in the idle color again as the rollback standby: healthy, not on
+        the preview, no traffic (after a perf check of the live revision borrowed the color)."""
+        ...
+
     def roll_out(
         self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
     ) -> Slot:

@@ -101,6 +101,15 @@ class DockerTarget:
                                                                address=slot.address))
         return slot
 
+    def restore_standby(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """The candidate's start, then off the preview port: a disabled server of the
+        route that is not the preview is the standby."""
+        slot = self.deploy_candidate(spec, environment, image, settings)
+        self.router.clear_preview(spec.name, environment)
+        return slot
+
     def secret_env(self, spec: ServiceSpec, environment: str) -> dict[str, str]:
         """The published values of the service's declared secrets (every accepted value
         while a rotation overlaps), so a new release starts with what its predecessor had.

@@ -94,6 +94,19 @@ class KubernetesTarget:
         self._select(ns, m.render_service(spec.name, ns, spec.port, color, preview=True))
         return self._slot_of(spec.name, environment, color, preview=True)
 
+    def restore_standby(
+        self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
+    ) -> Slot:
+        """The candidate's rollout, then the preview Service back on the live color: the
+        other color is a standby only while no candidate is on the preview."""
+        slot = self.deploy_candidate(spec, environment, image, settings)
+        live = self.live(spec.name, environment)
+        if live is not None:
+            ns = self._ns(environment)
+            self._select(ns, m.render_service(spec.name, ns, spec.port, live.color,
+                                              preview=True))
+        return slot
+
     def switch(self, slot: Slot) -> None:
         """Scale the slot's color up if it was scaled down, then patch the active Service's
         selector: the only write that moves traffic. No write if it selects the slot already."""

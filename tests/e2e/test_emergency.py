@@ -52,7 +52,7 @@ def test_outage_rolls_back_and_pages_then_security_incident_isolates(
     env = alert_env(httpserver, state)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    # Trivy cannot be installed here; production fails closed on a missing scanner.
+    # Trivy has no vulnerability database here; production fails closed on it.
     service = sample_service(policy={**FAST_POLICY, "scan": {"fail_closed_environments": []}})
     name = service_name(service)
     first = deliver(service, tmp_path, env, "VERSION=1")
