@@ -4,6 +4,7 @@ release or switch back. Outcome: released | rolled_back | blocked | failed."""
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -12,7 +13,7 @@ from prefect.states import Failed, State
 from flows.approval import ask_for_approval
 from flows.locks import one_deploy_at_a_time
 from runbook import gates as gate_rules
-from runbook.analysis import Verdict
+from runbook.analysis import Verdict, verify_gates
 from runbook.approval import (
     AfterVerification,
     after_verification,
@@ -23,7 +24,9 @@ from runbook.approval import (
 )
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed
+from runbook.guard import GuardRecord, guard_until
 from runbook.models import (
+    CheckMeasurement,
     Environment,
     ImageRef,
     Outcome,
@@ -50,6 +53,7 @@ from tasks.deploy import (
     tidy_environment,
     undo_rollout,
 )
+from tasks.guard import start_guard
 from tasks.notify import notify_release
 from tasks.observe import push_run_metrics
 from tasks.perf import (
@@ -306,21 +310,43 @@ class _Run:
         with self.builder.stage("verify") as stage:
             verdict = analyze_release(self.target, self.spec, candidate, endpoint, self.policy,
                                       self.settings)
+            self.builder.gates(verify_gates(verdict))
+            self.builder.report.measurements = [
+                CheckMeasurement.model_validate(r.model_dump()) for r in verdict.results]
             stage.detail = f"{verdict.phase.value} after {len(verdict.results)} measurement(s)"
             if not verdict.keep:
                 stage.status = stage.status.FAILED
                 stage.detail += ": " + "; ".join(verdict.reasons)
         if verdict.keep or self._keep_despite(candidate, verdict):
+            guarded = self.policy.analysis.guard_s > 0
             # A rollout in place (one Deployment) reused the previous slot: nothing to retire.
+            # Under a guard the previous revision stays ready; the guard retires it.
             if (self.strategy is Strategy.ROLLING and previous is not None
-                    and previous.color != candidate.color):
+                    and previous.color != candidate.color and not guarded):
                 with self.builder.stage("retire"):
                     retire_slot(self.target, previous, self.settings)
             mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
+            if guarded:
+                self._guard(candidate, previous, endpoint)
             self.builder.finish(Outcome.RELEASED)
             return
         self._roll_back(candidate, previous, f"verification {verdict.phase.value}: "
                         + "; ".join(verdict.reasons))
+
+    def _guard(self, released: Slot, previous: Slot | None, endpoint: str) -> None:
+        """Start the guard (its own process and flow run); this run ends now."""
+        now = datetime.now(UTC)
+        record = GuardRecord(
+            service=self.spec.name, environment=self.env, target=self.target,
+            strategy=self.strategy, slot=released, previous=previous, endpoint=endpoint,
+            spec=self.spec, policy=self.policy, started_at=now,
+            until=guard_until(now, self.policy.analysis.guard_s),
+            pipeline_run_url=self.builder.report.flow_run_url,
+        )
+        with self.builder.stage("guard") as stage:
+            start_guard(record, self.settings)
+            self.builder.report.guard_until = record.until
+            stage.detail = f"{released.revision} guarded until {record.until.isoformat()}"
 
     def _roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> None:
         with self.builder.stage("rollback") as stage:
