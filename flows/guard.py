@@ -76,6 +76,7 @@ def _hold(builder: ReportBuilder, record: GuardRecord, step: GuardStep,
           settings: StackSettings) -> None:
     """The guard expired (or a newer release took over): release what it kept ready."""
     if step is GuardStep.SUPERSEDED:
+        end_guard(record, settings)  # a newer release's record stays
         builder.finish(Outcome.RELEASED, "superseded by a newer release or a rollback; "
                                          "the guard stopped without touching traffic")
         return

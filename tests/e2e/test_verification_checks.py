@@ -37,6 +37,9 @@ from tests.conftest import FAST_POLICY
 
 pytestmark = pytest.mark.stack
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
+# Verification is under test, not the perf stage: on a machine shared by many sessions a
+# p95 of 4 ms against a baseline of 1 ms is noise, not a slower release.
+POLICY = {**FAST_POLICY, "thresholds": {"perf_degradation_floor_s": 1.0}}
 QUEUE_CHECK = {
     "name": "queue-depth",
     "provider": "prometheus",
@@ -93,6 +96,7 @@ def service_copy(sample_service: Callable[..., Path],
     def make(**changes: object) -> Path:
         name = f"vfy-{uuid.uuid4().hex[:6]}"
         made.append(name)
+        changes.setdefault("policy", POLICY)
         return sample_service(name=name, **changes)
 
     yield make
@@ -160,7 +164,7 @@ def test_an_application_metric_fault_is_rolled_back_by_a_declared_check(
 def test_a_degradation_inside_the_guard_is_rolled_back_with_an_alert(
     stack_settings: StackSettings, service_copy: Callable[..., Path], tmp_path: Path
 ) -> None:
-    policy = {**FAST_POLICY, "analysis": {**FAST_POLICY["analysis"], "guard_s": 120}}
+    policy = {**POLICY, "analysis": {**POLICY["analysis"], "guard_s": 120}}
     service = service_copy(policy=policy)
     alert_state = tmp_path / "alerts"
     env = {"RUNBOOK_ALERT_STATE_DIR": str(alert_state)}
