@@ -23,7 +23,13 @@ from runbook.guard import GuardRecord, GuardStep, GuardStore
 from runbook.models import CheckMeasurement, Outcome, RunReport, Strategy
 from runbook.report import ReportBuilder
 from runbook.settings import StackSettings
-from tasks.deploy import discard_candidate, switch_traffic, tidy_environment, undo_rollout
+from tasks.deploy import (
+    discard_candidate,
+    retire_slot,
+    switch_traffic,
+    tidy_environment,
+    undo_rollout,
+)
 from tasks.guard import claim_guard, end_guard, guard_step, watch_release
 from tasks.notify import notify_release
 from tasks.report import publish_report
@@ -82,6 +88,12 @@ def _hold(builder: ReportBuilder, record: GuardRecord, step: GuardStep,
         return
     with builder.stage("tidy") as stage:
         done = tidy_environment(record.target, record.service, record.environment, settings)
+        previous = record.previous
+        # Rolling kept the previous revision beside the new one for the guard's switch back.
+        if (record.strategy is Strategy.ROLLING and previous is not None
+                and previous.color != record.slot.color):
+            retire_slot(record.target, previous, settings)
+            done.append(f"retired {previous.revision}")
         stage.detail = "; ".join(done) or "nothing to release"
     end_guard(record, settings)
     builder.finish(Outcome.RELEASED, f"guard held until {record.until.isoformat()}")
