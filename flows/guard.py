@@ -19,7 +19,7 @@ from prefect.states import Completed, Failed, State
 from flows.locks import one_deploy_at_a_time
 from runbook import guard as guards
 from runbook.analysis import Verdict, verify_gates
-from runbook.guard import GuardRecord, GuardStep, GuardStore
+from runbook.guard import GuardRecord, GuardStep
 from runbook.models import CheckMeasurement, Outcome, RunReport, Strategy
 from runbook.report import ReportBuilder
 from runbook.settings import StackSettings
@@ -132,25 +132,14 @@ def _roll_back(builder: ReportBuilder, record: GuardRecord, verdict: Verdict,
     builder.finish(Outcome.ROLLED_BACK, reason)
 
 
-def resume(settings: StackSettings | None = None) -> list[str]:
-    """Start a guard again for every unexpired record whose process is gone."""
-    settings = settings or StackSettings()
-    store = GuardStore(settings.state_dir)
-    resumed = []
-    for record in guards.to_resume(store):
-        record.pid = guards.launch(record, store)
-        store.write(record)
-        resumed.append(f"{record.service}/{record.environment} {record.revision}")
-    return resumed
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["watch"] and len(argv) == 4:
         state = guard(*argv[1:], return_state=True)
         return 0 if state.is_completed() else 1
     if argv == ["resume"]:
-        for line in resume():
-            print(f"guard resumed: {line}")
+        settings = StackSettings()
+        for line in guards.resume_all(settings.state_dir, settings.prefect_api_url):
+            print(f"resumed: {line}")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -119,7 +119,7 @@ class GuardStore:
         return found
 
 
-def launch(record: GuardRecord, store: GuardStore) -> int:
+def launch(record: GuardRecord, store: GuardStore, prefect_api_url: str | None = None) -> int:
     """Start the guard flow in its own process and session; returns its pid.
 
     The process inherits this environment (``PREFECT_API_URL``, ``RUNBOOK_*``), so its flow
@@ -132,9 +132,16 @@ def launch(record: GuardRecord, store: GuardStore) -> int:
             [sys.executable, "-m", GUARD_MODULE, "watch", record.service, record.environment,
              record.revision],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=dict(os.environ),
+            start_new_session=True, env=_environment(prefect_api_url),
         )
     return process.pid
+
+
+def _environment(prefect_api_url: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if prefect_api_url is not None:
+        env.setdefault("PREFECT_API_URL", prefect_api_url)
+    return env
 
 
 def process_alive(pid: int | None) -> bool:
@@ -161,3 +168,15 @@ def to_resume(store: GuardStore, now: datetime | None = None) -> list[GuardRecor
     """Unexpired records whose guard process is gone (worker or machine restarted)."""
     moment = now or datetime.now(UTC)
     return [r for r in store.records() if r.until > moment and not process_alive(r.pid)]
+
+
+def resume_all(state_dir: Path, prefect_api_url: str) -> list[str]:
+    """Start a guard again for every unexpired record whose process is gone (worker or
+    machine restarted): it watches for the rest of its time. Returns what it resumed."""
+    store = GuardStore(state_dir)
+    resumed = []
+    for record in to_resume(store):
+        record.pid = launch(record, store, prefect_api_url)
+        store.write(record)
+        resumed.append(f"guard of {record.service}/{record.environment} {record.revision}")
+    return resumed

@@ -39,6 +39,7 @@ from docker.errors import DockerException
 from pydantic import BaseModel
 
 from runbook import baseimage
+from runbook import guard as guards
 from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.router import HAProxyRouter
 from runbook.settings import StackSettings
@@ -897,12 +898,14 @@ def _restore_deployments(
                                detail=str(exc))
     finally:
         client.close()
+    restarted += guards.resume_all(settings.state_dir, settings.prefect_api_url)
     if restarted:
         report(f"restarted {', '.join(restarted)}")
     return ComponentStatus(
         name="deployments", url=url, healthy=True,
         action="started" if restarted else "already running",
-        detail=f"restarted {len(restarted)} revision(s)" if restarted else "all running",
+        detail=f"restarted {len(restarted)} revision(s) or guard(s)" if restarted
+        else "all running",
     )
 
 

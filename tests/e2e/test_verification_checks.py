@@ -5,7 +5,7 @@ scraped through Prometheus' own discovery, a degradation inside the guard, and t
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -26,14 +26,17 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStartTime,
 )
 
+from runbook import guard as guards
 from runbook import stack
 from runbook.alerts.models import AlertKind
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
+from runbook.guard import GuardStore
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
 from runbook.targets import make_target
 from tests.conftest import FAST_POLICY
+from tests.private_prometheus import free_port, private_prometheus
 
 pytestmark = pytest.mark.stack
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
@@ -53,37 +56,15 @@ QUEUE_CHECK = {
 @pytest.fixture(scope="module")
 def prometheus_port(stack_settings: StackSettings,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A Prometheus of these tests' own, configured exactly as the stack's (router, app
-    discovery) but without rules and alerting: the shared stack's configuration is
-    re-rendered by every checkout that runs `stack up`, and these tests must not depend on
-    which one ran last."""
-    with socket.socket() as probe:
-        probe.bind((stack_settings.host, 0))
-        port = probe.getsockname()[1]
+    """A Prometheus configured exactly as the stack's (router, app discovery) but without
+    rules and alerting, so these tests do not depend on which checkout ran `stack up` last."""
+    port = free_port(stack_settings.host)
     settings = stack_settings.model_copy(update={"prometheus_port": port})
     config = yaml.safe_load(stack.render_prometheus_config(settings))
     config.pop("rule_files"), config.pop("alerting")
-    directory = tmp_path_factory.mktemp("prometheus")
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (directory / "log").open("wb")
-    process = subprocess.Popen(
-        ["prometheus", f"--config.file={directory / 'prometheus.yml'}",
-         f"--storage.tsdb.path={directory / 'data'}",
-         f"--web.listen-address={stack_settings.host}:{port}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://{stack_settings.host}:{port}/-/ready", timeout=2).is_success:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, "prometheus not ready"
-        time.sleep(0.5)
-    yield port
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with private_prometheus(config, tmp_path_factory.mktemp("prometheus"),
+                            stack_settings.host, port):
+        yield port
 
 
 @pytest.fixture
@@ -161,8 +142,9 @@ def test_an_application_metric_fault_is_rolled_back_by_a_declared_check(
     assert failed and failed[0].query.startswith("max(agent_api_queue_depth{service=")
 
 
-def test_a_degradation_inside_the_guard_is_rolled_back_with_an_alert(
-    stack_settings: StackSettings, service_copy: Callable[..., Path], tmp_path: Path
+def test_a_degradation_inside_the_guard_is_rolled_back_with_an_alert_across_a_restart(
+    stack_settings: StackSettings, service_copy: Callable[..., Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     policy = {**POLICY, "analysis": {**POLICY["analysis"], "guard_s": 120}}
     service = service_copy(policy=policy)
@@ -182,6 +164,17 @@ def test_a_degradation_inside_the_guard_is_rolled_back_with_an_alert(
         + timedelta(seconds=60)
     assert degrades_at > bad.finished_at, "degraded before the pipeline run ended"
 
+    # The worker (or the machine) restarts: the guard's process dies; `stack up` (or
+    # `python -m flows.guard resume`) starts it again from its durable record.
+    store = GuardStore(stack_settings.state_dir)
+    record = store.read(name_of(service), "staging")
+    assert record is not None and record.revision == bad.revision and record.pid
+    os.kill(record.pid, signal.SIGKILL)
+    _wait_dead(record.pid)
+    monkeypatch.setenv("RUNBOOK_ALERT_STATE_DIR", str(alert_state))
+    assert guards.resume_all(stack_settings.state_dir, stack_settings.prefect_api_url) == [
+        f"guard of {name_of(service)}/staging {bad.revision}"]
+
     deadline = time.monotonic() + 150
     while version_at(endpoint) != "1":
         assert time.monotonic() < deadline, "the guard never rolled back"
@@ -195,6 +188,13 @@ def test_a_degradation_inside_the_guard_is_rolled_back_with_an_alert(
     assert [a.kind for a in alerts] == [AlertKind.ROLLBACK], alerts
 
 
+def _wait_dead(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while guards.process_alive(pid):
+        assert time.monotonic() < deadline, f"guard {pid} still alive"
+        time.sleep(0.1)
+
+
 def _guard_run(service: str, revision: str, timeout_s: float = 60):  # type: ignore[no-untyped-def]
     """The guard's own flow run of this revision, once it is final."""
     deadline = time.monotonic() + timeout_s
@@ -205,10 +205,11 @@ def _guard_run(service: str, revision: str, timeout_s: float = 60):  # type: ign
                 flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(
                     after_=datetime.now(UTC) - timedelta(minutes=10))),
             )
-            mine = [r for r in runs if r.parameters.get("service") == service
-                    and r.parameters.get("revision") == revision]
-            if mine and mine[0].state is not None and mine[0].state.is_final():
-                return mine[0]
+            final = [r for r in runs if r.parameters.get("service") == service
+                     and r.parameters.get("revision") == revision
+                     and r.state is not None and r.state.is_final()]
+            if final:
+                return final[0]
             assert time.monotonic() < deadline, f"no final guard run for {service} {revision}"
             time.sleep(1)
 
