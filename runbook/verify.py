@@ -26,7 +26,7 @@ from runbook.analysis import (
 )
 from runbook.checks.model import MetricCheck, StandardSource
 from runbook.checks.providers import Providers
-from runbook.checks.standard import Convention, default_checks
+from runbook.checks.standard import TRAFFIC_LATENCY, Convention, default_checks
 from runbook.load import TrafficDriver
 from runbook.models import Slot, TargetKind
 from runbook.policy import AnalysisSettings, Policy
@@ -67,6 +67,8 @@ def checks_for(spec: ServiceSpec, policy: Policy, target: TargetKind) -> list[Me
         inconclusive_limit=analysis.inconclusive_limit,
         consecutive_error_limit=analysis.consecutive_error_limit,
     )
+    if analysis.traffic_rps == 0:  # no verification traffic: nothing to time
+        standard = [c for c in standard if c.name != TRAFFIC_LATENCY]
     declared = {check.name for check in analysis.metrics}
     return [c for c in standard if c.name not in declared] + list(analysis.metrics)
 

@@ -223,7 +223,7 @@ def test_ten_and_forty_percent_failing_releases_are_caught_within_one_interval(
     service = service_copy(policy=policy)
     good = deliver(service, tmp_path, "VERSION=1")
     assert good.outcome is Outcome.RELEASED, good.reason
-    detected_after = {}
+    caught_by = {}
     for rate in ("0.1", "0.4"):
         bad = deliver(service, tmp_path, f"VERSION={rate}", f"ERROR_RATE={rate}",
                       "DEGRADE_AFTER_S=24")
@@ -234,10 +234,9 @@ def test_ten_and_forty_percent_failing_releases_are_caught_within_one_interval(
         # stage, at the same offset for both releases.
         degrades_at = max(stages["preview"].started_at + timedelta(seconds=24),
                           stages["verify"].started_at)
-        failed = next(m for m in bad.measurements
-                      if m.check == "error-rate" and m.phase == "Failed")
-        caught_at = stages["verify"].started_at + timedelta(seconds=failed.elapsed_s)
-        detected_after[rate] = (caught_at - degrades_at).total_seconds()
-    interval = FAST_POLICY["analysis"]["interval_s"]
-    assert abs(detected_after["0.1"] - detected_after["0.4"]) <= interval, detected_after
-    assert max(detected_after.values()) <= 3 * interval, detected_after
+        after = [m for m in bad.measurements if m.check == "error-rate"
+                 and stages["verify"].started_at + timedelta(seconds=m.elapsed_s) > degrades_at]
+        # Which measurement after the fault began caught it (1 = the first one).
+        caught_by[rate] = next(i for i, m in enumerate(after, 1) if m.phase == "Failed")
+    assert abs(caught_by["0.1"] - caught_by["0.4"]) <= 1, caught_by
+    assert max(caught_by.values()) <= 3, caught_by

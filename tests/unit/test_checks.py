@@ -134,3 +134,10 @@ def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path: Path) -> Non
     assert completed.returncode == 2, completed.stderr
     [line] = completed.stderr.strip().splitlines()
     assert "metric 'queue-depth': failure_condition 'result >' does not parse" in line
+
+
+def test_without_verification_traffic_there_is_no_traffic_check(tmp_path: Path) -> None:
+    body = "analysis:\n  traffic_rps: 0\n"
+    spec = load_service(write_service(tmp_path, body)).spec
+    names = [c.name for c in checks_for(spec, spec.policy_for("staging"), "docker")]
+    assert names == ["health", "error-rate", "avg-latency"]
