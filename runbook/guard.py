@@ -1,10 +1,10 @@
 """The guard after promotion: the live revision stays under its checks for ``guard_s``.
 
 Design (docs/architecture.md, "The guard"): the pipeline ends when its analysis window ends
-and writes a durable *guard record* (one per service and environment, under the state
-directory), then starts the ``guard`` flow as its own process and its own Prefect flow run.
-That process is in its own session, so neither the end of the pipeline run nor a restart of
-the worker that ran it stops it; ``runbook stack up`` (and ``python -m flows.guard resume``)
+and writes a durable *guard record* (one per service and environment, in the state store),
+then starts the ``guard`` flow as its own process and its own Prefect flow run. That
+process is in its own session, so neither the end of the pipeline run nor a restart of the
+worker that ran it stops it; ``runbook stack up`` (and ``python -m flows.guard resume``)
 start a guard again for every unexpired record whose process is gone. The record is the
 truth: a newer release of the same service replaces it, so an older guard sees it is
 superseded and stops without touching traffic.
@@ -15,8 +15,6 @@ does next, and the launcher.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -24,11 +22,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from runbook.models import Slot, Strategy, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
+from runbook.store import Collection, StateStore, open_store
+from runbook.store.engine import default_state_url
+from runbook.store.layout import kind
 
 GUARD_MODULE = "flows.guard"
 
@@ -57,6 +58,11 @@ class GuardRecord(BaseModel):
     def revision(self) -> str:
         return self.slot.revision
 
+    @field_serializer("spec")
+    def _spec_as_written(self, spec: ServiceSpec) -> dict[str, object]:
+        # As service.yaml spells it (``policy:``), so the record validates when read back.
+        return spec.model_dump(mode="json", by_alias=True)
+
 
 class GuardStep(StrEnum):
     WATCH = "watch"
@@ -79,44 +85,53 @@ def guard_until(now: datetime, guard_s: float) -> datetime:
     return now + timedelta(seconds=guard_s)
 
 
+GUARD_KIND = kind(
+    "guard", key="<service>/<environment>", owner="runbook.guard",
+    deletable="when its guard ended (expired, rolled back or superseded); a newer release "
+              "of the service and environment replaces it",
+)
+
+
 class GuardStore:
-    """One JSON record per service and environment, written atomically."""
+    """One guard record per service and environment, in the state store, so a guard can
+    be resumed by any worker; the guards' logs stay beside the local state."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, store: StateStore | None = None) -> None:
         self.directory = state_dir / "guards"
+        store = store or open_store(default_state_url(state_dir))
+        self._records = Collection(store, GUARD_KIND, GuardRecord)
 
-    def path(self, service: str, environment: str) -> Path:
-        return self.directory / f"{service}.{environment}.json"
+    def log_path(self, service: str, environment: str) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return self.directory / f"{service}.{environment}.log"
 
     def write(self, record: GuardRecord) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.path(record.service, record.environment)
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(record.model_dump_json(by_alias=True, indent=2))
-        temporary.replace(target)
+        self._records.put(_key(record.service, record.environment), record)
 
     def read(self, service: str, environment: str) -> GuardRecord | None:
-        try:
-            text = self.path(service, environment).read_text()
-        except FileNotFoundError:
-            return None
-        return GuardRecord.model_validate(json.loads(text))
+        return self._records.get(_key(service, environment))
+
+    def claim(self, service: str, environment: str, revision: str,
+              pid: int) -> GuardRecord | None:
+        """Mark ``revision``'s record as watched by ``pid``; None if it is not its record."""
+        with self._records.update(_key(service, environment)) as held:
+            if held.value is None or held.value.revision != revision:
+                return None
+            held.value.pid = pid
+            return held.value.model_copy()
 
     def remove(self, service: str, environment: str, revision: str) -> None:
         """Remove the record if it is still this revision's (a newer one stays)."""
-        record = self.read(service, environment)
-        if record is not None and record.revision == revision:
-            with contextlib.suppress(FileNotFoundError):
-                self.path(service, environment).unlink()
+        with self._records.update(_key(service, environment)) as held:
+            if held.value is not None and held.value.revision == revision:
+                held.value = None
 
     def records(self) -> list[GuardRecord]:
-        if not self.directory.is_dir():
-            return []
-        found = []
-        for path in sorted(self.directory.glob("*.json")):
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                found.append(GuardRecord.model_validate(json.loads(path.read_text())))
-        return found
+        return self._records.values()
+
+
+def _key(service: str, environment: str) -> str:
+    return f"{service}/{environment}"
 
 
 def launch(record: GuardRecord, store: GuardStore, prefect_api_url: str | None = None) -> int:
@@ -125,9 +140,7 @@ def launch(record: GuardRecord, store: GuardStore, prefect_api_url: str | None =
     The process inherits this environment (``PREFECT_API_URL``, ``RUNBOOK_*``), so its flow
     run lands on the same Prefect server; its output goes to a log beside the record.
     """
-    store.directory.mkdir(parents=True, exist_ok=True)
-    log_path = store.path(record.service, record.environment).with_suffix(".log")
-    with log_path.open("ab") as log:
+    with store.log_path(record.service, record.environment).open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", GUARD_MODULE, "watch", record.service, record.environment,
              record.revision],

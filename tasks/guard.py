@@ -37,13 +37,7 @@ def start_guard(record: GuardRecord, settings: StackSettings) -> GuardRecord:
 def claim_guard(service: str, environment: str, revision: str,
                 settings: StackSettings) -> GuardRecord | None:
     """The record of ``revision``'s guard, now owned by this process; None if superseded."""
-    store = GuardStore(settings.state_dir)
-    record = store.read(service, environment)
-    if record is None or record.revision != revision:
-        return None
-    record.pid = os.getpid()
-    store.write(record)
-    return record
+    return GuardStore(settings.state_dir).claim(service, environment, revision, os.getpid())
 
 
 @task(name="guard_step", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -10,6 +10,7 @@ from runbook.guard import GuardRecord, GuardStep, GuardStore, next_step, to_resu
 from runbook.models import Slot, Strategy, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
+from runbook.store import StateStore
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -24,7 +25,9 @@ def record(revision: str = "r2", until: datetime = NOW + timedelta(minutes=10),
     return GuardRecord(
         service="svc", environment="staging", target=TargetKind.DOCKER,
         strategy=Strategy.BLUE_GREEN, slot=slot(revision, "green"), previous=slot("r1"),
-        endpoint="http://127.0.0.1:18000", spec=ServiceSpec(name="svc", port=8080),
+        endpoint="http://127.0.0.1:18000",
+        spec=ServiceSpec.model_validate({"name": "svc", "port": 8080,
+                                         "policy": {"analysis": {"window_s": 9}}}),
         policy=Policy(), started_at=NOW, until=until, pid=pid)
 
 
@@ -41,7 +44,7 @@ def test_a_newer_release_or_a_rollback_supersedes_the_guard() -> None:
 
 
 def test_the_record_round_trips_and_only_its_own_revision_removes_it(tmp_path: Path) -> None:
-    store = GuardStore(tmp_path)
+    store = GuardStore(tmp_path, StateStore("sqlite:///:memory:"))
     store.write(record("r2"))
     assert store.read("svc", "staging") == record("r2")
     store.remove("svc", "staging", "r1")
@@ -53,10 +56,19 @@ def test_the_record_round_trips_and_only_its_own_revision_removes_it(tmp_path: P
 def test_guards_whose_process_is_gone_are_resumed_until_they_expire(tmp_path: Path) -> None:
     finished = subprocess.Popen(["true"])
     finished.wait()
-    store = GuardStore(tmp_path)
+    store = GuardStore(tmp_path, StateStore("sqlite:///:memory:"))
     store.write(record("r2", until=datetime.now(UTC) + timedelta(minutes=5), pid=finished.pid))
     assert [r.revision for r in to_resume(store)] == ["r2"]
     store.write(record("r2", until=datetime.now(UTC) + timedelta(minutes=5), pid=os.getpid()))
     assert to_resume(store) == []
     store.write(record("r2", until=datetime.now(UTC) - timedelta(seconds=1), pid=None))
     assert to_resume(store) == []
+
+
+def test_claiming_marks_the_watcher_of_its_own_record_only(tmp_path: Path) -> None:
+    store = GuardStore(tmp_path, StateStore("sqlite:///:memory:"))
+    store.write(record("r2"))
+    assert store.claim("svc", "staging", "r1", 42) is None
+    claimed = store.claim("svc", "staging", "r2", 42)
+    assert claimed is not None and claimed.pid == 42
+    assert store.read("svc", "staging").pid == 42  # type: ignore[union-attr]
