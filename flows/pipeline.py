@@ -344,7 +344,13 @@ class _Run:
             pipeline_run_url=self.builder.report.flow_run_url,
         )
         with self.builder.stage("guard") as stage:
-            start_guard(record, self.settings)
+            # A verified release is never rolled back because its guard could not start.
+            state = start_guard(record, self.settings, return_state=True)
+            if not state.is_completed():
+                stage.status = stage.status.FAILED
+                stage.detail = f"guard not started: {state.message}"
+                self.logger.warning("%s", stage.detail)
+                return
             self.builder.report.guard_until = record.until
             stage.detail = f"{released.revision} guarded until {record.until.isoformat()}"
 
