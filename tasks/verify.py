@@ -12,7 +12,7 @@ from runbook.models import Slot, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
-from runbook.verify import Schedule, analyze, checks_for, target_for
+from runbook.verify import analyze, checks_for, target_for
 
 
 def namespace_of(target: TargetKind, environment: str) -> str:
@@ -28,9 +28,9 @@ def namespace_of(target: TargetKind, environment: str) -> str:
 @task(name="analyze_release", cache_policy=NO_CACHE)
 def analyze_release(
     target: TargetKind, spec: ServiceSpec, slot: Slot, endpoint: str, policy: Policy,
-    settings: StackSettings, schedule: Schedule | None = None, artifact_key: str | None = None,
+    settings: StackSettings,
 ) -> Verdict:
-    """Measure the revision's checks for the analysis window (or ``schedule``); the verdict.
+    """Measure the revision's checks for the analysis window; the verdict.
 
     Args:
         target: The deploy target (picks the standard checks' default source).
@@ -39,8 +39,6 @@ def analyze_release(
         endpoint: Its environment's traffic URL.
         policy: The effective policy (thresholds, limits, checks).
         settings: Where Prometheus is.
-        schedule: Another window than the policy's (the guard's).
-        artifact_key: Key of the measurements' table artifact.
     """
     logger = get_run_logger()
 
@@ -50,10 +48,10 @@ def analyze_release(
     checks = checks_for(spec, policy, target)
     watched = target_for(spec, slot, endpoint, namespace_of(target, slot.environment))
     verdict = analyze(watched, checks, policy.analysis, RouterMetrics(settings.prometheus_url),
-                      settings.scrape_interval_s, schedule=schedule, on_result=log,
+                      settings.scrape_interval_s, on_result=log,
                       traffic_timeout_s=policy.thresholds.rollback_avg_latency_s * 2)
     logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
-    publish_measurements(verdict, artifact_key or f"verify-{slot.service}-{slot.environment}")
+    publish_measurements(verdict, f"verify-{slot.service}-{slot.environment}")
     return verdict
 
 
