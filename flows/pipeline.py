@@ -14,6 +14,7 @@ release back.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from types import ModuleType
 
 from prefect import flow, get_run_logger
@@ -25,7 +26,7 @@ from flows.locks import one_deploy_at_a_time
 from flows.strategies import Ending, strategy_module
 from runbook import gates as gate_rules
 from runbook.alerts.release import interrupted_release_alert, metrics_gap_alert
-from runbook.analysis import Verdict
+from runbook.analysis import Verdict, verify_gates
 from runbook.approval import (
     AfterVerification,
     after_verification,
@@ -36,7 +37,9 @@ from runbook.approval import (
 )
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed, RunbookError
+from runbook.guard import GuardRecord, guard_until
 from runbook.models import (
+    CheckMeasurement,
     Environment,
     ImageRef,
     Outcome,
@@ -64,6 +67,7 @@ from tasks.deploy import (
     switch_traffic,
     tidy_environment,
 )
+from tasks.guard import start_guard
 from tasks.notify import notify_release, publish_alert
 from tasks.observe import push_run_metrics
 from tasks.perf import (
@@ -397,14 +401,22 @@ class _Run:
         with self.builder.stage("verify") as stage:
             verdict = analyze_release(self.target, self.spec, candidate, endpoint, self.policy,
                                       self.settings)
+            self.builder.gates(verify_gates(verdict))
+            self.builder.report.measurements = [
+                CheckMeasurement.model_validate(r.model_dump()) for r in verdict.results]
             stage.detail = f"{verdict.phase.value} after {len(verdict.results)} measurement(s)"
             if not verdict.keep:
                 stage.status = stage.status.FAILED
                 stage.detail += ": " + "; ".join(verdict.reasons)
         if verdict.keep or self._keep_despite(candidate, verdict):
-            self.moves.keep(self, candidate, previous)
+            guarded = self.policy.analysis.guard_s > 0
+            # Under a guard the previous revision stays ready: the guard retires it.
+            if not guarded:
+                self.moves.keep(self, candidate, previous)
             self._record(candidate.revision, ReleasePhase.VERIFIED, previous)
             mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
+            if guarded:
+                self._guard(candidate, previous, endpoint)
             return Ending(Outcome.RELEASED)
         return self.roll_back(candidate, previous, f"verification {verdict.phase.value}: "
                               + "; ".join(verdict.reasons))
@@ -467,6 +479,27 @@ class _Run:
             return f"unknown ({state.message})"
         live, _ = state.result()
         return live.revision if live else "nothing"
+
+    def _guard(self, released: Slot, previous: Slot | None, endpoint: str) -> None:
+        """Start the guard (its own process and flow run); this run ends now."""
+        now = datetime.now(UTC)
+        record = GuardRecord(
+            service=self.spec.name, environment=self.env, target=self.target,
+            strategy=self.strategy, slot=released, previous=previous, endpoint=endpoint,
+            spec=self.spec, policy=self.policy, started_at=now,
+            until=guard_until(now, self.policy.analysis.guard_s),
+            pipeline_run_url=self.builder.report.flow_run_url,
+        )
+        with self.builder.stage("guard") as stage:
+            # A verified release is never rolled back because its guard could not start.
+            state = start_guard(record, self.settings, return_state=True)
+            if not state.is_completed():
+                stage.status = stage.status.FAILED
+                stage.detail = f"guard not started: {state.message}"
+                self.logger.warning("%s", stage.detail)
+                return
+            self.builder.report.guard_until = record.until
+            stage.detail = f"{released.revision} guarded until {record.until.isoformat()}"
 
     def _discard(self, candidate: Slot | None) -> None:
         if candidate is None:

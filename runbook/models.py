@@ -216,6 +216,18 @@ class Approval(BaseModel):
     decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class CheckMeasurement(BaseModel):
+    """One measurement of one verification check, as the report records it."""
+
+    check: str
+    elapsed_s: float
+    query: str
+    value: float | int | str | None
+    condition: str
+    phase: str
+    reason: str = ""
+
+
 class RunReport(BaseModel):
     """The contract of ``--report``: what happened to one release."""
 
@@ -233,4 +245,8 @@ class RunReport(BaseModel):
     reason: str = ""
     flow_run_url: str | None = None
     approvals: list[Approval] = Field(default_factory=list)
+    measurements: list[CheckMeasurement] = Field(default_factory=list)
+    """Every verification measurement: check, query, value, condition, phase."""
+    guard_until: datetime | None = None
+    """Until when the released revision stays under its checks (the guard), if guarded."""
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

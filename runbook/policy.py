@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runbook.checks.model import MetricCheck, StandardSource
 from runbook.models import Severity
 
 
@@ -91,6 +92,24 @@ class AnalysisSettings(BaseModel):
     """Fewer requests than this in a measurement's range is 'no data', not a pass."""
     traffic_rps: float = Field(default=10.0, ge=0)
     """Verification traffic driven at the endpoint, so a quiet service still gets measured."""
+    provider: StandardSource | None = None
+    """Source of the standard checks' request metrics (router, app, istio, linkerd); unset:
+    the target's own (router on docker, app on kubernetes)."""
+    metrics: list[MetricCheck] = Field(default_factory=list)
+    """The service's own checks (Argo Rollouts ``Metric`` shape), judged with the standard
+    ones by one engine (``runbook/checks/``)."""
+    guard_s: float = Field(default=600.0, ge=0)
+    """After the window, the live revision stays under the same checks this long (the
+    previous revision kept ready); a failure then rolls back. 0: no guard."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_names(cls, metrics: list[MetricCheck]) -> list[MetricCheck]:
+        names = [metric.name for metric in metrics]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique, repeated: {duplicates}")
+        return metrics
 
 
 class DeploySettings(BaseModel):

@@ -25,7 +25,7 @@ SAMPLE = REPO / "examples" / "agent-api"
 # Short windows so an end-to-end release takes ~30 s; the logic is the same as the defaults.
 FAST_POLICY = {
     "perf": {"users": 4, "duration_s": 4},
-    "analysis": {"window_s": 15, "interval_s": 3},
+    "analysis": {"window_s": 15, "interval_s": 3, "guard_s": 20},
     "deploy": {"health_timeout_s": 10},
 }
 

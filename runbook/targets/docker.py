@@ -248,6 +248,11 @@ class DockerTarget:
             f"{LABEL}.server": f"{color}-{image.revision}",
             f"{LABEL}.health_path": spec.health_path,
         }
+        if spec.metrics is not None:
+            # Prometheus discovers these (docker_sd_configs) and scrapes the container,
+            # labelling its series with the service, environment, color and revision above.
+            labels[f"{LABEL}.metrics_path"] = spec.metrics.path
+            labels[f"{LABEL}.metrics_port"] = str(spec.metrics.port or spec.port)
         limits: dict[str, int] = {}
         if spec.resources.memory_mb:
             limits["mem_limit"] = spec.resources.memory_mb * 1024 * 1024
