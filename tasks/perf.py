@@ -29,13 +29,14 @@ from runbook.perf.stats import LoadProgress
 from runbook.policy import PerfSettings
 from runbook.service import Service
 from runbook.settings import StackSettings
+from runbook.store import store_for
 
 DEGRADED_EVENT = "runbook.perf.degraded"
 PROGRESS_LOG_INTERVAL_S = 5.0
 
 
 def _store(settings: StackSettings) -> BaselineStore:
-    return BaselineStore(settings.state_dir / "perf")
+    return BaselineStore(store_for(settings))
 
 
 def _run_dir(settings: StackSettings, slot: Slot) -> Path:
@@ -107,8 +108,9 @@ def read_perf_baseline(service: str, environment: str,
 @task(name="record_perf_report", cache_policy=NO_CACHE)
 def record_perf_report(service: str, environment: str, revision: str, report: PerfReport,
                        settings: StackSettings) -> str:
-    """Keep the report (trends; the baseline once the revision is released)."""
-    return str(_store(settings).save(service, environment, revision, report))
+    """Keep the report (trends; the baseline once the revision is released); returns its
+    key in the state store."""
+    return _store(settings).save(service, environment, revision, report)
 
 
 @task(name="mark_perf_baseline", cache_policy=NO_CACHE)
