@@ -3,6 +3,7 @@ stored for baselines and trends, shown as a table and a chart, degradation annou
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +40,20 @@ def _store(settings: StackSettings) -> BaselineStore:
     return BaselineStore(store_for(settings))
 
 
+KEPT_RUN_DIRS = 20
+"""Locust working directories (CSV stats, the generated locustfile) kept per service and
+environment; the reports themselves are in the state store."""
+
+
 def _run_dir(settings: StackSettings, slot: Slot) -> Path:
+    """A fresh working directory for this load test; the oldest beyond ``KEPT_RUN_DIRS``
+    are removed, so the state directory does not grow run after run."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return (settings.state_dir / "perf" / slot.service / slot.environment / "runs"
-            / f"{stamp}_{slot.revision}")
+    runs = settings.state_dir / "perf" / slot.service / slot.environment / "runs"
+    if runs.is_dir():
+        for old in sorted(runs.iterdir())[:-(KEPT_RUN_DIRS - 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+    return runs / f"{stamp}_{slot.revision}"
 
 
 class _ProgressSinks:

@@ -133,11 +133,14 @@ class Outbox:
             return held.value
 
     def complete(self, entry_id: str, channels: list[Channel]) -> bool:
-        """Move the entry to ``alert-sent`` when every one of ``channels`` took it."""
+        """Move the entry to ``alert-sent`` when every one of ``channels`` took it; True
+        when it is not waiting any more (also when another flusher moved it first)."""
         with self.store.transaction() as tx:
             waiting = self.waiting.within(tx)
             entry = waiting.get(entry_id, lock=True)
-            if entry is None or not channels or not all(entry.delivered(c) for c in channels):
+            if entry is None:
+                return True
+            if not channels or not all(entry.delivered(c) for c in channels):
                 return False
             self.sent.within(tx).put(entry_id, entry)
             waiting.delete(entry_id)

@@ -45,3 +45,21 @@ def test_baselines(url: str) -> None:
 
 def test_two_writer_processes_lose_nothing(url: str) -> None:
     contract.check_two_writer_processes_lose_nothing(url, rounds=8)
+
+
+def test_perf_working_directories_are_bounded(tmp_path: Path) -> None:
+    from runbook.models import Slot
+    from runbook.settings import StackSettings
+    from tasks.perf import KEPT_RUN_DIRS, _run_dir
+
+    settings = StackSettings(state_dir=tmp_path)
+    slot = Slot(service="svc", environment="staging", color="blue", revision="r",
+                image="x", address="127.0.0.1:1")
+    runs = tmp_path / "perf" / "svc" / "staging" / "runs"
+    for n in range(KEPT_RUN_DIRS + 5):
+        (runs / f"20260101T0000{n:02d}Z_r").mkdir(parents=True)
+    fresh = _run_dir(settings, slot)
+    fresh.mkdir()
+    kept = sorted(path.name for path in runs.iterdir())
+    assert len(kept) == KEPT_RUN_DIRS and fresh.name in kept
+    assert "20260101T000000Z_r" not in kept  # the oldest went first
