@@ -291,26 +291,39 @@ class IncidentStore:
             ConfigurationError: no such incident, or whatever ``change`` raises (nothing
                 is written then).
         """
-        with self._bound() as bound, bound._records.update(_checked_id(incident_id)) as held:
+        with self._bound() as bound:
+            found = bound._records.get(_checked_id(incident_id))
+            if found is None:
+                raise ConfigurationError(f"no incident {incident_id!r}")
+            # Locks in the order publishing takes them (index, then record): no deadlock.
+            bound._open.get(found.dedup_key, lock=True)
+            return bound._change_locked(incident_id, change)
+
+    def _change_locked(self, incident_id: str, change: Callable[[Incident], Incident]
+                       ) -> tuple[Incident, Incident]:
+        with self._records.update(incident_id) as held:
             if held.value is None:
                 raise ConfigurationError(f"no incident {incident_id!r}")
             before = held.value
             held.value = change(before)
-            bound._index(held.value)
+            self._index(held.value)
             return before, held.value
 
     def all(self) -> list[Incident]:
         return sorted(self._records.values(), key=lambda incident: incident.opened_at)
 
-    def open_for(self, dedup_key: str) -> Incident | None:
-        """The open incident an alert with this key belongs to, if any."""
-        entry = self._open.get(dedup_key)
-        found = self._records.get(entry.id) if entry else None
+    def open_for(self, dedup_key: str, *, lock: bool = False) -> Incident | None:
+        """The open incident an alert with this key belongs to, if any. ``lock`` (inside
+        :meth:`within`): hold its row lock, to change it in the same transaction."""
+        entry = self._open.get(dedup_key, lock=lock)
+        found = self._records.get(entry.id, lock=lock) if entry else None
         return found if found is not None and found.is_open else None
 
     def _index(self, incident: Incident) -> None:
         if incident.is_open:
-            self._open.put(incident.dedup_key, OpenIncident(id=incident.id))
+            entry = self._open.get(incident.dedup_key)
+            if entry is None or entry.id != incident.id:
+                self._open.put(incident.dedup_key, OpenIncident(id=incident.id))
             return
         entry = self._open.get(incident.dedup_key, lock=True)
         if entry is not None and entry.id == incident.id:

@@ -114,11 +114,12 @@ class Notifier:
             if alert.action is AlertAction.TRIGGER:
                 if not open_alerts.insert(key, alert):
                     return Published(enqueued=False, incident=incidents.open_for(key))
-                incident = incidents.open_for(key) or open_incident(alert, now_utc())
+                incident = incidents.open_for(key, lock=True) or open_incident(alert,
+                                                                              now_utc())
             else:
                 if open_alerts.get(key, lock=True) is None:
                     return Published(enqueued=False)
-                incident = incidents.open_for(key)
+                incident = incidents.open_for(key, lock=True)
                 if alert.action is AlertAction.RESOLVE:
                     open_alerts.delete(key)
                     if incident is not None:

@@ -63,6 +63,10 @@ class SecretStore:
                                    pending=_secret(entry.pending), state=entry.state)
                 for name, entry in record.secrets.items()}
 
+    def delete(self) -> None:
+        """Forget this service/environment's secrets (values and rotation state)."""
+        self.records.delete(self.key)
+
     def save(self, secrets: dict[str, StoredSecret]) -> None:
         self.records.put(self.key, SecretRecord(secrets={
             name: _StoredValue(current=_reveal(s.current), pending=_reveal(s.pending),
