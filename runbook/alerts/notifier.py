@@ -183,31 +183,33 @@ class Notifier:
         blocked: set[tuple[str, Channel]] = set()
         for entry in self.outbox.pending():
             channels = self._deliver(entry, blocked, result)
-            if not self.outbox.complete(entry.id, channels):
+            if channels is None or not self.outbox.complete(entry.id, channels):
                 result.waiting += 1
         self.outbox.prune_sent()
         return result
 
     def _deliver(self, entry: OutboxEntry, blocked: set[tuple[str, Channel]],
-                 result: FlushResult) -> list[Channel]:
-        """Attempt the entry's channels; returns the channels it needs."""
+                 result: FlushResult) -> list[Channel] | None:
+        """Attempt the entry's channels; returns the channels it needs when each of them
+        took it, None while one still owes it (so a waiting entry costs no transaction)."""
         alert = entry.alert
         plan = route(alert, self.settings.routing_for_alert(alert), self.settings.configured())
-        any_failed = False
+        any_failed = owed = False
         for channel in plan.channels:
             if entry.delivered(channel):
                 continue
             if (alert.dedup_key, channel) in blocked:
-                any_failed = True
+                any_failed = owed = True
                 continue
             attempt = self._attempt(entry, channel, result)
             if attempt is not Attempt.DELIVERED:
                 blocked.add((alert.dedup_key, channel))
                 any_failed = any_failed or attempt is Attempt.FAILED
+                owed = True
         fallback = plan.fallback
         if any_failed and fallback is not None and not entry.delivered(fallback):
             self._attempt(entry, fallback, result)
-        return list(plan.channels)
+        return None if owed or not plan.channels else list(plan.channels)
 
     def _attempt(self, entry: OutboxEntry, channel: Channel, result: FlushResult) -> Attempt:
         claim = self.outbox.claim(entry.id, channel, self.owner, claim_lease_s(self.settings))
