@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -19,7 +17,7 @@ from tasks.retry import TRANSIENT_RETRIES
 def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
     """Push the final report's stage durations and outcome (Prometheus scrapes them), as
     the flow run's own group: a retry replaces it, never counts it twice."""
-    sample = run_sample(report, str(flow_run.id or uuid.uuid4()))
+    sample = run_sample(report, flow_run.id)
     Pushgateway(settings.pushgateway_url).push_run(sample)
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
                           len(sample.stages), sample.service, sample.environment,
