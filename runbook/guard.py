@@ -27,9 +27,9 @@ from pydantic import BaseModel, field_serializer
 from runbook.models import Slot, Strategy, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
-from runbook.store import Collection, StateStore, open_store
-from runbook.store.engine import default_state_url
+from runbook.store import Collection, StateStore
 from runbook.store.layout import kind
+from runbook.store.open import as_store
 
 GUARD_MODULE = "flows.guard"
 
@@ -98,7 +98,7 @@ class GuardStore:
 
     def __init__(self, state_dir: Path, store: StateStore | None = None) -> None:
         self.directory = state_dir / "guards"
-        store = store or open_store(default_state_url(state_dir))
+        store = store or as_store(state_dir)
         self._records = Collection(store, GUARD_KIND, GuardRecord)
 
     def log_path(self, service: str, environment: str) -> Path:

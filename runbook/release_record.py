@@ -22,7 +22,8 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from runbook.settings import StackSettings
-from runbook.store import Collection, StateStore, default_state_url, layout, open_store
+from runbook.store import Collection, StateStore, layout
+from runbook.store.open import store_for
 
 KIND = layout.kind(
     "release", key="<service>/<environment>", owner="runbook.release_record",
@@ -137,11 +138,8 @@ class ReleaseRecords:
 
 
 def state_store(settings: StackSettings) -> StateStore:
-    """The stack's state store (SQLite in its state directory).
-
-    Until the shared opener of the state store lands (``state.url`` of ``runbook.yaml``),
-    release records and deploy-slot holders use the embedded default."""
-    return open_store(default_state_url(settings.state_dir))
+    """The state store in force (:func:`runbook.store.open.store_for`)."""
+    return store_for(settings)
 
 
 def _key(service: str, environment: str) -> str:

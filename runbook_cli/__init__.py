@@ -240,17 +240,14 @@ def _print_stack(statuses: list) -> None:  # type: ignore[type-arg]
 
 
 def _incident_store() -> IncidentStore:
-    from runbook.alerts.settings import AlertSettings
-
-    return IncidentStore(AlertSettings().state_dir or StackSettings().state_dir)
+    return _notifier().incidents
 
 
 def _notifier() -> Notifier:
-    from runbook.alerts.notifier import Notifier
+    from runbook.alerts.notifier import notifier_for
     from runbook.alerts.settings import AlertSettings
 
-    settings = AlertSettings()
-    return Notifier(settings.state_dir or StackSettings().state_dir, settings)
+    return notifier_for(AlertSettings())
 
 
 def _stamp(value: datetime | None) -> str:

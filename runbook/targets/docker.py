@@ -22,6 +22,7 @@ from runbook.secrets.rotate import published_env
 from runbook.secrets.store import SecretStore
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
+from runbook.store import store_for
 
 COLORS = ("blue", "green")
 LABEL = "io.runbook"
@@ -116,7 +117,7 @@ class DockerTarget:
         Passed to the engine only, never logged."""
         if not spec.secrets:
             return {}
-        store = SecretStore(self.settings.state_dir, spec.name, environment)
+        store = SecretStore(store_for(self.settings), spec.name, environment)
         return published_env(spec.secrets, store.load())
 
     def restart_with_env(
