@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from runbook.alerts.contacts import ContactsConfig
 from runbook.errors import ConfigurationError
 
 CONFIG_FILE_NAME = "runbook.yaml"
@@ -159,6 +160,8 @@ class RunbookConfig(BaseSettings):
     and release records)."""
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     """Per environment (``staging``, ``production``, ...) its parts."""
+    contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    """On-call and contacts (:mod:`runbook.alerts.contacts`): who is paged, who is next."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this was read from; None: no file (the local stack)."""
 

@@ -47,9 +47,9 @@ class Category(StrEnum):
 class ResponseTimes(BaseModel):
     """How soon someone must respond, per priority (runbook: 15 min, 1 h, 4 h)."""
 
-    p1_minutes: int = Field(default=15, gt=0)
-    p2_minutes: int = Field(default=60, gt=0)
-    p3_minutes: int = Field(default=240, gt=0)
+    p1_minutes: float = Field(default=15, gt=0)
+    p2_minutes: float = Field(default=60, gt=0)
+    p3_minutes: float = Field(default=240, gt=0)
 
     def deadline(self, priority: Priority) -> timedelta:
         minutes = {Priority.P1: self.p1_minutes, Priority.P2: self.p2_minutes,
@@ -139,10 +139,49 @@ class IncidentStatus(StrEnum):
 
 
 class StepRecord(BaseModel):
+    """One response step: when it was done, by whom, and what was done."""
+
     step: Step
     guidance: str
     done_at: datetime | None = None
     note: str = ""
+    """What was done (the impact assessed, the message sent, the mitigation)."""
+    by: str | None = None
+    """Who did it (a person, or ``runbook`` for what a flow did)."""
+    to: list[str] = Field(default_factory=list)
+    """Communicate: who the message went to (channels, people)."""
+
+
+class Escalation(BaseModel):
+    """One escalation of an unacknowledged incident to the next contacts."""
+
+    level: int
+    """1: the secondary on-call; 2: the managers (0 is the primary, paged by the alert)."""
+    at: datetime
+    to: list[str]
+    """The contacts paged or told, by name."""
+    channels: list[str] = Field(default_factory=list)
+    """The channels it was put out on (through the outbox, which delivers it)."""
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    source: str
+    """``incident``, ``alert`` or ``run``: which record this line comes from."""
+    text: str
+
+
+class PostIncidentReview(BaseModel):
+    """The review step's record: what happened when, why, and what changes."""
+
+    incident_id: str
+    generated_at: datetime
+    by: str
+    timeline: list[TimelineEntry]
+    cause: str
+    actions: list[str]
+    time_to_acknowledge_min: float | None
+    time_to_resolve_min: float | None
 
 
 class Incident(BaseModel):
@@ -165,6 +204,10 @@ class Incident(BaseModel):
     resolved_at: datetime | None = None
     steps: list[StepRecord]
     timeline: list[str] = Field(default_factory=list)
+    impact: str | None = None
+    """What the assess step found: which users, since when, how bad."""
+    escalations: list[Escalation] = Field(default_factory=list)
+    review: PostIncidentReview | None = None
 
     @property
     def is_open(self) -> bool:
@@ -190,22 +233,100 @@ def open_incident(alert: Alert, now: datetime, times: ResponseTimes | None = Non
     )
 
 
-def complete_step(incident: Incident, step: Step, now: datetime, note: str = "") -> Incident:
-    """The incident with one response step marked done (idempotent: first time wins)."""
+def complete_step(incident: Incident, step: Step, now: datetime, note: str = "",
+                  by: str | None = None, to: list[str] | None = None) -> Incident:
+    """The incident with one response step marked done (first time wins for the step's
+    record; every call is a timeline line, so repeated status updates are all kept)."""
+    update = {"done_at": now, "note": note, "by": by, "to": list(to or [])}
     steps = [
-        record.model_copy(update={"done_at": now, "note": note})
+        record.model_copy(update=update)
         if record.step is step and record.done_at is None else record
         for record in incident.steps
     ]
-    line = f"{now:%Y-%m-%d %H:%M:%S} {step.value}" + (f": {note}" if note else "")
+    who = f" by {by}" if by else ""
+    audience = f" to {', '.join(to)}" if to else ""
+    line = (f"{now:%Y-%m-%d %H:%M:%S} {step.value}{who}{audience}"
+            + (f": {note}" if note else ""))
     return incident.model_copy(update={"steps": steps, "timeline": [*incident.timeline, line]})
+
+
+def step_record(incident: Incident, step: Step) -> StepRecord:
+    return next(record for record in incident.steps if record.step is step)
+
+
+def _require_open(incident: Incident) -> None:
+    if not incident.is_open:
+        raise ConfigurationError(f"{incident.id} is resolved already")
+
+
+def assess(incident: Incident, now: datetime, by: str, impact: str) -> Incident:
+    """Step 2: the impact (which users, since when, how bad) is known."""
+    _require_open(incident)
+    updated = complete_step(incident, Step.ASSESS, now, impact, by)
+    return updated.model_copy(update={"impact": impact})
+
+
+def communicate(incident: Incident, now: datetime, by: str, message: str,
+                to: list[str]) -> Incident:
+    """Step 3: a message went to stakeholders (``to``: the channels and people)."""
+    _require_open(incident)
+    if not to:
+        raise ConfigurationError("communicate: say to whom the message went")
+    return complete_step(incident, Step.COMMUNICATE, now, message, by, to)
+
+
+def mitigate(incident: Incident, now: datetime, by: str, action: str) -> Incident:
+    """Step 4: what was done to stop the harm (roll back, isolate, scale)."""
+    return complete_step(incident, Step.MITIGATE, now, action, by)
+
+
+def record_escalation(incident: Incident, escalation: Escalation) -> Incident:
+    """The incident with one more escalation level recorded."""
+    line = (f"{escalation.at:%Y-%m-%d %H:%M:%S} escalated (level {escalation.level}) to "
+            f"{', '.join(escalation.to)}"
+            + (f" via {', '.join(escalation.channels)}" if escalation.channels else ""))
+    return incident.model_copy(update={
+        "escalations": [*incident.escalations, escalation],
+        "timeline": [*incident.timeline, line]})
+
+
+def post_incident_review(incident: Incident, now: datetime, by: str, cause: str,
+                         actions: list[str], records: list[TimelineEntry]) -> Incident:
+    """Step 6: the review record, with the timeline merged from the incident's own lines
+    and the given alert and run records, in time order. Only once the incident is
+    resolved: a review of an open incident would miss its end."""
+    if incident.is_open:
+        raise ConfigurationError(f"{incident.id} is not resolved: resolve it before the review")
+    if not cause.strip():
+        raise ConfigurationError("review: the cause must be stated")
+    own = [TimelineEntry(at=_timeline_time(line, incident.opened_at), source="incident",
+                         text=line[20:]) for line in incident.timeline]
+    timeline = sorted([*own, *records], key=lambda entry: entry.at)
+    record = PostIncidentReview(
+        incident_id=incident.id, generated_at=now, by=by, timeline=timeline, cause=cause,
+        actions=actions,
+        time_to_acknowledge_min=_minutes(incident.opened_at, incident.acknowledged_at),
+        time_to_resolve_min=_minutes(incident.opened_at, incident.resolved_at))
+    summary = f"cause: {cause}; {len(actions)} action(s)"
+    reviewed = complete_step(incident, Step.REVIEW, now, summary, by)
+    return reviewed.model_copy(update={"review": record})
+
+
+def _timeline_time(line: str, fallback: datetime) -> datetime:
+    try:
+        return datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return fallback
+
+
+def _minutes(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else (end - start).total_seconds() / 60
 
 
 def acknowledge(incident: Incident, now: datetime, by: str) -> Incident:
     """Someone took it; the response clock stops."""
-    if not incident.is_open:
-        raise ConfigurationError(f"{incident.id} is resolved already")
-    updated = complete_step(incident, Step.ACKNOWLEDGE, now, f"by {by}")
+    _require_open(incident)
+    updated = complete_step(incident, Step.ACKNOWLEDGE, now, by=by)
     return updated.model_copy(update={
         "status": IncidentStatus.ACKNOWLEDGED,
         "acknowledged_at": incident.acknowledged_at or now,
@@ -213,9 +334,9 @@ def acknowledge(incident: Incident, now: datetime, by: str) -> Incident:
     })
 
 
-def resolve(incident: Incident, now: datetime, note: str) -> Incident:
+def resolve(incident: Incident, now: datetime, note: str, by: str | None = None) -> Incident:
     """The problem is over; the review is what is left."""
-    updated = complete_step(incident, Step.RESOLVE, now, note)
+    updated = complete_step(incident, Step.RESOLVE, now, note, by)
     return updated.model_copy(update={"status": IncidentStatus.RESOLVED, "resolved_at": now})
 
 
@@ -233,9 +354,22 @@ def review_markdown(incident: Incident) -> str:
     if incident.resolved_at:
         duration = f"{(incident.resolved_at - incident.opened_at).total_seconds() / 60:.1f} min"
     steps = "\n".join(
-        f"| {r.step.value} | {stamp(r.done_at)} | {r.note or r.guidance} |" for r in incident.steps
+        f"| {r.step.value} | {stamp(r.done_at)} | {r.by or '—'} | {', '.join(r.to) or '—'} "
+        f"| {r.note or r.guidance} |" for r in incident.steps
     )
-    timeline = "\n".join(f"- {line}" for line in incident.timeline)
+    review = incident.review
+    if review is None:
+        timeline = "\n".join(f"- {line}" for line in incident.timeline)
+        cause = "_To be written by the responders._"
+        actions = "_What changes so this does not happen again, with owners._"
+    else:
+        timeline = "\n".join(f"- {entry.at:%Y-%m-%d %H:%M:%S} [{entry.source}] {entry.text}"
+                             for entry in review.timeline)
+        cause = review.cause
+        actions = "\n".join(f"1. {action}" for action in review.actions) or "_none_"
+    escalations = "\n".join(
+        f"| {e.level} | {stamp(e.at)} | {', '.join(e.to)} | {', '.join(e.channels) or '—'} |"
+        for e in incident.escalations) or "| — | — | nobody | — |"
     link = f"\n[Prefect run]({incident.link})\n" if incident.link else ""
     return (
         f"# Post-incident review: {incident.id} ({incident.priority.value})\n\n"
@@ -245,10 +379,13 @@ def review_markdown(incident: Incident) -> str:
         f"|---|---|---|---|---|\n"
         f"| {stamp(incident.opened_at)} | {stamp(incident.acknowledged_at)} "
         f"| {stamp(incident.resolved_at)} | {response} | {duration} |\n\n"
-        f"## Response steps\n\n| step | done | note |\n|---|---|---|\n{steps}\n\n"
+        f"Impact: {incident.impact or '_not assessed_'}\n\n"
+        f"## Response steps\n\n| step | done | by | to | what |\n|---|---|---|---|---|\n"
+        f"{steps}\n\n"
+        f"## Escalations\n\n| level | at | to | via |\n|---|---|---|---|\n{escalations}\n\n"
         f"## Timeline\n\n{timeline}\n\n"
-        "## Cause\n\n_To be written by the responders._\n\n"
-        "## Actions\n\n_What changes so this does not happen again, with owners._\n"
+        f"## Cause\n\n{cause}\n\n"
+        f"## Actions\n\n{actions}\n"
     )
 
 

@@ -245,9 +245,9 @@ def _incident_store() -> IncidentStore:
 
 def _notifier() -> Notifier:
     from runbook.alerts.notifier import notifier_for
-    from runbook.alerts.settings import AlertSettings
+    from runbook.alerts.settings import load_alert_settings
 
-    return notifier_for(AlertSettings())
+    return notifier_for(load_alert_settings())
 
 
 def _stamp(value: datetime | None) -> str:
@@ -369,3 +369,7 @@ def _fail(message: str, code: int) -> None:
     # One line, never wrapped: CI logs and scripts grep for it.
     print("error: " + " ".join(message.split()), file=sys.stderr)
     sys.exit(code)
+
+
+# The incident response steps live in their own module; importing it registers them.
+from runbook_cli import incident as _incident_steps  # noqa: E402,F401

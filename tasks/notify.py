@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from runbook.alerts.models import Alert
 from runbook.alerts.notifier import FlushResult, Notifier, notifier_for
 from runbook.alerts.release import plan_release_alerts
-from runbook.alerts.settings import AlertSettings
+from runbook.alerts.settings import load_alert_settings
 from runbook.incidents import (
     Incident,
     IncidentStatus,
@@ -34,14 +34,15 @@ class NotifyResult(BaseModel):
     """Alerts still in the outbox after this call."""
 
 
-def _notifier() -> Notifier:
-    return notifier_for(AlertSettings())
+def open_notifier() -> Notifier:
+    """The notifier of the state store, with the contacts of runbook.yaml."""
+    return notifier_for(load_alert_settings())
 
 
 @task(name="notify_release", cache_policy=NO_CACHE)
 def notify_release(report: RunReport) -> NotifyResult:
     """Raise the run's alert or resolve the service/environment's open ones, then deliver."""
-    notifier = _notifier()
+    notifier = open_notifier()
     plan = plan_release_alerts(report, notifier.open_alerts(report.service, report.environment))
     result = NotifyResult()
     alerts: list[Alert] = [plan.trigger] if plan.trigger else []
@@ -54,24 +55,24 @@ def notify_release(report: RunReport) -> NotifyResult:
             result.incidents.append(published.incident.id)
             if published.incident.status is IncidentStatus.RESOLVED:
                 publish_incident_review.fn(published.incident)
-    return _flushed(notifier, result)
+    return flushed(notifier, result)
 
 
 @task(name="publish_alert", cache_policy=NO_CACHE)
 def publish_alert(alert: Alert) -> NotifyResult:
     """Publish one alert (trigger or resolve) and deliver what the outbox holds."""
-    notifier = _notifier()
+    notifier = open_notifier()
     published = notifier.publish(alert)
     result = NotifyResult(incidents=[published.incident.id] if published.incident else [])
     if published.enqueued:
         result.triggered.append(alert.dedup_key)
-    return _flushed(notifier, result)
+    return flushed(notifier, result)
 
 
 @task(name="flush_outbox", cache_policy=NO_CACHE)
 def flush_outbox() -> NotifyResult:
     """Deliver alerts that earlier runs could not (for the daily flow)."""
-    return _flushed(_notifier(), NotifyResult())
+    return flushed(open_notifier(), NotifyResult())
 
 
 @task(name="publish_incident_review", cache_policy=NO_CACHE)
@@ -94,24 +95,25 @@ class IncidentResolution(BaseModel):
 def resolve_incident(incident_id: str, note: str) -> IncidentResolution:
     """Resolve an incident and its open alert (PagerDuty resolves with the same key), then
     deliver."""
-    notifier = _notifier()
+    notifier = open_notifier()
     published = notifier.resolve_incident(incident_id, note)
     incident = published.incident or notifier.incidents.get(incident_id)
     result = NotifyResult(incidents=[incident_id])
     if published.enqueued:
         result.resolved.append(incident.dedup_key)
-    return IncidentResolution(incident=incident, notify=_flushed(notifier, result))
+    return IncidentResolution(incident=incident, notify=flushed(notifier, result))
 
 
 @task(name="record_incident_step", cache_policy=NO_CACHE)
 def record_incident_step(incident_id: str, step: Step, note: str) -> Incident:
     """Mark one response step of an incident done (e.g. mitigate: rolled back)."""
-    _, incident = _notifier().incidents.change(
+    _, incident = open_notifier().incidents.change(
         incident_id, lambda current: complete_step(current, step, now_utc(), note))
     return incident
 
 
-def _flushed(notifier: Notifier, result: NotifyResult) -> NotifyResult:
+def flushed(notifier: Notifier, result: NotifyResult) -> NotifyResult:
+    """Deliver what the outbox holds; log what could not go; count it in ``result``."""
     flush: FlushResult = notifier.flush()
     logger = get_run_logger()
     if flush.no_channel:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
     TaskRunFilter,
     TaskRunFilterName,
     TaskRunFilterStartTime,
@@ -17,8 +21,10 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
+from prefect.exceptions import ObjectNotFound
 
 from runbook.errors import TransientError
+from runbook.incidents import TimelineEntry
 from runbook.ops.health import RunKind, RunRecord
 
 PAGE_SIZE = 200
@@ -57,3 +63,35 @@ def _pages(client: object, task_name: str, flow_names: list[str], since: datetim
         runs.extend(page)
         if len(page) < PAGE_SIZE:
             return runs
+
+
+FLOW_RUN_ID = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
+
+
+def flow_run_records(link: str | None) -> list[TimelineEntry]:
+    """The Prefect run an incident links to (its UI URL), as timeline lines: the flow run's
+    state changes and each task run's end. None linked, or a link that is no flow run: no
+    lines."""
+    found = FLOW_RUN_ID.search(link or "")
+    if found is None:
+        return []
+    run_id = UUID(found.group(1))
+    try:
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(run_id)
+            states = client.read_flow_run_states(run_id)
+            tasks = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+                limit=PAGE_SIZE)
+    except ObjectNotFound:
+        return []
+    except httpx.TransportError as exc:
+        raise TransientError(f"Prefect API unreachable: {exc}") from exc
+    lines = [TimelineEntry(at=state.timestamp, source="run",
+                           text=f"flow run {flow_run.name}: {state.name}"
+                                + (f" ({state.message})" if state.message else ""))
+             for state in states if state.timestamp is not None]
+    lines += [TimelineEntry(at=task.end_time, source="run",
+                            text=f"task {task.name}: {task.state_name}")
+              for task in tasks if task.end_time is not None]
+    return sorted(lines, key=lambda line: line.at)

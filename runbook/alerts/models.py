@@ -77,6 +77,11 @@ class Alert(BaseModel):
     dedup_key: str = Field(max_length=255)
     """Same problem, same key: PagerDuty deduplicates on it and resolves with it."""
     action: AlertAction = AlertAction.TRIGGER
+    page_key_env: str | None = None
+    """Page this contact: the environment variable of their PagerDuty routing key (an
+    escalation to the next on-call); None: whom the contacts' routing says."""
+    mentions: list[str] = Field(default_factory=list)
+    """Slack mentions the message starts with (the on-call paged, the next contact)."""
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def acknowledgement(self, by: str) -> Alert:

@@ -10,26 +10,33 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from runbook.alerts.contacts import audience
 from runbook.alerts.email import send_email
 from runbook.alerts.errors import DeliveryFailed
-from runbook.alerts.models import Alert, AlertAction, Channel
+from runbook.alerts.models import Alert, AlertAction, AlertKind, Channel, Severity
 from runbook.alerts.outbox import Claim, Outbox, OutboxEntry
 from runbook.alerts.pagerduty import send_pagerduty
-from runbook.alerts.routing import route
-from runbook.alerts.settings import AlertSettings
+from runbook.alerts.routing import due_escalation, escalation_alert, escalation_keys, route
+from runbook.alerts.settings import AlertSettings, ServiceRouting
 from runbook.alerts.slack import send_slack
 from runbook.config import StateConfig
 from runbook.errors import ConfigurationError
 from runbook.incidents import (
+    Category,
+    Escalation,
     Incident,
     IncidentStatus,
     IncidentStore,
+    TimelineEntry,
     acknowledge,
+    communicate,
     now_utc,
     open_incident,
+    record_escalation,
     resolve,
 )
 from runbook.settings import StackSettings
@@ -41,7 +48,9 @@ Sender = Callable[[Alert, AlertSettings], object]
 
 
 def _slack(alert: Alert, settings: AlertSettings) -> object:
-    return send_slack(alert, settings, settings.routing_for_alert(alert).slack_channel)
+    mentioned = alert if alert.mentions else alert.model_copy(
+        update={"mentions": audience(alert, settings.contacts).mentions})
+    return send_slack(mentioned, settings, settings.routing_for_alert(alert).slack_channel)
 
 
 def _email(alert: Alert, settings: AlertSettings) -> object:
@@ -82,6 +91,25 @@ def claim_lease_s(settings: AlertSettings) -> float:
     return settings.max_attempts * (3 * settings.timeout_s + settings.max_backoff_s) + 30
 
 
+def _kind_of(incident: Incident) -> AlertKind:
+    return {Category.PRODUCTION_DOWN: AlertKind.PRODUCTION_DOWN,
+            Category.SECURITY_VULNERABILITY: AlertKind.SECURITY_INCIDENT,
+            Category.DATA_BREACH: AlertKind.SECURITY_INCIDENT}.get(
+        incident.category, AlertKind.DEPLOYMENT_FAILURE)
+
+
+def _delivered(entry: OutboxEntry) -> str:
+    return ", ".join(c.value for c in entry.deliveries if entry.delivered(c)) or "not yet"
+
+
+def _recipient(channel: Channel, routing: ServiceRouting, settings: AlertSettings) -> str:
+    if channel is Channel.SLACK:
+        return f"slack {routing.slack_channel or settings.slack_channel}"
+    if channel is Channel.EMAIL:
+        return f"email {', '.join(routing.email_to or settings.smtp_to)}"
+    return "pagerduty"
+
+
 class Notifier:
     """Alerts and incidents of one state store (or of a state directory's default store).
 
@@ -114,14 +142,20 @@ class Notifier:
             if alert.action is AlertAction.TRIGGER:
                 if not open_alerts.insert(key, alert):
                     return Published(enqueued=False, incident=incidents.open_for(key))
-                incident = incidents.open_for(key, lock=True) or open_incident(alert,
-                                                                              now_utc())
+                incident = incidents.open_for(key, lock=True) or open_incident(
+                    alert, now_utc(), self.settings.contacts.response)
             else:
                 if open_alerts.get(key, lock=True) is None:
                     return Published(enqueued=False)
                 incident = incidents.open_for(key, lock=True)
                 if alert.action is AlertAction.RESOLVE:
                     open_alerts.delete(key)
+                    for other in escalation_keys(key, list(self.outbox.open_alerts())):
+                        # The next contacts' pages end with the incident they were about.
+                        page = open_alerts.get(other, lock=True)
+                        if page is not None:
+                            open_alerts.delete(other)
+                            self.outbox.add(page.resolution(), tx)
                     if incident is not None:
                         incident = resolve(incident, now_utc(), alert.summary)
             self.outbox.add(alert, tx)
@@ -143,7 +177,46 @@ class Notifier:
             return Published(enqueued=False, incident=acknowledged)  # told the channels once
         alert = self.outbox.open.get(before.dedup_key)
         enqueued = alert is not None and self.publish(alert.acknowledgement(by)).enqueued
+        open_alerts = self.outbox.open_alerts()
+        for key in escalation_keys(before.dedup_key, list(open_alerts)):
+            self.publish(open_alerts[key].acknowledgement(by))
         return Published(enqueued=enqueued, incident=acknowledged)
+
+    def escalate_overdue(self, now: datetime) -> list[Incident]:
+        """Page the next contacts of every incident past its response deadline without an
+        acknowledgement (:func:`~runbook.alerts.routing.due_escalation`); each escalation
+        alert goes through the outbox (delivered by :meth:`flush`) and stays open until the
+        incident is acknowledged or resolved. Returns the incidents escalated now.
+
+        In one transaction holding the incidents' row locks, so two escalation runs never
+        page the same level twice."""
+        escalated = []
+        contacts = self.settings.contacts
+        with self.store.transaction() as tx:
+            open_alerts = self.outbox.open.within(tx)
+            incidents = self.incidents.within(tx)
+            for listed in incidents.all():
+                if not listed.is_open:
+                    continue
+                incident = incidents.open_for(listed.dedup_key, lock=True)
+                plan = due_escalation(incident, contacts, now) if incident else None
+                if incident is None or plan is None:
+                    continue
+                channels: set[str] = set()
+                for contact in plan.contacts:
+                    alert = escalation_alert(incident, plan, contact)
+                    if not open_alerts.insert(alert.dedup_key, alert):
+                        continue  # paged already
+                    self.outbox.add(alert, tx)
+                    plan_route = route(alert, self.settings.routing_for_alert(alert),
+                                       self.settings.configured())
+                    channels.update(channel.value for channel in plan_route.channels)
+                incident = record_escalation(incident, Escalation(
+                    level=plan.level, at=now, to=[c.name for c in plan.contacts],
+                    channels=sorted(channels)))
+                incidents.save(incident)
+                escalated.append(incident)
+        return escalated
 
     def resolve_incident(self, incident_id: str, note: str) -> Published:
         """Resolve an incident by hand: its open alert is resolved too (Slack, PagerDuty with
@@ -163,6 +236,39 @@ class Notifier:
         _, resolved = self.incidents.change(
             incident_id, lambda current: _resolved(current, note))
         return Published(enqueued=False, incident=resolved)
+
+    def communicate(self, incident_id: str, by: str, message: str) -> Incident:
+        """Step 3: a status update of the incident to its alert's channels (the team's
+        Slack channel, the security team's for a security incident, email recipients),
+        through the outbox; the record says what was sent and to whom."""
+        incident = self.incidents.get(incident_id)
+        update = Alert(
+            kind=_kind_of(incident), severity=Severity.WARNING, service=incident.service,
+            environment=incident.environment, link=incident.link,
+            summary=f"update on {incident.id} ({incident.priority.value}): {message}"[:1000],
+            dedup_key=f"{incident.dedup_key}/update-{len(incident.timeline)}"[:255])
+        routing = self.settings.routing_for_alert(update)
+        plan = route(update, routing, self.settings.configured())
+        recipients = [_recipient(channel, routing, self.settings) for channel in plan.channels]
+        if not recipients:
+            raise ConfigurationError("communicate: no alert channel is configured "
+                                     "(RUNBOOK_ALERT_SLACK_TOKEN, RUNBOOK_ALERT_SMTP_HOST)")
+        with self.store.transaction() as tx:
+            self.outbox.add(update, tx)
+            _, incident = self.incidents.within(tx).change(
+                incident_id, lambda current: communicate(current, now_utc(), by, message,
+                                                         recipients))
+        return incident
+
+    def alert_records(self, incident: Incident) -> list[TimelineEntry]:
+        """The incident's alerts as timeline lines: the trigger, its acknowledgements,
+        escalations, updates and resolution, with where each was delivered."""
+        entries = [e for e in [*self.outbox.done(), *self.outbox.pending()]
+                   if e.alert.dedup_key == incident.dedup_key
+                   or e.alert.dedup_key.startswith(f"{incident.dedup_key}/")]
+        return [TimelineEntry(at=entry.enqueued_at, source="alert",
+                              text=f"{entry.alert.action.value} {entry.alert.summary} "
+                                   f"(delivered: {_delivered(entry)})") for entry in entries]
 
     def open_alerts(self, service: str, environment: str) -> list[Alert]:
         """Alerts of one service and environment that are triggered and not resolved."""

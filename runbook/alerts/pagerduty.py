@@ -51,9 +51,10 @@ def send_pagerduty(
     Raises:
         DeliveryFailed: permanent for 4xx other than 429; transient when attempts run out.
     """
-    if settings.pagerduty_routing_key is None:
+    key = settings.pagerduty_key_for(alert)
+    if key is None:
         raise DeliveryFailed("pagerduty", "no routing key configured", transient=False)
-    body = event(alert, settings.pagerduty_routing_key.get_secret_value())
+    body = event(alert, key.get_secret_value())
     last = "no attempt"
     with httpx.Client(timeout=settings.timeout_s) as http:
         for attempt in range(settings.max_attempts):

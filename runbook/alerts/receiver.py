@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from runbook.alerts.models import Alert, AlertAction, AlertKind, Severity, dedup_key
 from runbook.alerts.notifier import Notifier, notifier_for
-from runbook.alerts.settings import AlertSettings
+from runbook.alerts.settings import load_alert_settings
 from runbook.settings import StackSettings
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=stack.receiver_port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    settings = AlertSettings()
+    settings = load_alert_settings()
     notifier = notifier_for(settings, stack)
     server = make_server(args.host, args.port, notifier)
     log.info("alertmanager receiver on http://%s:%d%s", args.host, args.port, PATH)

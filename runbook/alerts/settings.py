@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from runbook.alerts.contacts import ContactsConfig, PagerDutyTarget, audience
 from runbook.alerts.models import Alert, AlertKind, Channel
 
 
@@ -80,6 +81,10 @@ class AlertSettings(BaseSettings):
         "holds the outbox and incidents, when runbook.yaml sets no state.url; default: the "
         "stack's state directory (RUNBOOK_STATE_DIR)."
     )
+    contacts: ContactsConfig = Field(
+        default_factory=ContactsConfig, description="On-call and contacts: the `contacts` "
+        "section of runbook.yaml (see load_alert_settings)."
+    )
     services: dict[str, ServiceRouting] = Field(
         default_factory=dict,
         description='Per-service routing as JSON, e.g. {"agent-api": {"email_to": [...]}}.',
@@ -99,9 +104,14 @@ class AlertSettings(BaseSettings):
             channels.add(Channel.SLACK)
         if self.smtp_host and self.smtp_to:
             channels.add(Channel.EMAIL)
-        if self.pagerduty_routing_key is not None:
+        if self.pagerduty_routing_key is not None or self._contact_pages():
             channels.add(Channel.PAGERDUTY)
         return frozenset(channels)
+
+    def _contact_pages(self) -> bool:
+        teams = [*self.contacts.on_call, self.contacts.security]
+        return any(t is not None and t.pagerduty is not None
+                   and t.pagerduty.routing_key() is not None for t in teams)
 
     def routing_for(self, service: str) -> ServiceRouting:
         return self.services.get(service, ServiceRouting())
@@ -110,9 +120,29 @@ class AlertSettings(BaseSettings):
         """The service's routing for this alert: a security incident also reaches the
         security team (their addresses; their Slack channel when they have one)."""
         routing = self.routing_for(alert.service)
+        people = audience(alert, self.contacts)
         if alert.kind is not AlertKind.SECURITY_INCIDENT:
-            return routing
+            return routing.model_copy(update={
+                "email_to": list(dict.fromkeys([*routing.email_to, *people.email_to]))})
         return routing.model_copy(update={
-            "email_to": list(dict.fromkeys([*routing.email_to, *self.security_email_to])),
-            "slack_channel": self.security_slack_channel or routing.slack_channel,
+            "email_to": list(dict.fromkeys([*routing.email_to, *self.security_email_to,
+                                            *people.email_to])),
+            "slack_channel": (people.slack_channel or self.security_slack_channel
+                              or routing.slack_channel),
         })
+
+    def pagerduty_key_for(self, alert: Alert) -> SecretStr | None:
+        """The routing key of the alert's page: the named contact's (an escalation), the
+        audience's (primary on-call, security team), else the default key."""
+        named = alert.page_key_env
+        if named is not None:
+            return PagerDutyTarget(routing_key_env=named).routing_key()
+        pager = audience(alert, self.contacts).pager
+        return (pager.routing_key() if pager else None) or self.pagerduty_routing_key
+
+
+def load_alert_settings() -> AlertSettings:
+    """The alert settings with the ``contacts`` of runbook.yaml (RUNBOOK_CONFIG, ...)."""
+    from runbook.config import load_config
+
+    return AlertSettings(contacts=load_config().contacts)

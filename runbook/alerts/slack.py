@@ -102,8 +102,12 @@ def send_slack(alert: Alert, settings: AlertSettings, channel: str | None = None
 
 
 def _text(alert: Alert) -> str:
-    """The notification text (also what screen readers and push notifications show)."""
-    return f"[{state_label(alert)}] {alert.service}/{alert.environment}: {alert.summary}"
+    """The notification text (also what screen readers and push notifications show); a
+    trigger starts with the people it is for, so Slack notifies them."""
+    mentions = " ".join(alert.mentions) + " " if alert.mentions and \
+        alert.action is AlertAction.TRIGGER else ""
+    return (f"{mentions}[{state_label(alert)}] {alert.service}/{alert.environment}: "
+            f"{alert.summary}")
 
 
 def blocks(alert: Alert) -> list[dict[str, Any]]:

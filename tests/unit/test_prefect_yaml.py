@@ -42,7 +42,8 @@ def test_every_flow_has_its_deployment_and_names_are_unique_per_flow() -> None:
     assert len(set(full_names)) == len(full_names)
     assert {"pipeline", "rollback", "daily-health", "weekly-scan-review", "secret-rotation",
             "registry-cleanup", "base-image-check", "runbook-review", "production-outage",
-            "security-incident", "resolve-incident", "tidy"} <= set(flows)
+            "security-incident", "resolve-incident", "tidy", "escalate-incidents",
+            "review-incident"} <= set(flows)
 
 
 def test_pipeline_per_environment_with_its_branch_on_the_cluster() -> None:
