@@ -53,6 +53,7 @@ from runbook.perf.baseline import judge_degradation
 from runbook.policy import Policy
 from runbook.release_record import ReleasePhase, ReleaseRecord, is_verified
 from runbook.report import ReportBuilder
+from runbook.rollback import rollback_check_window
 from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
@@ -80,6 +81,7 @@ from tasks.perf import (
 )
 from tasks.release import read_release_record, record_release, recover_interrupted_release
 from tasks.report import publish_report
+from tasks.rollback import verify_rollback
 from tasks.scan import publish_scan, scan_release
 from tasks.test import run_tests
 from tasks.verify import analyze_release
@@ -439,6 +441,8 @@ class _Run:
         try:
             with self.builder.stage("rollback") as stage:
                 stage.detail = self.moves.switch_back(self, candidate, previous)
+                if previous is not None:
+                    stage.detail += "; " + self._check_restored(previous)
         except Exception as exc:
             self.logger.exception("rollback failed")
             live_now = self._live_now()
@@ -470,6 +474,16 @@ class _Run:
                                    f"{phase.value} of {candidate} not started")
             self.logger.warning("release record (%s) not written: %s", phase.value,
                                 state.message)
+
+    def _check_restored(self, restored: Slot) -> str:
+        """The standard checks on the revision rolled back to, for a short window."""
+        state = verify_rollback(self.target, self.spec, restored,
+                                str(self.builder.report.endpoint),
+                                rollback_check_window(self.policy), self.settings,
+                                return_state=True)
+        if not state.is_completed():  # traffic is back already; the report says they broke
+            return f"checks after the rollback could not run: {state.message}"
+        return f"after the rollback {state.result().summary}"
 
     def _live_now(self) -> str:
         """What serves the environment, as far as the target can still say."""

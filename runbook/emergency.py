@@ -11,12 +11,26 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from runbook.alerts.models import Alert, AlertKind, make_alert
+from runbook.ops.rotation import Step as RotationStep
+from runbook.secrets.rotate import SecretStatus
 
 ROTATION_PENDING = (
-    "secrets NOT rotated: the rotation flow does not exist yet (issue 7); rotate every "
-    "secret the service can read by hand, then redeploy"
+    "secrets NOT rotated: no service directory was given, so runbook does not know the "
+    "service's declared secrets; rotate every secret the service can read "
+    "(`secret-rotation` with force), then redeploy"
 )
-"""Said in every security-incident result until the rotation flow exists: never faked."""
+"""Said when the security-incident flow cannot rotate: never faked."""
+
+SECURITY_GRACE_S = 5.0
+"""How long old and new secrets overlap in a security incident: long enough for the
+restart to be verified, short because the old value is presumed leaked."""
+
+
+def rotation_pending(statuses: list[SecretStatus]) -> list[str]:
+    """What the rotation left undone: manual secrets and rotations that did not finish."""
+    return [f"secret {s.name} NOT rotated ({'manual' if not s.automatic else s.step.value}):"
+            " rotate it by hand now" for s in statuses
+            if not s.automatic or s.step is not RotationStep.IDLE or not s.actions]
 
 
 class Procedure(StrEnum):
@@ -50,6 +64,11 @@ class EmergencyResult(BaseModel):
     """What was done, in order."""
     pending: list[str] = Field(default_factory=list)
     """What the procedure could not do and people must."""
+    healthy_after: bool | None = None
+    """Production outage: the standard checks on the revision rolled back to passed
+    (None: not checked)."""
+    rotated: list[str] = Field(default_factory=list)
+    """Security incident: the secrets rotated (new value published, old one revoked)."""
     alerts_delivered: int = 0
     alerts_waiting: int = 0
     """Alerts still in the outbox (a channel was down): they are sent by the next run."""
@@ -76,12 +95,13 @@ def outage_rollback_failed_alert(service: str, environment: str, problem: str,
                       "act now", details=problem, link=link, cause=AUTOMATIC_STEP_CAUSE)
 
 
-def security_alert(service: str, environment: str, reason: str, link: str | None) -> Alert:
+def security_alert(service: str, environment: str, reason: str, link: str | None,
+                   rotation: str = ROTATION_PENDING) -> Alert:
     """The P1 security incident for the security team and the on-call, sent before the
     isolation is tried."""
     return make_alert(AlertKind.SECURITY_INCIDENT, service, environment,
                       "security incident: isolating the service (zero traffic) now",
-                      details=f"{reason}\n{ROTATION_PENDING}", link=link,
+                      details=f"{reason}\n{rotation}", link=link,
                       cause="security-incident")
 
 

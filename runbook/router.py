@@ -74,6 +74,9 @@ class Route(BaseModel):
     retired_previews: list[str] = Field(default_factory=list)
     """Promoted candidates still in the preview backend, disabled: HAProxy deletes a server
     only once its idle connections are gone, which a switch does not wait for."""
+    isolated_from: list[str] = Field(default_factory=list)
+    """The servers that were serving when the route was isolated (security incident);
+    cleared by the next switch."""
 
     @property
     def key(self) -> str:
@@ -276,6 +279,7 @@ class HAProxyRouter:
             self._apply(commands, batch=True)
             for s in route.servers:
                 s.enabled = s.name == to
+            route.isolated_from = []
             if promoted:
                 route.preview = None
                 route.retired_previews.append(to)
@@ -364,6 +368,7 @@ class HAProxyRouter:
                 self._apply(commands, batch=True)
             for server in route.servers:
                 server.enabled = False
+            route.isolated_from = serving or route.isolated_from
             self._save(table)
             return serving
 

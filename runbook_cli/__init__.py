@@ -164,18 +164,30 @@ def _check_cluster_config() -> None:
 def rollback(
     name: Annotated[str, typer.Argument(help="Service name")],
     env: Annotated[Environment, typer.Option("--env")],
-    to: Annotated[str | None, typer.Option("--to", help="Revision to return to")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="Revision to return to: the standby, or any revision the registry "
+                     "still has")] = None,
     target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
+    service_dir: Annotated[Path | None, typer.Option(
+        help="The service directory, when the target does not keep its service.yaml")] = None,
+    verify_window: Annotated[float | None, typer.Option(
+        help="Seconds the standard checks watch the revision rolled back to")] = None,
 ) -> None:
-    """Send the environment's traffic back to the previous revision."""
+    """Send the environment's traffic back to an earlier revision, then check its health:
+    exit 0 only when the application is healthy afterwards."""
     _check_service_name(name)
     settings = StackSettings()
     _require_stack(settings)
     _use_stack_prefect(settings)
     from flows.rollback import rollback as rollback_flow
 
-    slot = rollback_flow(service=name, environment=env, to_revision=to, target=target)
-    out.print(f"{name}/{env.value}: traffic on {slot.revision} ({slot.color})")
+    result = rollback_flow(service=name, environment=env, to_revision=to, target=target,
+                           service_dir=str(service_dir) if service_dir else None,
+                           verify_window_s=verify_window)
+    health = result.check.summary if result.check else "health not checked"
+    out.print(f"{name}/{env.value}: traffic on {result.revision} ({result.color}), "
+              f"{result.kind.value} from {result.previous}; {health}")
+    raise typer.Exit(0 if result.healthy else 1)
 
 
 @app.command()

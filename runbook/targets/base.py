@@ -82,6 +82,11 @@ class DeployTarget(Protocol):
         """Take the service out of the environment entirely (containers, route)."""
         ...
 
+    def spec_of(self, service: str, environment: str) -> ServiceSpec | None:
+        """The ``service.yaml`` the live (else the standby) revision was deployed with, when
+        the target keeps it; a rollback to an older revision redeploys with it."""
+        ...
+
     def metrics_selector(self, slot: Slot) -> tuple[str, str]:
         """(proxy, server) labels of the slot's series in Prometheus."""
         ...

@@ -71,11 +71,31 @@ class DockerTarget:
     def metrics_selector(self, slot: Slot) -> tuple[str, str]:
         return f"{slot.service}.{slot.environment}", slot.server
 
+    def spec_of(self, service: str, environment: str) -> ServiceSpec | None:
+        """The ``service.yaml`` the live revision (else the standby) was started with, from
+        its container label; None when neither runs or they predate the label."""
+        for slot in (self.live(service, environment), self.standby(service, environment)):
+            if slot is None:
+                continue
+            try:
+                container = self.client.containers.get(_container_name(slot))
+            except docker.errors.NotFound:
+                continue
+            declared = container.labels.get(f"{LABEL}.spec")
+            if declared:
+                return ServiceSpec.model_validate_json(declared)
+        return None
+
     def _slot_for(self, service: str, environment: str, server: str) -> Slot | None:
         for container in self._containers(service, environment):
             if container.labels.get(f"{LABEL}.server") == server and container.status == "running":
                 return _slot(container, self._host_port(container))
         return None
+
+    def _isolated(self, service: str, environment: str) -> Slot | None:
+        route = self.router.route(service, environment)
+        names = route.isolated_from if route else []
+        return self._slot_for(service, environment, names[0]) if names else None
 
     def _containers(self, service: str, environment: str) -> list[Container]:
         return self.client.containers.list(
@@ -127,9 +147,11 @@ class DockerTarget:
         environment, wait for its health and switch to it atomically (zero downtime). The
         container it replaces stays as the standby; its rollback standby, if any, is gone.
 
-        Used to publish rotated secrets: values are passed to the engine, never logged.
+        Used to publish rotated secrets: values are passed to the engine, never logged. An
+        isolated service (security incident) restarts the revision it was isolated from:
+        the fresh container, with the new values only, is what serves again.
         """
-        live = self.live(spec.name, environment)
+        live = self.live(spec.name, environment) or self._isolated(spec.name, environment)
         if live is None:
             raise DeployError(f"{spec.name} has no live revision in {environment}")
         color = COLORS[1] if live.color == COLORS[0] else COLORS[0]
@@ -248,6 +270,8 @@ class DockerTarget:
             f"{LABEL}.image": image.by_digest,
             f"{LABEL}.server": f"{color}-{image.revision}",
             f"{LABEL}.health_path": spec.health_path,
+            # What a rollback to any revision redeploys it with (no checkout needed).
+            f"{LABEL}.spec": spec.model_dump_json(by_alias=True),
         }
         if spec.metrics is not None:
             # Prometheus discovers these (docker_sd_configs) and scrapes the container,

@@ -76,6 +76,12 @@ class KubernetesTarget:
     def preview_url(self, service: str, environment: str) -> str:
         return f"http://{self._host(m.preview_name(service), environment)}"
 
+    def spec_of(self, service: str, environment: str) -> ServiceSpec | None:
+        """Not kept on the cluster (the Deployment holds the rendered result, not the
+        ``service.yaml``): a rollback to a revision other than the standby needs the service
+        directory (``runbook rollback --service-dir``)."""
+        return None
+
     def metrics_selector(self, slot: Slot) -> tuple[str, str]:
         return f"{slot.service}.{slot.environment}", slot.server
 
