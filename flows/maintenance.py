@@ -21,6 +21,7 @@ from runbook.ops.health import PipelineHealth
 from runbook.ops.markdown import (
     base_image_markdown,
     cleanup_markdown,
+    dora_markdown,
     health_markdown,
     review_markdown,
     scan_review_markdown,
@@ -32,17 +33,22 @@ from runbook.secrets.rotate import SecretStatus
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from tasks.deploy import read_live_slot, tidy_environment
+from tasks.incidents import read_incidents
 from tasks.notify import flush_outbox, publish_alert
 from tasks.ops import (
     application_metrics,
     apply_registry_cleanup,
+    compute_dora,
     compute_pipeline_health,
     deployed_base_status,
     deployed_revisions,
+    dora_trend_chart,
     health_trend_chart,
     plan_registry_cleanup,
     publish_ops_report,
+    push_dora_metrics,
     push_health_metrics,
+    read_pipeline_runs,
     record_runbook_review,
     refresh_local_base,
     resolve_image,
@@ -58,19 +64,28 @@ OPS_ENVIRONMENT = "ops"  # alerts about the pipeline itself, not one environment
 @flow(name="daily-health", log_prints=True)
 def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None = None,
                  alert: bool = True, routes: list[str] | None = None) -> PipelineHealth:
-    """Build/deploy success and durations over 1 and 7 days, pushed, reported with the
-    routes' application metrics and a trend chart, alerted. ``routes``: the router routes
+    """Build/deploy success and durations over 1 and 7 days and the four DORA keys per
+    service and environment beside the elite levels, pushed, reported with the routes'
+    application metrics and trend charts, alerted. ``routes``: the router routes
     (``<service>.<env>``) to report; None: every route Prometheus saw that day."""
     with _alerted("daily-health"):
         policy = policy or OpsPolicy()
         settings = StackSettings()
         flows = flow_names or ["pipeline"]
-        health = compute_pipeline_health(policy.health, flows)
+        targets = policy.health
+        runs = read_pipeline_runs(flows, max(*targets.windows_days, targets.dora_days,
+                                             targets.trend_days))
+        health = compute_pipeline_health(targets, flows, runs)
         push_health_metrics(health, settings)
-        app = application_metrics(policy.health, settings, routes)
-        chart = health_trend_chart(policy.health, flows, settings)
-        publish_ops_report("pipeline-health", health_markdown(health, app, chart),
-                           "daily pipeline health")
+        keys, events = compute_dora(targets, runs, read_incidents(),
+                                    policy.review.git_timeout_s)
+        push_dora_metrics(keys, settings)
+        app = application_metrics(targets, settings, routes)
+        chart = health_trend_chart(targets, flows, runs, settings)
+        dora_trend = dora_trend_chart(targets, events, settings)
+        publish_ops_report("pipeline-health", health_markdown(health, app, chart)
+                           + "\n" + dora_markdown(keys, dora_trend),
+                           "daily pipeline health and DORA")
         if alert and health.breaches:
             publish_alert(make_alert(
                 AlertKind.PIPELINE_FAILURE, "runbook", OPS_ENVIRONMENT,

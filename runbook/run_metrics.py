@@ -17,16 +17,10 @@ import uuid
 
 from pydantic import BaseModel
 
-from runbook.models import Outcome, RunReport, StageStatus
+from runbook.models import RunReport, StageStatus
 
-DEPLOY_STAGES = ("preview", "perf", "promote", "verify", "retire", "rollback")
-_DEPLOY_OUTCOMES = {
-    Outcome.RELEASED: "passed",
-    Outcome.ROLLED_BACK: "failed",
-    Outcome.FAILED: "failed",
-    Outcome.ROLLBACK_FAILED: "failed",
-    Outcome.BLOCKED: "blocked",
-}
+# The one definition of a deploy and its success, shared with daily health and DORA.
+from runbook.ops.deploys import deploy_duration_s, deploy_result
 
 
 class StageSample(BaseModel):
@@ -55,10 +49,10 @@ def run_sample(report: RunReport, run: str | None = None) -> RunSample:
     unset: a new one)."""
     stages = [StageSample(stage=s.name, outcome=s.status.value, duration_s=s.duration_s)
               for s in report.stages if s.status is not StageStatus.SKIPPED]
-    deploy = [s for s in report.stages if s.name in DEPLOY_STAGES]
-    if deploy:
-        stages.append(StageSample(stage="deploy", outcome=_DEPLOY_OUTCOMES[report.outcome],
-                                  duration_s=round(sum(s.duration_s for s in deploy), 3)))
+    deploy_s = deploy_duration_s(report)
+    if deploy_s is not None:
+        stages.append(StageSample(stage="deploy", outcome=deploy_result(report.outcome).value,
+                                  duration_s=deploy_s))
     return RunSample(service=report.service, environment=report.environment,
                      run=run or uuid.uuid4().hex,
                      outcome=report.outcome.value,

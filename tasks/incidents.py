@@ -64,3 +64,9 @@ def review_incident(incident_id: str, by: str, cause: str, actions: list[str]) -
     notifier.incidents.save(reviewed)
     publish_incident_review.fn(reviewed)
     return reviewed
+
+
+@task(name="read_incidents", cache_policy=NO_CACHE)
+def read_incidents() -> list[Incident]:
+    """Every incident of the store (DORA's time to restore)."""
+    return open_notifier().incidents.all()

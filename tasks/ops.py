@@ -14,16 +14,29 @@ from prefect.cache_policies import NO_CACHE
 from runbook.adapters.app_metrics import day_metrics, discover_routes
 from runbook.adapters.base_images import pull_as
 from runbook.adapters.git_history import commits_touching
-from runbook.adapters.health_metrics import push_health
-from runbook.adapters.prefect_runs import finished_task_runs
+from runbook.adapters.health_metrics import push_dora, push_health
+from runbook.adapters.prefect_runs import finished_task_runs, pipeline_runs
 from runbook.adapters.registry import Registry
 from runbook.adapters.review_record import last_review, record_review
 from runbook.adapters.scan_history import stored_scans
+from runbook.incidents import Category, Incident
 from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus, ResolvedImage, base_image_status
 from runbook.ops.chart import trend_chart
 from runbook.ops.cleanup import CleanupPlan, TagInfo, plan_cleanup
-from runbook.ops.health import PipelineHealth, RunKind, pipeline_health
+from runbook.ops.deploys import PipelineRun
+from runbook.ops.dora_trend import dora_by_day, dora_chart
+from runbook.ops.health import (
+    DeployEvent,
+    Dora,
+    PipelineHealth,
+    Restore,
+    RunKind,
+    deploy_events,
+    deploy_run_records,
+    dora,
+    pipeline_health,
+)
 from runbook.ops.policy import (
     CleanupSettings,
     HealthTargets,
@@ -48,29 +61,73 @@ from runbook.targets.kubernetes import KubernetesTarget
 from tasks.retry import TRANSIENT_RETRIES
 
 
+@task(name="pipeline_runs", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def read_pipeline_runs(flow_names: list[str], days: int) -> list[PipelineRun]:
+    """The pipeline runs of the last ``days`` with their report records (Prefect)."""
+    return pipeline_runs(flow_names, datetime.now(UTC) - timedelta(days=days))
+
+
 @task(name="pipeline_health", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def compute_pipeline_health(targets: HealthTargets, flow_names: list[str]) -> PipelineHealth:
-    """Rates and averages of builds and deploys from Prefect's history, against targets."""
+def compute_pipeline_health(targets: HealthTargets, flow_names: list[str],
+                            runs: list[PipelineRun]) -> PipelineHealth:
+    """Rates and averages against the targets: builds from Prefect's task runs, deploys
+    from the runs' reports (the one deploy definition, runbook/ops/deploys.py)."""
     now = datetime.now(UTC)
-    names = {**{t: RunKind.BUILD for t in targets.build_tasks},
-             **{t: RunKind.DEPLOY for t in targets.deploy_tasks}}
     since = now - timedelta(days=max(targets.windows_days))
-    return pipeline_health(finished_task_runs(names, flow_names, since), now, targets)
+    builds = finished_task_runs({t: RunKind.BUILD for t in targets.build_tasks}, flow_names,
+                                since)
+    return pipeline_health([*builds, *deploy_run_records(runs)], now, targets)
 
 
 @task(name="health_trend_chart", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def health_trend_chart(targets: HealthTargets, flow_names: list[str],
-                       settings: StackSettings) -> Path:
+                       runs: list[PipelineRun], settings: StackSettings) -> Path:
     """The last ``trend_days`` of builds and deploys, per day, as a PNG under the state
     directory (``ops/health-trend-<date>.png``)."""
     now = datetime.now(UTC)
-    names = {**{t: RunKind.BUILD for t in targets.build_tasks},
-             **{t: RunKind.DEPLOY for t in targets.deploy_tasks}}
     since = datetime.combine(now.date() - timedelta(days=targets.trend_days - 1),
                              datetime.min.time(), tzinfo=UTC)
-    trend = daily_trend(finished_task_runs(names, flow_names, since), now, targets.trend_days)
+    builds = finished_task_runs({t: RunKind.BUILD for t in targets.build_tasks}, flow_names,
+                                since)
+    trend = daily_trend([*builds, *deploy_run_records(runs)], now, targets.trend_days)
     path = settings.state_dir / "ops" / f"health-trend-{now:%Y-%m-%d}.png"
     return trend_chart(trend, path, f"builds and deploys, last {targets.trend_days} days")
+
+
+@task(name="compute_dora", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def compute_dora(targets: HealthTargets, runs: list[PipelineRun], incidents: list[Incident],
+                 git_timeout_s: float) -> tuple[list[Dora], list[DeployEvent]]:
+    """The four keys per service and environment: deploys from the runs' reports, lead
+    time from the commit time of the delivered source (git log of the run's service
+    directory), time to restore from the resolved incidents."""
+    commits: dict[str, list[datetime]] = {}
+    for directory in {run.service_dir for run in runs if run.service_dir}:
+        found = commits_touching(Path(directory), ["."], None, git_timeout_s)
+        commits[directory] = [c.committed_at for c in found or []]
+    events = deploy_events(runs, commits)
+    restores = [Restore(service=i.service, environment=i.environment, failed_at=i.opened_at,
+                        restored_at=i.resolved_at)
+                for i in incidents if i.resolved_at is not None and i.category in RESTORED]
+    return dora(events, datetime.now(UTC), targets.dora_days, restores), events
+
+
+@task(name="dora_trend_chart", cache_policy=NO_CACHE)
+def dora_trend_chart(targets: HealthTargets, events: list[DeployEvent],
+                     settings: StackSettings) -> Path:
+    now = datetime.now(UTC)
+    path = settings.state_dir / "ops" / f"dora-trend-{now:%Y-%m-%d}.png"
+    return dora_chart(dora_by_day(events, now, targets.trend_days), path,
+                      f"DORA, last {targets.trend_days} days")
+
+
+@task(name="push_dora_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def push_dora_metrics(metrics: list[Dora], settings: StackSettings) -> None:
+    push_dora(settings.pushgateway_url, metrics)
+
+
+RESTORED = frozenset({Category.PRODUCTION_DOWN, Category.DEPLOYMENT_FAILURE,
+                      Category.DEGRADED_PERFORMANCE})
+"""Incidents whose resolution restores service (the time to restore is measured on them)."""
 
 
 @task(name="application_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

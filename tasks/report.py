@@ -7,6 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from runbook.models import RunReport
+from runbook.ops.deploys import embed_record
 from runbook.report import to_markdown, write_report
 
 
@@ -18,6 +19,7 @@ def publish_report(report: RunReport, path: str | None) -> None:
         write_report(report, path)
     create_markdown_artifact(
         key=f"run-report-{report.service}-{report.environment}",
-        markdown=to_markdown(report),
+        # The embedded record is what daily health and DORA read back (runbook/ops/deploys).
+        markdown=to_markdown(report) + embed_record(report),
         description=f"{report.service} {report.environment}: {report.outcome.value}",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge
 
 from runbook.adapters.pushgateway import push
-from runbook.ops.health import PipelineHealth
+from runbook.ops.health import Dora, PipelineHealth
 
 JOB = "runbook_health"
 TIMEOUT_S = 5.0
@@ -33,3 +33,31 @@ def push_health(url: str, health: PipelineHealth, timeout_s: float = TIMEOUT_S) 
             success.labels(*key).set(window.success_rate)
             average.labels(*key).set(window.avg_duration_s)
     push(url, JOB, registry, timeout_s)
+
+
+DORA_JOB = "runbook_dora"
+DORA_DEPLOYS_PER_DAY = "runbook_dora_deployment_frequency_per_day"
+DORA_LEAD_TIME = "runbook_dora_lead_time_seconds"
+DORA_FAILURE_RATE = "runbook_dora_change_failure_ratio"
+DORA_RESTORE = "runbook_dora_time_to_restore_seconds"
+
+
+def push_dora(url: str, metrics: list[Dora], timeout_s: float = TIMEOUT_S) -> None:
+    """Replace the DORA group: the four keys per service and environment; a key without
+    data has no sample."""
+    registry = CollectorRegistry()
+    labels = ["service", "environment", "window_days"]
+    frequency = Gauge(DORA_DEPLOYS_PER_DAY, "Successful deploys per day.", labels,
+                      registry=registry)
+    lead = Gauge(DORA_LEAD_TIME, "Median lead time for changes.", labels, registry=registry)
+    failure = Gauge(DORA_FAILURE_RATE, "Change failure rate.", labels, registry=registry)
+    restore = Gauge(DORA_RESTORE, "Median time to restore service.", labels,
+                    registry=registry)
+    for m in metrics:
+        key = (m.service, m.environment, str(m.days))
+        frequency.labels(*key).set(m.deployment_frequency_per_day)
+        for gauge, value in ((lead, m.lead_time_s), (failure, m.change_failure_rate),
+                             (restore, m.time_to_restore_s)):
+            if value is not None:
+                gauge.labels(*key).set(value)
+    push(url, DORA_JOB, registry, timeout_s)

@@ -9,6 +9,8 @@ from uuid import UUID
 import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
@@ -20,11 +22,12 @@ from prefect.client.schemas.filters import (
     TaskRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType, TaskRun
-from prefect.client.schemas.sorting import TaskRunSort
+from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
 from prefect.exceptions import ObjectNotFound
 
 from runbook.errors import TransientError
 from runbook.incidents import TimelineEntry
+from runbook.ops.deploys import PipelineRun, RunRecordOfReport, extract_record
 from runbook.ops.health import RunKind, RunRecord
 
 PAGE_SIZE = 200
@@ -95,3 +98,53 @@ def flow_run_records(link: str | None) -> list[TimelineEntry]:
                             text=f"task {task.name}: {task.state_name}")
               for task in tasks if task.end_time is not None]
     return sorted(lines, key=lambda line: line.at)
+
+
+REPORT_KEY_PREFIX = "run-report-"
+
+
+def pipeline_runs(flow_names: list[str], since: datetime) -> list[PipelineRun]:
+    """Every run of the named flows since ``since`` that published a run report with its
+    record (runbook/ops/deploys.py), newest first, with the run's ``service_dir``."""
+    try:
+        with get_client(sync_client=True) as client:
+            flows = client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=flow_names)))
+            flow_ids = {f.id for f in flows}
+            found = _report_artifacts(client, since)
+            run_ids = list({run_id for run_id, _ in found})
+            runs = {}
+            for start in range(0, len(run_ids), PAGE_SIZE):
+                batch = run_ids[start:start + PAGE_SIZE]
+                for run in client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=batch)),
+                        limit=PAGE_SIZE):
+                    runs[run.id] = run
+    except httpx.TransportError as exc:
+        raise TransientError(f"Prefect API unreachable: {exc}") from exc
+    result = []
+    for run_id, record in found:
+        run = runs.get(run_id)
+        if run is None or run.flow_id not in flow_ids:
+            continue
+        service_dir = run.parameters.get("service_dir")
+        result.append(PipelineRun(record=record,
+                                  service_dir=str(service_dir) if service_dir else None))
+    return result
+
+
+def _report_artifacts(client: object, since: datetime) -> list[tuple[UUID, RunRecordOfReport]]:
+    found: list[tuple[UUID, RunRecordOfReport]] = []
+    offset = 0
+    while True:
+        page = client.read_artifacts(  # type: ignore[attr-defined]
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=REPORT_KEY_PREFIX)),
+            sort=ArtifactSort.CREATED_DESC, limit=PAGE_SIZE, offset=offset)
+        offset += len(page)
+        for artifact in page:
+            if artifact.created is not None and artifact.created < since:
+                return found
+            record = extract_record(str(artifact.data or ""))
+            if record is not None and artifact.flow_run_id is not None:
+                found.append((artifact.flow_run_id, record))
+        if len(page) < PAGE_SIZE:
+            return found

@@ -1,4 +1,4 @@
-"""Daily pipeline health and DORA metrics from run records (pure)."""
+"""Daily pipeline health and DORA metrics from run records and incidents (pure)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from statistics import fmean, median
 
 from pydantic import BaseModel
 
+from runbook.ops.deploys import DeployResult, PipelineRun
 from runbook.ops.policy import HealthTargets
 
 
@@ -100,6 +101,11 @@ class DeployOutcome(StrEnum):
     BLOCKED = "blocked"  # a gate said no before traffic moved: not a change failure
 
 
+_OUTCOME_OF = {DeployResult.PASSED: DeployOutcome.SUCCESS,
+               DeployResult.FAILED: DeployOutcome.FAILURE,
+               DeployResult.BLOCKED: DeployOutcome.BLOCKED}
+
+
 class DeployEvent(BaseModel):
     """One pipeline run of a service into an environment."""
 
@@ -108,6 +114,18 @@ class DeployEvent(BaseModel):
     started_at: datetime
     finished_at: datetime
     outcome: DeployOutcome
+    revision: str | None = None
+    committed_at: datetime | None = None
+    """Commit time of the delivered source; None when it is not known (no git checkout)."""
+
+
+class Restore(BaseModel):
+    """A failure in an environment and when service was restored (a resolved incident)."""
+
+    service: str
+    environment: str
+    failed_at: datetime
+    restored_at: datetime
 
 
 class Dora(BaseModel):
@@ -119,34 +137,82 @@ class Dora(BaseModel):
     deployments: int
     deployment_frequency_per_day: float
     lead_time_s: float | None
-    """Median pipeline start to live. The commit time is not known here, so this is the
-    pipeline's share of the lead time."""
+    """Median commit to live (pipeline start to live for deliveries whose commit is not
+    known; ``lead_time_from_commit`` says how many started at a commit)."""
+    lead_time_from_commit: int = 0
     change_failure_rate: float | None
     time_to_restore_s: float | None
-    """Median time from a failed deploy to the next successful one."""
+    """Median time from a failure to service restored: resolved incidents when there are
+    any, else from a failed deploy to the next successful one."""
+    restore_from: str | None = None
+    """``incidents`` or ``deploys``: what the time to restore was measured on."""
 
 
-def dora(events: list[DeployEvent], now: datetime, days: int) -> list[Dora]:
+def deploy_events(runs: list[PipelineRun], commits: dict[str, list[datetime]]
+                  ) -> list[DeployEvent]:
+    """Runs that deployed (reached the preview) as DORA events; ``commits``: commit times
+    per service directory, for the lead time."""
+    events = []
+    for run in runs:
+        record = run.record
+        if record.deploy_s is None:
+            continue
+        committed = commit_before(commits.get(run.service_dir or "", []), record.started_at)
+        events.append(DeployEvent(
+            service=record.service, environment=record.environment,
+            started_at=record.started_at, finished_at=record.finished_at,
+            outcome=_OUTCOME_OF[record.result], revision=record.revision,
+            committed_at=committed))
+    return events
+
+
+def deploy_run_records(runs: list[PipelineRun]) -> list[RunRecord]:
+    """The deploys of pipeline runs as health records: blocked ones count neither way."""
+    return [RunRecord(kind=RunKind.DEPLOY, ok=run.record.result is DeployResult.PASSED,
+                      started_at=run.record.started_at, duration_s=run.record.deploy_s)
+            for run in runs if run.record.deploy_s is not None
+            and run.record.result is not DeployResult.BLOCKED]
+
+
+def commit_before(commit_times: list[datetime], at: datetime) -> datetime | None:
+    """The newest commit at or before ``at``: the source a run started then delivered."""
+    earlier = [t for t in commit_times if t <= at]
+    return max(earlier) if earlier else None
+
+
+def dora(events: list[DeployEvent], now: datetime, days: int,
+         restores: list[Restore] | None = None) -> list[Dora]:
     """DORA metrics per (service, environment) for events finished in the last ``days``."""
     since = now - timedelta(days=days)
     recent = sorted((e for e in events if since <= e.finished_at <= now),
                     key=lambda e: e.finished_at)
+    recent_restores = [r for r in restores or [] if since <= r.restored_at <= now]
     keys = sorted({(e.service, e.environment) for e in recent})
-    return [_dora_of([e for e in recent if (e.service, e.environment) == key], key, days)
+    return [_dora_of([e for e in recent if (e.service, e.environment) == key], key, days,
+                     [r for r in recent_restores if (r.service, r.environment) == key])
             for key in keys]
 
 
-def _dora_of(events: list[DeployEvent], key: tuple[str, str], days: int) -> Dora:
+def _dora_of(events: list[DeployEvent], key: tuple[str, str], days: int,
+             restores: list[Restore]) -> Dora:
     successes = [e for e in events if e.outcome is DeployOutcome.SUCCESS]
     changes = [e for e in events if e.outcome is not DeployOutcome.BLOCKED]
     failures = [e for e in changes if e.outcome is DeployOutcome.FAILURE]
+    leads = [(e.finished_at - (e.committed_at or e.started_at)).total_seconds()
+             for e in successes]
+    if restores:
+        restore = median((r.restored_at - r.failed_at).total_seconds() for r in restores)
+        basis: str | None = "incidents"
+    else:
+        restore = _median_restore(events)
+        basis = "deploys" if restore is not None else None
     return Dora(
         service=key[0], environment=key[1], days=days, deployments=len(successes),
         deployment_frequency_per_day=len(successes) / days,
-        lead_time_s=median((e.finished_at - e.started_at).total_seconds()
-                           for e in successes) if successes else None,
+        lead_time_s=median(leads) if leads else None,
+        lead_time_from_commit=sum(e.committed_at is not None for e in successes),
         change_failure_rate=len(failures) / len(changes) if changes else None,
-        time_to_restore_s=_median_restore(events),
+        time_to_restore_s=restore, restore_from=basis,
     )
 
 
@@ -160,3 +226,55 @@ def _median_restore(events: list[DeployEvent]) -> float | None:
             restores.append((event.finished_at - failed_at).total_seconds())
             failed_at = None
     return median(restores) if restores else None
+
+
+class EliteCheck(BaseModel):
+    """One DORA key against the elite level."""
+
+    key: str
+    value: str
+    elite: str
+    meets: bool | None
+    """None: no data (never a pass)."""
+
+
+ELITE_LEAD_TIME_S = 86400.0
+ELITE_CHANGE_FAILURE_RATE = 0.15
+ELITE_TIME_TO_RESTORE_S = 3600.0
+ELITE_DEPLOYS_PER_DAY = 1.0
+"""DORA elite: on-demand deploys (several a day; at least one a day here), lead time for
+changes < 1 day, change failure rate <= 15 %, time to restore < 1 hour."""
+
+
+def elite_checks(metrics: Dora) -> list[EliteCheck]:
+    """The four keys of one service and environment beside the DORA elite levels."""
+    def duration(seconds: float | None) -> str:
+        if seconds is None:
+            return "no data"
+        return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+    def below(value: float | None, limit: float, inclusive: bool = False) -> bool | None:
+        if value is None:
+            return None
+        return value <= limit if inclusive else value < limit
+
+    rate = metrics.change_failure_rate
+    return [
+        EliteCheck(key="deployment frequency",
+                   value=f"{metrics.deployment_frequency_per_day:.2f}/day "
+                         f"({metrics.deployments} in {metrics.days} d)",
+                   elite="on demand (>= 1/day)",
+                   meets=metrics.deployment_frequency_per_day >= ELITE_DEPLOYS_PER_DAY),
+        EliteCheck(key="lead time for changes",
+                   value=duration(metrics.lead_time_s)
+                   + f" ({metrics.lead_time_from_commit}/{metrics.deployments} from the commit)",
+                   elite="< 1 day", meets=below(metrics.lead_time_s, ELITE_LEAD_TIME_S)),
+        EliteCheck(key="change failure rate",
+                   value="no data" if rate is None else f"{rate:.0%}", elite="<= 15 %",
+                   meets=below(rate, ELITE_CHANGE_FAILURE_RATE, inclusive=True)),
+        EliteCheck(key="time to restore",
+                   value=duration(metrics.time_to_restore_s)
+                   + (f" (from {metrics.restore_from})" if metrics.restore_from else ""),
+                   elite="< 1 hour",
+                   meets=below(metrics.time_to_restore_s, ELITE_TIME_TO_RESTORE_S)),
+    ]

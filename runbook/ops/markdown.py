@@ -8,7 +8,7 @@ from pathlib import Path
 from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus
 from runbook.ops.cleanup import CleanupPlan
-from runbook.ops.health import PipelineHealth
+from runbook.ops.health import Dora, PipelineHealth, elite_checks
 from runbook.ops.review import RunbookReview
 from runbook.ops.scan_review import ScanReview
 
@@ -91,4 +91,23 @@ def review_markdown(review: RunbookReview) -> str:
     lines += ["", "## Commits", ""]
     lines += [f"- {c.committed_at:%Y-%m-%d} `{c.sha[:10]}` {c.subject} ({c.author})"
               for c in review.commits]
+    return "\n".join(lines) + "\n"
+
+
+def dora_markdown(metrics: list[Dora], chart: Path | None = None) -> str:
+    """The four keys per service and environment, each beside the DORA elite level."""
+    lines = ["## DORA, beside the elite levels", ""]
+    if not metrics:
+        lines.append("no deploys in the window")
+    for m in metrics:
+        lines += [f"### {m.service} / {m.environment} (last {m.days} d)", "",
+                  "| key | value | elite | meets |", "|---|---|---|---|"]
+        lines += [f"| {c.key} | {c.value} | {c.elite} | "
+                  f"{'no data' if c.meets is None else ('yes' if c.meets else '**no**')} |"
+                  for c in elite_checks(m)]
+        lines.append("")
+    if chart is not None and chart.exists():
+        encoded = base64.b64encode(chart.read_bytes()).decode()
+        lines += ["### DORA trend", "", f"![dora trend](data:image/png;base64,{encoded})", "",
+                  f"Chart file: `{chart}`"]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,13 @@
-"""Daily health from a real Prefect server populated by real flow runs, pushed to the
-Pushgateway and read back through Prometheus."""
+"""Daily health and DORA from a real Prefect server populated by real flow runs (their run
+report artifacts), pushed to the Pushgateway and read back through Prometheus."""
 
 from __future__ import annotations
 
 import os
 import time
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from statistics import fmean
 
 import httpx
@@ -13,8 +15,10 @@ import pytest
 from prefect import flow, task
 
 from flows.maintenance import daily_health
+from runbook.models import Outcome, RunReport, StageRecord, StageStatus
 from runbook.ops.health import RunKind
 from runbook.settings import StackSettings
+from tasks.report import publish_report
 
 pytestmark = pytest.mark.stack
 SCRAPE_DEADLINE_S = 30
@@ -24,11 +28,6 @@ SCRAPE_DEADLINE_S = 30
 def fake_build(ok: bool) -> None:
     if not ok:
         raise RuntimeError("build broke")
-
-
-@task(name="deploy_candidate")
-def fake_deploy() -> None:
-    time.sleep(0.05)
 
 
 def finished_durations(settings: StackSettings, flow_name: str, task_name: str) -> list[float]:
@@ -49,41 +48,76 @@ def prometheus_value(settings: StackSettings, query: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_daily_health_from_real_runs(stack_settings: StackSettings) -> None:
+def report(service: str, outcome: Outcome, deploy_s: float) -> RunReport:
+    """A run report whose deploy (preview .. verify) took ``deploy_s``."""
+    now = datetime.now(UTC)
+    stages = [StageRecord(name="build", status=StageStatus.PASSED, started_at=now,
+                          duration_s=1.0),
+              StageRecord(name="preview", status=StageStatus.PASSED, started_at=now,
+                          duration_s=deploy_s / 2),
+              StageRecord(name="verify", status=StageStatus.PASSED, started_at=now,
+                          duration_s=deploy_s / 2)]
+    return RunReport(outcome=outcome, service=service, environment="staging",
+                     strategy="blue-green", target="docker", revision="r1", stages=stages)
+
+
+def artifact(key: str) -> str:
+    response = httpx.post(f"{os.environ.get('PREFECT_API_URL', '')}/artifacts/filter",
+                          timeout=10, json={"artifacts": {"key": {"any_": [key]}},
+                                            "sort": "CREATED_DESC", "limit": 1})
+    response.raise_for_status()
+    return str(response.json()[0]["data"])
+
+
+def test_daily_health_and_dora_from_real_runs(
+    stack_settings: StackSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its own incidents and outbox: others' alerts in the shared state are not this test's.
+    monkeypatch.setenv("RUNBOOK_ALERT_STATE_DIR", str(tmp_path))
     name = f"health-probe-{uuid.uuid4().hex[:8]}"
+    service = f"svc-{name}"
 
     @flow(name=name)
-    def probe_pipeline(build_ok: bool) -> None:
+    def probe_pipeline(build_ok: bool, outcome: Outcome, deploy_s: float) -> None:
         fake_build(build_ok)
         if build_ok:
-            fake_deploy()
+            publish_report(report(service, outcome, deploy_s), None)
 
-    for build_ok in (True, True, False):
-        probe_pipeline(build_ok, return_state=True)
+    for build_ok, outcome, deploy_s in [(True, Outcome.RELEASED, 4.0),
+                                        (True, Outcome.ROLLED_BACK, 6.0),
+                                        (True, Outcome.BLOCKED, 1.0),
+                                        (False, Outcome.FAILED, 0.0)]:
+        probe_pipeline(build_ok, outcome, deploy_s, return_state=True)
 
     health = daily_health(flow_names=[name], alert=False)
 
     by = {(w.kind, w.days): w for w in health.windows}
     for days in (1, 7):
         build, deploy = by[RunKind.BUILD, days], by[RunKind.DEPLOY, days]
-        assert (build.runs, build.succeeded) == (3, 2)
-        assert build.success_rate == 2 / 3
-        assert (deploy.runs, deploy.success_rate) == (2, 1.0)
+        assert (build.runs, build.succeeded) == (4, 3)
         assert build.avg_duration_s == pytest.approx(
             fmean(finished_durations(stack_settings, name, "build_image")), abs=1e-6)
-        assert deploy.avg_duration_s == pytest.approx(
-            fmean(finished_durations(stack_settings, name, "deploy_candidate")), abs=1e-6)
-        assert deploy.avg_duration_s >= 0.05
-    assert {(b.kind, b.metric) for b in health.breaches} == {(RunKind.BUILD, "success_rate")}
+        # One definition of a deploy: blocked counts neither way (runbook/ops/deploys.py).
+        assert (deploy.runs, deploy.succeeded, deploy.avg_duration_s) == (2, 1, 5.0)
+    assert {(b.kind, b.metric) for b in health.breaches} == {
+        (RunKind.BUILD, "success_rate"), (RunKind.DEPLOY, "success_rate")}
 
-    query = 'runbook_health_success_ratio{kind="build",window_days="1"}'
+    query = f'runbook_dora_change_failure_ratio{{service="{service}"}}'
     deadline = time.monotonic() + SCRAPE_DEADLINE_S
     value = None
     while time.monotonic() < deadline:
         value = prometheus_value(stack_settings, query)
-        if value is not None and value == pytest.approx(2 / 3):
+        if value is not None:
             break
         time.sleep(1)
-    assert value == pytest.approx(2 / 3)
+    assert value == pytest.approx(0.5)
     assert prometheus_value(stack_settings, 'runbook_health_runs{kind="deploy",window_days="7"}'
                             ) == 2
+    markdown = artifact("pipeline-health")
+    section = markdown[markdown.index(f"### {service} / staging"):]
+    for key, elite in [("deployment frequency", "on demand"), ("lead time for changes", "< 1 day"),
+                       ("change failure rate", "<= 15 %"), ("time to restore", "< 1 hour")]:
+        row = next(line for line in section.splitlines() if line.startswith(f"| {key} |"))
+        assert elite in row
+    assert "| change failure rate | 50% | <= 15 % | **no** |" in section
+    assert "![dora trend](data:image/png;base64," in markdown
