@@ -13,6 +13,7 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 
+from runbook.adapters.docker_diagnostics import diagnose_container
 from runbook.adapters.http import probe
 from runbook.errors import DeployError, GateFailed, TransientError
 from runbook.models import ImageRef, Slot
@@ -325,12 +326,14 @@ class DockerTarget:
                 last = result.detail
                 container.reload()
                 if container.status in ("exited", "dead"):
-                    last = f"container {container.status}: {_tail(container)}"
+                    last = f"container {container.status}"
                     break
                 time.sleep(0.5)
+        diagnostics = diagnose_container(self.client, container, slot.image, LOG_TAIL_LINES)
         raise GateFailed(
             f"revision {slot.revision} never became healthy at {health_path} "
-            f"within {settings.health_timeout_s:.0f} s: {last}"
+            f"within {settings.health_timeout_s:.0f} s: {last}. "
+            f"Diagnostics: {diagnostics.summary()}"
         )
 
 
