@@ -213,14 +213,32 @@ def _rebuild(plan: RebuildPlan, reference: str, target: str, settings: StackSett
 
 @flow(name="runbook-review", log_prints=True)
 def runbook_review_reminder(repo_dir: str = ".", policy: OpsPolicy | None = None,
-                            record: bool = True) -> RunbookReview:
-    """The quarterly review reminder: what changed in the wiring, thresholds and schedules
-    since the last review; records this review's date."""
+                            record: bool = False) -> RunbookReview:
+    """The quarterly runbook review: what changed in the wiring, thresholds and schedules
+    since the last completed review, as a report, and a review item tracked like an
+    incident (``runbook incident list``: owner by ack, deadline, resolve when done) that
+    notifies the owners (runbook.yaml ``contacts``: the primary on-call and the managers).
+    Resolving the item completes the review: the next one lists changes since then.
+
+    Args:
+        repo_dir: The checkout whose history is reviewed.
+        policy: Paths reviewed, git deadline.
+        record: Record the review as completed now, without waiting for the item to be
+            resolved (the review happened elsewhere).
+    """
     with _alerted("runbook-review"):
         policy = policy or OpsPolicy()
         settings = StackSettings()
         review = runbook_changes(repo_dir, policy.review, settings)
         publish_ops_report("runbook-review", review_markdown(review), "quarterly runbook review")
+        changes = "\n".join(f"- {c.committed_at:%Y-%m-%d} {c.subject}"
+                            for c in review.commits[:20])
+        publish_alert(make_alert(
+            AlertKind.RUNBOOK_REVIEW, "runbook", OPS_ENVIRONMENT,
+            f"quarterly runbook review due: {len(review.commits)} change(s) to review; ack "
+            "to own it, resolve when reviewed",
+            details=changes or "no changes since the last review",
+            link=flow_run.get_flow_run_ui_url(), cause="runbook-review"))
         if record:
             record_runbook_review(review, settings)
         return review

@@ -42,6 +42,9 @@ class Category(StrEnum):
     DEPLOYMENT_FAILURE = "deployment_failure"
     TEST_FAILURE = "test_failure"
     MINOR_PERFORMANCE = "minor_performance"
+    RUNBOOK_REVIEW = "runbook_review"
+    """Not an outage: the quarterly runbook review, tracked like an incident (owner,
+    steps, deadline) so it is done and not just reminded of."""
 
 
 class ResponseTimes(BaseModel):
@@ -50,6 +53,8 @@ class ResponseTimes(BaseModel):
     p1_minutes: float = Field(default=15, gt=0)
     p2_minutes: float = Field(default=60, gt=0)
     p3_minutes: float = Field(default=240, gt=0)
+    review_days: float = Field(default=14, gt=0)
+    """The quarterly runbook review item: acknowledged (someone owns it) within this."""
 
     def deadline(self, priority: Priority) -> timedelta:
         minutes = {Priority.P1: self.p1_minutes, Priority.P2: self.p2_minutes,
@@ -100,6 +105,7 @@ _CATEGORY_OF_KIND = {
     AlertKind.PRODUCTION_DOWN: Category.PRODUCTION_DOWN,
     AlertKind.TEST_FAILURE: Category.TEST_FAILURE,
     AlertKind.COVERAGE_BELOW_THRESHOLD: Category.TEST_FAILURE,
+    AlertKind.RUNBOOK_REVIEW: Category.RUNBOOK_REVIEW,
 }
 
 
@@ -222,7 +228,9 @@ def open_incident(alert: Alert, now: datetime, times: ResponseTimes | None = Non
     """A new incident for a triggered alert, with its deadline and the runbook's steps."""
     category = category_of(alert)
     priority = classify(category, alert.environment)
-    respond_by = now + (times or ResponseTimes()).deadline(priority)
+    times = times or ResponseTimes()
+    respond_by = now + (timedelta(days=times.review_days)
+                        if category is Category.RUNBOOK_REVIEW else times.deadline(priority))
     return Incident(
         id=f"INC-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}", priority=priority,
         category=category, service=alert.service, environment=alert.environment,

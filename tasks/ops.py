@@ -54,10 +54,11 @@ from runbook.secrets.rotate import Publisher, SecretStatus, rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings
-from runbook.store import store_for
+from runbook.store import StateStore, store_for
 from runbook.targets import make_target
 from runbook.targets.docker import DockerTarget
 from runbook.targets.kubernetes import KubernetesTarget
+from tasks.notify import open_notifier
 from tasks.retry import TRANSIENT_RETRIES
 
 
@@ -263,8 +264,9 @@ def refresh_local_base(reference: str, settings: StackSettings) -> str:
 @task(name="runbook_changes", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def runbook_changes(repo_dir: str, review: ReviewSettings, settings: StackSettings
                     ) -> RunbookReview:
-    """Commits to the reviewed paths since the recorded last review."""
-    since = last_review(store_for(settings))
+    """Commits to the reviewed paths since the last completed review: the newest resolved
+    review item, else the recorded date."""
+    since = _last_completed_review(store_for(settings))
     commits = commits_touching(Path(repo_dir), review.paths, since, review.git_timeout_s)
     return runbook_review(commits, since, datetime.now(UTC), review.paths)
 
@@ -272,6 +274,13 @@ def runbook_changes(repo_dir: str, review: ReviewSettings, settings: StackSettin
 @task(name="record_runbook_review", cache_policy=NO_CACHE)
 def record_runbook_review(review: RunbookReview, settings: StackSettings) -> None:
     record_review(store_for(settings), review.generated_at)
+
+
+def _last_completed_review(state: StateStore) -> datetime | None:
+    resolved = [i.resolved_at for i in open_notifier().incidents.all()
+                if i.category is Category.RUNBOOK_REVIEW and i.resolved_at is not None]
+    recorded = last_review(state)
+    return max([*resolved, *([recorded] if recorded else [])], default=None)
 
 
 def _split(name_and_reference: str) -> tuple[str, str]:

@@ -146,8 +146,13 @@ class Audience(BaseModel):
 
 def audience(alert: Alert, contacts: ContactsConfig) -> Audience:
     """Critical production alerts page the primary on-call and mention them; a security
-    incident reaches the security team (their email, their channel, their page)."""
+    incident reaches the security team (their email, their channel, their page); the
+    runbook review reaches its owners (the primary on-call and the managers)."""
     primary = contacts.primary
+    if alert.kind is AlertKind.RUNBOOK_REVIEW:
+        owners = [*([primary] if primary else []), *contacts.managers]
+        return Audience(mentions=[o.mention for o in owners],
+                        email_to=[o.email for o in owners if o.email])
     if alert.kind is AlertKind.SECURITY_INCIDENT and contacts.security is not None:
         team = contacts.security
         return Audience(

@@ -30,6 +30,7 @@ class AlertKind(StrEnum):
     HIGH_ERROR_RATE = "high_error_rate"
     HIGH_RESOURCE_USAGE = "high_resource_usage"
     SLOW_RESPONSES = "slow_responses"
+    RUNBOOK_REVIEW = "runbook_review"  # the quarterly review is due: for the owners
 
 
 DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
@@ -46,6 +47,7 @@ DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.HIGH_ERROR_RATE: Severity.WARNING,
     AlertKind.HIGH_RESOURCE_USAGE: Severity.WARNING,
     AlertKind.SLOW_RESPONSES: Severity.WARNING,
+    AlertKind.RUNBOOK_REVIEW: Severity.WARNING,
 }
 """The runbook's severity of each kind: critical = pipeline failure, deployment failure,
 vulnerability found, performance degraded; warning = coverage, error rate, resources, slow."""

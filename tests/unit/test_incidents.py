@@ -40,6 +40,9 @@ TABLE = [
     (Category.DEPLOYMENT_FAILURE, "staging", Priority.P3, 240),
     (Category.TEST_FAILURE, "staging", Priority.P3, 240),
     (Category.MINOR_PERFORMANCE, "staging", Priority.P3, 240),
+    # The quarterly review is tracked like an incident, never urgent.
+    (Category.RUNBOOK_REVIEW, "production", Priority.P3, 240),
+    (Category.RUNBOOK_REVIEW, "staging", Priority.P3, 240),
 ]
 
 

@@ -234,3 +234,15 @@ def test_communicate_sends_the_update_and_records_to_whom(
     assert "rolled back; ETA 10 min" in stand_in.slack[-1]["text"]
     lines = notifier.alert_records(incident)
     assert len(lines) == 2 and all(line.source == "alert" for line in lines)
+
+
+def test_the_quarterly_review_is_an_item_for_its_owners_with_a_deadline_in_days() -> None:
+    alert = make_alert(AlertKind.RUNBOOK_REVIEW, "runbook", "ops", "review due")
+    item = open_incident(alert, NOW, contacts().response)
+
+    assert item.category.value == "runbook_review" and item.priority.value == "P3"
+    assert item.respond_by - NOW == timedelta(days=14)
+    owners = audience(alert, contacts())
+    assert owners.mentions == ["@alice", "Carol"]
+    assert owners.email_to == ["alice@example.com", "carol@example.com"]
+    assert owners.pager is None  # a review never pages
