@@ -17,10 +17,11 @@ from runbook.incidents import (
     IncidentStatus,
     Step,
     complete_step,
+    mitigate,
     now_utc,
     review_markdown,
 )
-from runbook.models import RunReport
+from runbook.models import Outcome, RunReport
 
 
 class NotifyResult(BaseModel):
@@ -55,6 +56,12 @@ def notify_release(report: RunReport) -> NotifyResult:
             result.incidents.append(published.incident.id)
             if published.incident.status is IncidentStatus.RESOLVED:
                 publish_incident_review.fn(published.incident)
+            elif alert in alerts and report.outcome is Outcome.ROLLED_BACK:
+                # The pipeline mitigated already: the incident says so from the start.
+                note = f"automatic rollback: traffic back on {report.revision or 'nothing'}"
+                notifier.incidents.change(
+                    published.incident.id,
+                    lambda incident, note=note: mitigate(incident, now_utc(), "runbook", note))
     return flushed(notifier, result)
 
 

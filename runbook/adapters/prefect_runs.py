@@ -68,7 +68,7 @@ def _pages(client: object, task_name: str, flow_names: list[str], since: datetim
             return runs
 
 
-FLOW_RUN_ID = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
+FLOW_RUN_ID = re.compile(r"/flow-run/([0-9a-f-]{36})")
 
 
 def flow_run_records(link: str | None) -> list[TimelineEntry]:
