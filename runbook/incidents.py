@@ -18,17 +18,12 @@ from pydantic import BaseModel, Field
 
 from runbook.alerts.models import Alert, AlertKind, Severity
 from runbook.errors import ConfigurationError
+from runbook.priority import Priority, ResponseTimes
 from runbook.store import Collection, StateStore, as_store
 from runbook.store.engine import Transaction
 from runbook.store.layout import INCIDENT, INCIDENT_OPEN
 
 PRODUCTION = "production"
-
-
-class Priority(StrEnum):
-    P1 = "P1"
-    P2 = "P2"
-    P3 = "P3"
 
 
 class Category(StrEnum):
@@ -45,21 +40,6 @@ class Category(StrEnum):
     RUNBOOK_REVIEW = "runbook_review"
     """Not an outage: the quarterly runbook review, tracked like an incident (owner,
     steps, deadline) so it is done and not just reminded of."""
-
-
-class ResponseTimes(BaseModel):
-    """How soon someone must respond, per priority (runbook: 15 min, 1 h, 4 h)."""
-
-    p1_minutes: float = Field(default=15, gt=0)
-    p2_minutes: float = Field(default=60, gt=0)
-    p3_minutes: float = Field(default=240, gt=0)
-    review_days: float = Field(default=14, gt=0)
-    """The quarterly runbook review item: acknowledged (someone owns it) within this."""
-
-    def deadline(self, priority: Priority) -> timedelta:
-        minutes = {Priority.P1: self.p1_minutes, Priority.P2: self.p2_minutes,
-                   Priority.P3: self.p3_minutes}[priority]
-        return timedelta(minutes=minutes)
 
 
 # Security problems are P1 wherever they are found: the code is on its way to production.

@@ -39,7 +39,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from runbook.alerts.models import Alert, AlertKind, Severity
-from runbook.incidents import ResponseTimes
+from runbook.priority import ResponseTimes
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

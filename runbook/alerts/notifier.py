@@ -150,7 +150,7 @@ class Notifier:
                 incident = incidents.open_for(key, lock=True)
                 if alert.action is AlertAction.RESOLVE:
                     open_alerts.delete(key)
-                    for other in escalation_keys(key, list(self.outbox.open_alerts())):
+                    for other in escalation_keys(key, open_alerts.keys(f"{key}/")):
                         # The next contacts' pages end with the incident they were about.
                         page = open_alerts.get(other, lock=True)
                         if page is not None:
