@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -108,7 +107,7 @@ def test_the_operations_loop(
         _loop(stack_settings, service_dir, name, env, state, stand_ins, store, old_token,
               tmp_path)
     finally:
-        shutil.rmtree(store.path.parent, ignore_errors=True)
+        store.delete()
         make_target("docker", stack_settings).decommission(name, "production")
 
 
