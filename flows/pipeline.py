@@ -23,6 +23,7 @@ from runbook.approval import (
 )
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed
+from runbook.infra import configured_settings, resolve
 from runbook.models import (
     Environment,
     ImageRef,
@@ -39,7 +40,7 @@ from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
-from tasks.build import build_image, image_in_registry, resolve_base_images
+from tasks.build import build_image, image_in_registry, prebuilt_image, resolve_base_images
 from tasks.deploy import (
     deploy_candidate,
     discard_candidate,
@@ -71,14 +72,28 @@ def pipeline(
     service_dir: str,
     environment: Environment = Environment.STAGING,
     strategy: Strategy = Strategy.BLUE_GREEN,
-    target: TargetKind = TargetKind.DOCKER,
+    target: TargetKind | None = None,
     build_args: dict[str, str] | None = None,
     report_path: str | None = None,
+    image: str | None = None,
+    config: str | None = None,
 ) -> RunReport | State[RunReport]:
+    """Deliver one service to one environment.
+
+    Args:
+        target: Where it runs; unset: the environment's ``target`` in ``runbook.yaml``,
+            else docker.
+        image: ``REPO@sha256:DIGEST`` built elsewhere (CI, a cluster pool without Docker):
+            no build; the digest must exist in the environment's registry.
+        config: Path of the ``runbook.yaml`` on the worker; unset: the worker's
+            ``$RUNBOOK_CONFIG``, else the ``runbook.yaml`` of its checkout, else none.
+    """
     service = load_service(service_dir)
-    settings = StackSettings()
-    run = _Run(service, Environment(environment), Strategy(strategy), TargetKind(target),
+    settings = configured_settings(config)
+    chosen = resolve(settings, Environment(environment).value, target).target
+    run = _Run(service, Environment(environment), Strategy(strategy), chosen,
                settings, build_args or {})
+    run.prebuilt = image
     try:
         run.execute()
     finally:
@@ -116,6 +131,7 @@ class _Run:
         ))
         self.logger = get_run_logger()
         self.candidate: Slot | None = None
+        self.prebuilt: str | None = None  # --image: deploy this digest, build nothing
         self.moved = False  # True once traffic went to the candidate
 
     def execute(self) -> None:
@@ -222,10 +238,17 @@ class _Run:
         return approval.approved
 
     def _build(self) -> ImageRef:
+        if self.prebuilt is not None:
+            # The engine runs the image only for the tests and on the docker target.
+            pull = self.spec.test is not None or self.target is TargetKind.DOCKER
+            image = prebuilt_image(self.prebuilt, self.env, pull, self.settings)
+            self.builder.skip("build", f"built elsewhere: {image.by_digest}")
+            self.builder.report.image = image.by_digest
+            return image
         with self.builder.stage("build") as stage:
             bases = resolve_base_images(self.service, self.build_args, self.settings)
             revision = content_revision(self.service, self.build_args, bases.resolved)
-            repo = repository(self.settings.registry, self.spec.name)
+            repo = repository(resolve(self.settings, self.env).registry.host, self.spec.name)
             image = build_image(self.service, self.build_args, repo, revision, self.settings)
             if not image_in_registry(image, self.settings):
                 # A cached result can outlive the registry's copy: rebuild rather than fail.

@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from runbook.adapters.pushgateway import Pushgateway
+from runbook.infra import resolve
 from runbook.models import RunReport
 from runbook.run_metrics import run_sample
 from runbook.settings import StackSettings
@@ -16,8 +17,9 @@ from tasks.retry import TRANSIENT_RETRIES
 def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
     """Push the final report's stage durations and outcome (Prometheus scrapes them)."""
     sample = run_sample(report)
-    Pushgateway(settings.pushgateway_url).push_run(sample)
+    gateway = resolve(settings, report.environment).pushgateway
+    Pushgateway.of(gateway).push_run(sample)
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
                           len(sample.stages), sample.service, sample.environment,
-                          sample.outcome, settings.pushgateway_url)
+                          sample.outcome, gateway.label)
 

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from runbook.adapters.prometheus import RouterMetrics
 from runbook.analysis import MeasurementResult, Verdict
+from runbook.infra import resolve
 from runbook.models import Slot, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
@@ -21,14 +22,14 @@ def analyze_release(
     settings: StackSettings,
 ) -> Verdict:
     logger = get_run_logger()
-    proxy, server = make_target(target, settings).metrics_selector(slot)
+    proxy, server = make_target(target, settings, slot.environment).metrics_selector(slot)
 
     def log(result: MeasurementResult) -> None:
         logger.info("%s -> %s %s", result.measurement.summary(), result.phase.value,
                     "; ".join(result.reasons))
 
     watched = AnalysisTarget(endpoint, spec.health_path, proxy, server, spec.traffic.paths)
-    metrics = RouterMetrics(settings.prometheus_url)
+    metrics = RouterMetrics.of(resolve(settings, slot.environment).prometheus)
     verdict = analyze(watched, metrics, policy, settings.scrape_interval_s, on_result=log)
     logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
     return verdict

@@ -8,8 +8,7 @@ group's very first run is not seen by increase() (it creates the series); every 
 
 from __future__ import annotations
 
-import urllib.error
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -17,7 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbook.errors import TransientError
+from runbook.adapters.access import refusal, transport_error, who
+from runbook.errors import ConfigurationError, TransientError
+from runbook.infra import HttpService, credentials
 from runbook.models import Outcome
 from runbook.run_metrics import RunSample
 
@@ -25,16 +26,45 @@ JOB = "runbook_pipeline"
 
 
 def push(url: str, job: str, registry: CollectorRegistry, timeout_s: float,
-         grouping_key: dict[str, str] | None = None) -> None:
-    """Replace ``job``'s group on the Pushgateway; 5xx and unreachable are transient."""
+         grouping_key: dict[str, str] | None = None, service: HttpService | None = None) -> None:
+    """Replace ``job``'s group on the Pushgateway; 5xx and unreachable are transient.
+    ``service`` carries the login and CA of a gateway that is not the local stack's."""
+    push_to_gateway(service.url if service else url, job, registry,
+                    grouping_key=grouping_key, timeout=timeout_s, handler=_handler(service))
+
+
+def _handler(service: HttpService | None) -> Callable[..., Callable[[], None]]:
+    """prometheus_client's push goes through this: the configured login and CA, and the
+    gateway's answers sorted into runbook's error kinds."""
+    label = service.label if service else "Pushgateway"
+
+    def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
+                data: bytes) -> Callable[[], None]:
+        def send() -> None:
+            response = _send(service, label, method, url, timeout or TIMEOUT_S,
+                             content=data, headers=dict(headers))
+            response.raise_for_status()
+        return send
+    return handler
+
+
+def _send(service: HttpService | None, label: str, method: str, url: str, timeout_s: float,
+          **request: object) -> httpx.Response:
+    login = credentials(service) if service else None
+    auth = httpx.BasicAuth(login.username, login.password.get_secret_value()) if login else None
     try:
-        push_to_gateway(url, job, registry, grouping_key=grouping_key, timeout=timeout_s)
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise TransientError(f"Pushgateway {url} answered {exc.code}") from exc
-        raise
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransientError(f"Pushgateway {url} unreachable: {exc}") from exc
+        with httpx.Client(verify=service.verify if service else True, timeout=timeout_s,
+                          auth=auth) as client:
+            response = client.request(method, url, **request)  # type: ignore[arg-type]
+    except httpx.TransportError as exc:
+        raise transport_error(label, exc) from None
+    if response.status_code >= 500:
+        raise TransientError(f"{label} answered {response.status_code}")
+    if response.status_code in (401, 403):
+        raise ConfigurationError(refusal(label, response.status_code, who(login)))
+    return response
+
+
 TIMEOUT_S = 5.0
 
 RUNS = "runbook_pipeline_runs"  # counter, by outcome
@@ -52,9 +82,20 @@ Counts = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 class Pushgateway:
     """Pushes one run's sample into its service/environment group."""
 
-    def __init__(self, url: str, timeout_s: float = TIMEOUT_S) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, url: str, timeout_s: float = TIMEOUT_S, *,
+                 service: HttpService | None = None) -> None:
+        self.url = (service.url if service else url).rstrip("/")
         self.timeout_s = timeout_s
+        self._service = service
+        self._label = service.label if service else f"Pushgateway {self.url}"
+
+    @classmethod
+    def of(cls, service: HttpService, timeout_s: float = TIMEOUT_S) -> Pushgateway:
+        return cls(service.url, timeout_s, service=service)
+
+    def check(self) -> None:
+        """Reach the gateway with the configured login: the preflight's probe."""
+        self._get("/-/ready").raise_for_status()
 
     def push_run(self, sample: RunSample) -> None:
         """Add the run to the group's counters and replace the last-run gauges."""
@@ -62,17 +103,15 @@ class Pushgateway:
         counts = self._read_counters(group)
         registry = CollectorRegistry()
         registry.register(_RunCollector(counts, sample))
-        push(self.url, JOB, registry, self.timeout_s, grouping_key=group)
+        push(self.url, JOB, registry, self.timeout_s, grouping_key=group, service=self._service)
 
     def _read_counters(self, group: dict[str, str]) -> Counts:
-        try:
-            response = httpx.get(f"{self.url}/metrics", timeout=self.timeout_s)
-        except httpx.TransportError as exc:
-            raise TransientError(f"Pushgateway {self.url} unreachable: {exc}") from exc
-        if response.status_code >= 500:
-            raise TransientError(f"Pushgateway {self.url} answered {response.status_code}")
+        response = self._get("/metrics")
         response.raise_for_status()
         return _counters_of_group(response.text, {"job": JOB, **group})
+
+    def _get(self, path: str) -> httpx.Response:
+        return _send(self._service, self._label, "GET", f"{self.url}{path}", self.timeout_s)
 
 
 def _counters_of_group(text: str, group: dict[str, str]) -> Counts:
