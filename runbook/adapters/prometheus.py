@@ -43,8 +43,9 @@ class RouterMetrics:
         """One authenticated request (build info): the preflight's probe. Raises
         :class:`ConfigurationError` (login, TLS) or :class:`TransientError` (unreachable)."""
         try:
+            # verify explicitly: requests lets REQUESTS_CA_BUNDLE override a session's CA.
             response = self._session.get(f"{self._url}/api/v1/status/buildinfo",
-                                         timeout=self._timeout_s)
+                                         timeout=self._timeout_s, verify=self._session.verify)
         except requests.RequestException as exc:
             raise transport_error(self._label, exc) from None
         if response.status_code in (401, 403):
