@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -180,7 +181,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, ca_file: Path, lo
         if process.poll() is not None:
             raise RuntimeError(f"{process.args} exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(url, verify=str(ca_file), timeout=2).status_code == expect:
+            if httpx.get(url, verify=ssl.create_default_context(cafile=str(ca_file)), timeout=2).status_code == expect:
                 return
         except httpx.TransportError:
             pass

@@ -12,6 +12,11 @@ from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.secretref import Credentials
 
 
+def httpx_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's form of a ``verify`` setting: a CA file becomes an SSL context."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
 def basic_header(login: Credentials) -> str:
     """``Authorization`` value for HTTP basic auth."""
     pair = f"{login.username}:{login.password.get_secret_value()}".encode()

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbook.adapters.access import refusal, transport_error, who
+from runbook.adapters.access import httpx_verify, refusal, transport_error, who
 from runbook.errors import ConfigurationError, TransientError
 from runbook.infra import HttpService, credentials
 from runbook.models import Outcome
@@ -53,7 +53,8 @@ def _send(service: HttpService | None, label: str, method: str, url: str, timeou
     login = credentials(service) if service else None
     auth = httpx.BasicAuth(login.username, login.password.get_secret_value()) if login else None
     try:
-        with httpx.Client(verify=service.verify if service else True, timeout=timeout_s,
+        with httpx.Client(verify=httpx_verify(service.verify if service else True),
+                          timeout=timeout_s,
                           auth=auth) as client:
             response = client.request(method, url, **request)  # type: ignore[arg-type]
     except httpx.TransportError as exc:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import httpx
 
-from runbook.adapters.access import basic_header, refusal, transport_error, who
+from runbook.adapters.access import basic_header, httpx_verify, refusal, transport_error, who
 from runbook.errors import ConfigurationError, TransientError
 from runbook.infra import HttpService, credentials
 from runbook.secretref import Credentials
@@ -116,7 +116,7 @@ class Registry:
         login = credentials(self._service) if self._service else None
         auth = ChallengeAuth(login, self.label)
         try:
-            with httpx.Client(verify=self._verify, timeout=TIMEOUT_S, auth=auth,
+            with httpx.Client(verify=httpx_verify(self._verify), timeout=TIMEOUT_S, auth=auth,
                               follow_redirects=True) as client:
                 response = client.request(method, url, headers=headers)
         except httpx.TransportError as exc:
