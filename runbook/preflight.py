@@ -36,13 +36,14 @@ def check_environment(infra: EnvironmentInfra, settings: StackSettings, *, build
         builds: The run builds an image (no ``--image``): the Docker engine is needed.
         local_prefect: Runs go to the local stack's Prefect server (no PREFECT_API_URL).
     """
-    check_local_stack(settings, infra.local_components(builds=builds)
-                      + (["prefect"] if local_prefect else []))
+    # Cheapest first: the kubeconfig is read, not dialled.
+    if infra.target is TargetKind.KUBERNETES:
+        check_cluster(infra)
     for part in infra.http_parts():
         if not part.local:
             _probe(part, _probe_of(part))
-    if infra.target is TargetKind.KUBERNETES:
-        check_cluster(infra)
+    check_local_stack(settings, infra.local_components(builds=builds)
+                      + (["prefect"] if local_prefect else []))
 
 
 def check_local_stack(settings: StackSettings, components: list[str]) -> None:
