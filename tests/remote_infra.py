@@ -2,7 +2,8 @@
 address, so nothing can reach it through 127.0.0.1 by accident): a CA made here, a
 registry with TLS and htpasswd auth (``docker-registry serve``), a Prometheus behind TLS
 and basic auth (``--web.config.file``) that scrapes the local router's exporter as the
-stack's Prometheus does, with a query log (what verification read). Everything it starts
+stack's Prometheus does, with a query log (what verification read), and a Pushgateway
+behind the same TLS and login. Everything it starts
 and writes is removed afterwards, including the Docker engine's trust of the CA.
 """
 
@@ -42,6 +43,7 @@ class RemoteInfra:
     prometheus_url: str
     prometheus_password: str
     query_log: Path
+    pushgateway_url: str
 
     @property
     def registry_host(self) -> str:
@@ -98,8 +100,9 @@ def remote_infra(settings: StackSettings) -> Iterator[RemoteInfra]:
                 _registry(work, ca_file, cert, key))
             prometheus_url, prometheus_password, query_log = started.enter_context(
                 _prometheus(work, ca_file, cert, key, settings))
+            pushgateway_url = started.enter_context(_pushgateway(work, ca_file, cert, key))
             yield RemoteInfra(ca_file, registry_url, registry_password, prometheus_url,
-                              prometheus_password, query_log)
+                              prometheus_password, query_log, pushgateway_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -167,6 +170,21 @@ def _prometheus(work: Path, ca_file: Path, cert: Path, key: Path, settings: Stac
         _stop(process)
 
 
+@contextmanager
+def _pushgateway(work: Path, ca_file: Path, cert: Path, key: Path) -> Iterator[str]:
+    """A Pushgateway behind TLS and the same basic-auth login as the Prometheus."""
+    port = free_port()
+    url = f"https://{HOST}:{port}"
+    log = work / "pushgateway.log"
+    process = _start(["prometheus-pushgateway", f"--web.listen-address={HOST}:{port}",
+                      f"--web.config.file={work / 'web.yml'}"], log)
+    try:
+        _wait_until_up(process, f"{url}/-/ready", ca_file, log, expect=401)
+        yield url
+    finally:
+        _stop(process)
+
+
 def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
@@ -181,7 +199,8 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, ca_file: Path, lo
         if process.poll() is not None:
             raise RuntimeError(f"{process.args} exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(url, verify=ssl.create_default_context(cafile=str(ca_file)), timeout=2).status_code == expect:
+            trust = ssl.create_default_context(cafile=str(ca_file))
+            if httpx.get(url, verify=trust, timeout=2).status_code == expect:
                 return
         except httpx.TransportError:
             pass

@@ -6,6 +6,7 @@ private PostgreSQL. The router and Prefect stay the local stack's (one part at a
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 import yaml
 
@@ -44,6 +46,8 @@ def runbook_yaml(remote: RemoteInfra, postgres_url: str, tmp_path: Path) -> Path
                          "password_env": "REGISTRY_PASSWORD", "ca_file": str(remote.ca_file)},
             "prometheus": {"url": remote.prometheus_url, "username": PROMETHEUS_USER,
                            "password_env": "PROM_PASSWORD", "ca_file": str(remote.ca_file)},
+            "pushgateway": {"url": remote.pushgateway_url, "username": PROMETHEUS_USER,
+                            "password_env": "PROM_PASSWORD", "ca_file": str(remote.ca_file)},
         }},
     }))
     return path
@@ -89,6 +93,16 @@ def test_a_release_through_runbook_yaml_lands_on_the_remote_parts(
     # Verification read that Prometheus: the revision's series were queried there.
     server_queries = [q for q in remote.queries() if f"-{report.revision}" in q]
     assert server_queries, remote.queries()[-10:]
+    # The run's metrics went to that Pushgateway, through its login.
+    pushed = httpx.get(f"{remote.pushgateway_url}/metrics", timeout=10,
+                       auth=(PROMETHEUS_USER, remote.prometheus_password),
+                       verify=ssl.create_default_context(cafile=str(remote.ca_file)))
+    runs = [line for line in pushed.text.splitlines()
+            if line.startswith("runbook_pipeline_runs_total{") and f'service="{name}"' in line]
+    assert any('outcome="released"' in line and line.endswith(" 1") for line in runs), runs
+    # No secret in what the run printed (its logs) or reported.
+    shown = done.stdout + done.stderr + (tmp_path / "report.json").read_text()
+    assert remote.registry_password not in shown and remote.prometheus_password not in shown
 
 
 def test_a_wrong_registry_password_is_one_line_and_exit_2_before_any_build(

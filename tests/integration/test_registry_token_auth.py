@@ -21,10 +21,10 @@ DIGEST = "sha256:" + "c" * 64
 PASSWORD = "token-service-password"
 
 
-def registry(server: HTTPServer, password_env: str = "TOKEN_TEST_PASSWORD") -> Registry:
+def registry(server: HTTPServer) -> Registry:
     return Registry.of(HttpService(part="registry", url=server.url_for("").rstrip("/"),
-                                   username="ci", password=SecretRef(kind="env",
-                                                                     name=password_env),
+                                   username="ci",
+                                   password=SecretRef(kind="env", name="TOKEN_TEST_PASSWORD"),
                                    insecure=True))
 
 
