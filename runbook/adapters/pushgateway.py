@@ -17,7 +17,7 @@ from prometheus_client.exposition import push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from runbook.adapters.access import httpx_verify, refusal, transport_error, who
-from runbook.errors import ConfigurationError, TransientError
+from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.infra import HttpService, credentials
 from runbook.models import Outcome
 from runbook.run_metrics import RunSample
@@ -43,7 +43,10 @@ def _handler(service: HttpService | None) -> Callable[..., Callable[[], None]]:
         def send() -> None:
             response = _send(service, label, method, url, timeout or TIMEOUT_S,
                              content=data, headers=dict(headers))
-            response.raise_for_status()
+            if response.status_code >= 400:
+                # The gateway says why (e.g. an inconsistent metric); its text is no secret.
+                raise RunbookError(f"{label} refused the push ({response.status_code}): "
+                                   f"{response.text.strip()[:300]}")
         return send
     return handler
 
