@@ -69,3 +69,12 @@ def test_a_config_that_does_not_exist_is_bad_input(tmp_path: Path) -> None:
                  str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: configuration file not found"
+
+
+def test_render_takes_the_namespace_from_the_configuration(tmp_path: Path) -> None:
+    image = f"127.0.0.3:9/agent-api@sha256:{'b' * 64}"
+    result = run(tmp_path, "render", "examples/agent-api", "--env", "production",
+                 "--config", str(remote_config(tmp_path)), "--image", image)
+    assert result.returncode == 0, result.stderr
+    manifests = list(yaml.safe_load_all(result.stdout))
+    assert {m["metadata"]["namespace"] for m in manifests} == {"agent-prod"}
