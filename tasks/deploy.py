@@ -45,7 +45,8 @@ def restore_standby(
 ) -> Slot:
     """Put a revision back in the idle color as the rollback standby (healthy, no traffic,
     not on the preview)."""
-    slot = make_target(target, settings).restore_standby(spec, environment, image, deploy)
+    deploy_target = make_target(target, settings, environment)
+    slot = deploy_target.restore_standby(spec, environment, image, deploy)
     get_run_logger().info("%s is the standby again in %s", slot.revision, slot.color)
     return slot
 
