@@ -42,9 +42,14 @@ test-unit: venv
 	$(BIN)/pytest tests/unit -q
 
 # Everything: lint, import layering, unit, integration and end-to-end tests on the real stack.
+# The flow tests run once, against a Prefect server on PostgreSQL (one extra server start,
+# overlapping the rest of the suite, which uses the stack's server). Both parts run; either
+# failing fails the target. The list is the script's own (PG_TESTS): they cannot drift apart.
+PG_FLOW_TESTS := $(shell sed -n 's/^PG_TESTS=(\(.*\))$$/\1/p' scripts/flow_tests_on_postgres.sh)
 test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
-	$(BIN)/pytest -q -ra
+	scripts/flow_tests_on_postgres.sh \
+		--alongside $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS)) -- -ra
 
 stack-up: venv
 	$(BIN)/runbook stack up

@@ -4,12 +4,17 @@ review. Schedules live in ``prefect.yaml``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
 from flows.locks import one_deploy_at_a_time
 from flows.pipeline import pipeline
 from runbook.alerts.models import AlertKind, Severity, make_alert
-from runbook.models import TargetKind
+from runbook.alerts.release import interrupted_recovery_failed_alert, interrupted_release_alert
+from runbook.models import Environment, ServiceName, TargetKind
 from runbook.ops.base_image import BaseImageStatus, RebuildPlan, plan_rebuilds, stale
 from runbook.ops.cleanup import CleanupPlan
 from runbook.ops.health import PipelineHealth
@@ -26,7 +31,7 @@ from runbook.ops.scan_review import ScanReview
 from runbook.secrets.rotate import SecretStatus
 from runbook.service import load_service
 from runbook.settings import StackSettings
-from tasks.deploy import tidy_environment
+from tasks.deploy import read_live_slot, tidy_environment
 from tasks.notify import flush_outbox, publish_alert
 from tasks.ops import (
     application_metrics,
@@ -45,6 +50,7 @@ from tasks.ops import (
     rotate_secrets,
     runbook_changes,
 )
+from tasks.release import recover_interrupted_release
 
 OPS_ENVIRONMENT = "ops"  # alerts about the pipeline itself, not one environment
 
@@ -55,83 +61,92 @@ def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None =
     """Build/deploy success and durations over 1 and 7 days, pushed, reported with the
     routes' application metrics and a trend chart, alerted. ``routes``: the router routes
     (``<service>.<env>``) to report; None: every route Prometheus saw that day."""
-    policy = policy or OpsPolicy()
-    settings = StackSettings()
-    flows = flow_names or ["pipeline"]
-    health = compute_pipeline_health(policy.health, flows)
-    push_health_metrics(health, settings)
-    app = application_metrics(policy.health, settings, routes)
-    chart = health_trend_chart(policy.health, flows, settings)
-    publish_ops_report("pipeline-health", health_markdown(health, app, chart),
-                       "daily pipeline health")
-    if alert and health.breaches:
-        publish_alert(make_alert(
-            AlertKind.PIPELINE_FAILURE, "runbook", OPS_ENVIRONMENT,
-            f"pipeline health: {len(health.breaches)} target(s) breached",
-            details="\n".join(b.summary for b in health.breaches), severity=Severity.WARNING))
-    flush_outbox()
-    return health
+    with _alerted("daily-health"):
+        policy = policy or OpsPolicy()
+        settings = StackSettings()
+        flows = flow_names or ["pipeline"]
+        health = compute_pipeline_health(policy.health, flows)
+        push_health_metrics(health, settings)
+        app = application_metrics(policy.health, settings, routes)
+        chart = health_trend_chart(policy.health, flows, settings)
+        publish_ops_report("pipeline-health", health_markdown(health, app, chart),
+                           "daily pipeline health")
+        if alert and health.breaches:
+            publish_alert(make_alert(
+                AlertKind.PIPELINE_FAILURE, "runbook", OPS_ENVIRONMENT,
+                f"pipeline health: {len(health.breaches)} target(s) breached",
+                details="\n".join(b.summary for b in health.breaches), severity=Severity.WARNING,
+                cause="pipeline-health"))
+        flush_outbox()
+        return health
 
 
 @flow(name="weekly-scan-review", log_prints=True)
-def weekly_scan_review(services: dict[str, str | None], policy: OpsPolicy | None = None,
+def weekly_scan_review(services: dict[ServiceName, str | None],
+                       policy: OpsPolicy | None = None,
                        alert: bool = True) -> list[ScanReview]:
     """New, resolved and aging findings per service (name -> service directory or None)."""
-    policy = policy or OpsPolicy()
-    settings = StackSettings()
-    reviews = [review_scans(name, settings, policy.scan, directory)
-               for name, directory in services.items()]
-    publish_ops_report("weekly-scan-review", scan_review_markdown(reviews),
-                       "weekly security scan review")
-    for found in reviews:
-        if alert and found.sla_breaches:
-            publish_alert(make_alert(
-                AlertKind.VULNERABILITY, found.service, OPS_ENVIRONMENT,
-                f"{len(found.sla_breaches)} finding(s) open past their SLA"))
-    return reviews
+    with _alerted("weekly-scan-review"):
+        policy = policy or OpsPolicy()
+        settings = StackSettings()
+        reviews = [review_scans(name, settings, policy.scan, directory)
+                   for name, directory in services.items()]
+        publish_ops_report("weekly-scan-review", scan_review_markdown(reviews),
+                           "weekly security scan review")
+        for found in reviews:
+            if alert and found.sla_breaches:
+                publish_alert(make_alert(
+                    AlertKind.VULNERABILITY, found.service, OPS_ENVIRONMENT,
+                    f"{len(found.sla_breaches)} finding(s) open past their SLA",
+                    cause="scan-sla"))
+        return reviews
 
 
 @flow(name="secret-rotation", log_prints=True)
-def secret_rotation(service_dir: str, environment: str, policy: OpsPolicy | None = None,
+def secret_rotation(service_dir: str, environment: Environment, policy: OpsPolicy | None = None,
                     force: bool = False, target: str = "docker") -> list[SecretStatus]:
-    """Rotate the service's declared secrets; alert on what is overdue and manual."""
+    """Rotate the service's declared secrets; alert on what is overdue and manual, and on a
+    rotation that failed (the service may hold a half-published secret)."""
     policy = policy or OpsPolicy()
     spec = load_service(service_dir).spec
-    # A rotation restarts the service's containers: never at the same time as a deploy.
-    with one_deploy_at_a_time(spec.name, environment,
-                              spec.policy_for(environment).deploy.lock_timeout_s):
-        statuses = rotate_secrets(service_dir, environment, policy.rotation, StackSettings(),
-                                  force, target)
-    overdue = [s.name for s in statuses if s.overdue and not s.automatic]
-    if overdue:
-        publish_alert(make_alert(
-            AlertKind.SECURITY_INCIDENT, spec.name, environment,
-            f"secrets past their maximum age, rotate by hand: {overdue}",
-            severity=Severity.WARNING))
-    return statuses
+    env = Environment(environment).value
+    with _alerted("secret-rotation", spec.name, env):
+        # A rotation restarts the service's containers: never at the same time as a deploy.
+        with one_deploy_at_a_time(spec.name, env, spec.policy_for(env).deploy.lock_timeout_s):
+            statuses = rotate_secrets(service_dir, env, policy.rotation, StackSettings(),
+                                      force, target)
+        overdue = [s.name for s in statuses if s.overdue and not s.automatic]
+        if overdue:
+            publish_alert(make_alert(
+                AlertKind.SECURITY_INCIDENT, spec.name, env,
+                f"secrets past their maximum age, rotate by hand: {overdue}",
+                severity=Severity.WARNING, cause="secret-overdue"))
+        return statuses
 
 
 @flow(name="registry-cleanup", log_prints=True)
-def registry_cleanup(services: list[str], environments: list[str] | None = None,
+def registry_cleanup(services: list[ServiceName], environments: list[Environment] | None = None,
                      target: str = "docker", policy: OpsPolicy | None = None,
                      dry_run: bool = False) -> list[CleanupPlan]:
     """Keep the newest tags and every deployed or standby revision; delete the rest."""
-    policy = policy or OpsPolicy()
-    settings = StackSettings()
-    plans = []
-    for service in services:
-        protected = deployed_revisions(service, environments or ["staging", "production"],
-                                       target, settings)
-        plan = plan_registry_cleanup(service, protected, policy.cleanup, settings)
-        if not dry_run:
-            apply_registry_cleanup(plan, settings)
-        plans.append(plan)
-    publish_ops_report("registry-cleanup", cleanup_markdown(plans), "registry cleanup")
-    return plans
+    with _alerted("registry-cleanup"):
+        policy = policy or OpsPolicy()
+        settings = StackSettings()
+        plans = []
+        for service in services:
+            protected = deployed_revisions(service, environments or ["staging", "production"],
+                                           target, settings)
+            plan = plan_registry_cleanup(service, protected, policy.cleanup, settings)
+            if not dry_run:
+                apply_registry_cleanup(plan, settings)
+            plans.append(plan)
+        publish_ops_report("registry-cleanup", cleanup_markdown(plans), "registry cleanup")
+        return plans
 
 
 @flow(name="base-image-check", log_prints=True)
-def base_image_check(services: dict[str, str | None], environments: list[str] | None = None,
+def base_image_check(services: dict[ServiceName, str | None],
+                     environments: list[Environment] | None = None,
                      target: str = "docker", base_image: str | None = None,
                      alert: bool = True, rebuild: bool = False) -> list[BaseImageStatus]:
     """Whether every live image is built on the base image that resolves now in the local
@@ -144,26 +159,28 @@ def base_image_check(services: dict[str, str | None], environments: list[str] | 
             is known, after putting the current base under the name Dockerfiles use. The
             base's id is part of the revision, so the rebuild makes a new image.
     """
-    settings = StackSettings()
-    reference = base_image or f"{settings.registry}/{settings.base_image}"
-    base = resolve_image(reference, settings)
-    if base is None:
-        raise ValueError(f"base image {reference} is not in the registry")
-    statuses = [status for service in services
-                for status in deployed_base_status(
-                    service, environments or ["staging", "production"], target, base, settings)]
-    publish_ops_report("base-image-check", base_image_markdown(statuses, reference, base.digest),
-                       "base-image update check")
-    outdated = stale(statuses)
-    if alert and outdated:
-        publish_alert(make_alert(
-            AlertKind.VULNERABILITY, "runbook", OPS_ENVIRONMENT,
-            f"{len(outdated)} deployed image(s) not built on the current base {reference}",
-            details="\n".join(f"{s.service}/{s.environment}: {s.image}" for s in outdated),
-            severity=Severity.WARNING))
-    if rebuild:
-        _rebuild(plan_rebuilds(statuses, services), reference, target, settings)
-    return statuses
+    with _alerted("base-image-check"):
+        settings = StackSettings()
+        reference = base_image or f"{settings.registry}/{settings.base_image}"
+        base = resolve_image(reference, settings)
+        if base is None:
+            raise ValueError(f"base image {reference} is not in the registry")
+        statuses = [status for service in services
+                    for status in deployed_base_status(
+                        service, environments or ["staging", "production"], target, base, settings)]
+        publish_ops_report("base-image-check",
+                           base_image_markdown(statuses, reference, base.digest),
+                           "base-image update check")
+        outdated = stale(statuses)
+        if alert and outdated:
+            publish_alert(make_alert(
+                AlertKind.VULNERABILITY, "runbook", OPS_ENVIRONMENT,
+                f"{len(outdated)} deployed image(s) not built on the current base {reference}",
+                details="\n".join(f"{s.service}/{s.environment}: {s.image}" for s in outdated),
+                severity=Severity.WARNING, cause="base-image-stale"))
+        if rebuild:
+            _rebuild(plan_rebuilds(statuses, services), reference, target, settings)
+        return statuses
 
 
 def _rebuild(plan: RebuildPlan, reference: str, target: str, settings: StackSettings) -> None:
@@ -184,21 +201,23 @@ def runbook_review_reminder(repo_dir: str = ".", policy: OpsPolicy | None = None
                             record: bool = True) -> RunbookReview:
     """The quarterly review reminder: what changed in the wiring, thresholds and schedules
     since the last review; records this review's date."""
-    policy = policy or OpsPolicy()
-    settings = StackSettings()
-    review = runbook_changes(repo_dir, policy.review, settings)
-    publish_ops_report("runbook-review", review_markdown(review), "quarterly runbook review")
-    if record:
-        record_runbook_review(review, settings)
-    return review
+    with _alerted("runbook-review"):
+        policy = policy or OpsPolicy()
+        settings = StackSettings()
+        review = runbook_changes(repo_dir, policy.review, settings)
+        publish_ops_report("runbook-review", review_markdown(review), "quarterly runbook review")
+        if record:
+            record_runbook_review(review, settings)
+        return review
 
 
 @flow(name="tidy", log_prints=True)
-def tidy(services: list[str], environments: list[str] | None = None,
+def tidy(services: list[ServiceName], environments: list[Environment] | None = None,
          target: str = "kubernetes", slot_wait_s: float = 10.0) -> dict[str, list[str]]:
-    """Release what each service/environment keeps only past its keep-delay (on Kubernetes:
-    the standby color scaled to zero once ``scale_down_delay_s`` passed since the switch; it
-    stays deployable for a rollback). Scheduled every few minutes.
+    """Roll back releases a dead run left unverified, and release what each
+    service/environment keeps only past its keep-delay (on Kubernetes: the standby color
+    scaled to zero once ``scale_down_delay_s`` passed since the switch; it stays deployable
+    for a rollback). Scheduled every few minutes, so nobody has to rerun anything.
 
     Args:
         services: Service names.
@@ -214,12 +233,57 @@ def tidy(services: list[str], environments: list[str] | None = None,
     logger = get_run_logger()
     done: dict[str, list[str]] = {}
     for service in services:
-        for environment in environments or ["staging", "production"]:
+        for environment in environments or [Environment.STAGING, Environment.PRODUCTION]:
+            env = Environment(environment).value
             try:
                 # Never while a deploy of it runs: its rollback may be scaling the standby up.
-                with one_deploy_at_a_time(service, environment, slot_wait_s):
-                    done[f"{service}/{environment}"] = tidy_environment(
-                        TargetKind(target), service, environment, settings)
+                with one_deploy_at_a_time(service, env, slot_wait_s):
+                    done[f"{service}/{env}"] = _tidy_one(service, env, TargetKind(target),
+                                                         settings)
             except TimeoutError:
-                logger.info("%s/%s: a deploy holds the slot; skipped", service, environment)
+                logger.info("%s/%s: a deploy holds the slot; skipped", service, env)
+            except Exception as exc:
+                # One environment's failure is alerted and the others are still tidied.
+                logger.exception("tidying %s/%s failed", service, env)
+                _publish_failure("tidy", service, env, exc)
     return done
+
+
+def _tidy_one(service: str, environment: str, target: TargetKind,
+              settings: StackSettings) -> list[str]:
+    link = flow_run.get_flow_run_ui_url()
+    recovered = recover_interrupted_release(service, environment, settings, None,
+                                            return_state=True)
+    actions: list[str] = []
+    if not recovered.is_completed():
+        live = read_live_slot(target, service, environment, settings, return_state=True)
+        live_now = ((live.result()[0].revision if live.result()[0] else "nothing")
+                    if live.is_completed() else "unknown")
+        publish_alert(interrupted_recovery_failed_alert(
+            service, environment, str(recovered.message), live_now, link), return_state=True)
+        actions.append(f"interrupted release NOT rolled back: {recovered.message}")
+    elif (recovery := recovered.result()) is not None:
+        publish_alert(interrupted_release_alert(
+            service, environment, recovery.interrupted.candidate, recovery.interrupted.owner_run,
+            recovery.serving, recovery.detail, link), return_state=True)
+        actions.append(recovery.detail)
+    return actions + tidy_environment(target, service, environment, settings)
+
+
+@contextmanager
+def _alerted(operation: str, service: str = "runbook", environment: str = OPS_ENVIRONMENT,
+             kind: AlertKind = AlertKind.PIPELINE_FAILURE) -> Iterator[None]:
+    """A scheduled operation that fails alerts (nobody watches a schedule), then fails."""
+    try:
+        yield
+    except Exception as exc:
+        _publish_failure(operation, service, environment, exc, kind)
+        raise
+
+
+def _publish_failure(operation: str, service: str, environment: str, exc: Exception,
+                     kind: AlertKind = AlertKind.PIPELINE_FAILURE) -> None:
+    publish_alert(make_alert(
+        kind, service, environment, f"{operation} failed: {type(exc).__name__}",
+        details=str(exc)[:2000], link=flow_run.get_flow_run_ui_url(),
+        cause=f"{operation}-failed"), return_state=True)

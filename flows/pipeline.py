@@ -1,9 +1,21 @@
 """The release pipeline: build, test, scan, preview, perf, promote, verify, then keep the
-release or switch back. Outcome: released | rolled_back | blocked | failed."""
+release or switch back. Outcome: released | rolled_back | blocked | failed |
+rollback_failed.
+
+``_Run.procedure`` reads as the runbook: one step a line, each step returns what happened
+(a value to go on with, or an :class:`Ending`), ``_Run.execute`` decides the outcome once,
+and the flow publishes the report, the metrics and the alert in a ``finally`` whatever
+raised. Strategies live in ``flows/strategies/``. Every step that moves traffic is written
+to the release record first (``runbook/release_record.py``), so a run killed at any point
+leaves the truth behind: the next run (or the scheduled ``tidy``) rolls an unverified
+release back.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import time
+from datetime import UTC, datetime
+from types import ModuleType
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -11,8 +23,10 @@ from prefect.states import Failed, State
 
 from flows.approval import ask_for_approval
 from flows.locks import one_deploy_at_a_time
+from flows.strategies import Ending, strategy_module
 from runbook import gates as gate_rules
-from runbook.analysis import Verdict
+from runbook.alerts.release import interrupted_release_alert, metrics_gap_alert
+from runbook.analysis import Verdict, verify_gates
 from runbook.approval import (
     AfterVerification,
     after_verification,
@@ -22,19 +36,23 @@ from runbook.approval import (
     promotion_question,
 )
 from runbook.build import content_revision, repository
-from runbook.errors import GateFailed
+from runbook.errors import GateFailed, RunbookError
+from runbook.guard import GuardRecord, guard_until
 from runbook.infra import configured_settings, resolve
 from runbook.models import (
+    CheckMeasurement,
     Environment,
     ImageRef,
     Outcome,
     RunReport,
     Slot,
+    StageStatus,
     Strategy,
     TargetKind,
 )
 from runbook.perf.baseline import judge_degradation
 from runbook.policy import Policy
+from runbook.release_record import ReleasePhase, ReleaseRecord, is_verified
 from runbook.report import ReportBuilder
 from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
@@ -44,14 +62,14 @@ from tasks.build import build_image, image_in_registry, prebuilt_image, resolve_
 from tasks.deploy import (
     deploy_candidate,
     discard_candidate,
+    read_endpoint,
     read_live_slot,
-    retire_slot,
     roll_out_release,
     switch_traffic,
     tidy_environment,
-    undo_rollout,
 )
-from tasks.notify import notify_release
+from tasks.guard import start_guard
+from tasks.notify import notify_release, publish_alert
 from tasks.observe import push_run_metrics
 from tasks.perf import (
     emit_perf_degraded,
@@ -61,6 +79,7 @@ from tasks.perf import (
     read_perf_baseline,
     record_perf_report,
 )
+from tasks.release import read_release_record, record_release, recover_interrupted_release
 from tasks.report import publish_report
 from tasks.scan import publish_scan, scan_release
 from tasks.test import run_tests
@@ -81,8 +100,13 @@ def pipeline(
     """Deliver one service to one environment.
 
     Args:
-        target: Where it runs; unset: the environment's ``target`` in ``runbook.yaml``,
-            else docker.
+        service_dir: Directory with the service's ``Dockerfile`` and ``service.yaml``.
+        environment: ``staging`` or ``production``.
+        strategy: ``blue-green`` or ``rolling``.
+        target: ``docker`` or ``kubernetes``; unset: the environment's ``target`` in
+            ``runbook.yaml``, else docker.
+        build_args: Docker build arguments (part of the revision).
+        report_path: Where to write the run report (JSON) as well as the artifact.
         image: ``REPO@sha256:DIGEST`` built elsewhere (CI, a cluster pool without Docker):
             no build; the digest must exist in the environment's registry.
         config: Path of the ``runbook.yaml`` on the worker; unset: the worker's
@@ -97,13 +121,8 @@ def pipeline(
     try:
         run.execute()
     finally:
-        publish_report(run.builder.report, report_path)
-        # Observability never changes the outcome: a failed push stays a failed task run.
-        push_run_metrics(run.builder.report, settings, return_state=True)
+        _conclude(run.builder.report, report_path, settings)
     report = run.builder.report
-    # After the report is final: one alert per problem (deduplicated), or the resolution
-    # of open ones when released. Undeliverable alerts wait in the outbox, never fail the run.
-    notify_release(report)
     if report.outcome is not Outcome.RELEASED:
         # A Failed final state (not an exception): `prefect deployment run --watch` and CI
         # see a failure, and the logs keep the verdict instead of a traceback.
@@ -111,8 +130,27 @@ def pipeline(
     return report
 
 
+def _conclude(report: RunReport, report_path: str | None, settings: StackSettings) -> None:
+    """The report, the run's metrics and its alert, each whatever the others did: one
+    unreachable service (Prefect's artifacts, the Pushgateway, Slack) costs only itself.
+    Undeliverable alerts wait in the outbox, never fail the run."""
+    logger = get_run_logger()
+    published = publish_report(report, report_path, return_state=True)
+    # Observability never changes the outcome: a failed push stays a failed task run, and
+    # one warning (deduplicated while open) says the pipeline's metrics have a gap.
+    pushed = push_run_metrics(report, settings, return_state=True)
+    # After the report is final: one alert per problem, or the resolution of open ones.
+    notified = notify_release(report, return_state=True)
+    if not pushed.is_completed():
+        notified = publish_alert(metrics_gap_alert(report, str(pushed.message)),
+                                 return_state=True)
+    for name, state in (("report", published), ("metrics", pushed), ("alert", notified)):
+        if not state.is_completed():
+            logger.error("run %s not published: %s", name, state.message)
+
+
 class _Run:
-    """One pipeline run's sequence; every step is a task, every decision a pure function."""
+    """One pipeline run's procedure; every step is a task, every decision a pure function."""
 
     def __init__(self, service: Service, environment: Environment, strategy: Strategy,
                  target: TargetKind, settings: StackSettings, build_args: dict[str, str]) -> None:
@@ -120,6 +158,7 @@ class _Run:
         self.spec = service.spec
         self.env = environment.value
         self.strategy = strategy
+        self.moves: ModuleType = strategy_module(strategy)
         self.target = target
         self.settings = settings
         self.build_args = {**self.spec.build.args, **build_args}
@@ -130,42 +169,142 @@ class _Run:
             flow_run_url=flow_run.get_flow_run_ui_url(),
         ))
         self.logger = get_run_logger()
+        self.run_id = str(flow_run.get_id()) if flow_run.get_id() else None
         self.candidate: Slot | None = None
+        self.previous: Slot | None = None
+        self.preview_url = ""
+        self.moved = False  # True once traffic went (or may have gone) to the candidate
         self.prebuilt: str | None = None  # --image: deploy this digest, build nothing
-        self.moved = False  # True once traffic went to the candidate
+
+    # -- the one place a run ends ---------------------------------------------------------
 
     def execute(self) -> None:
-        live: Slot | None = None
-        # The deploy slot, once taken, is held until rollback or discard is done.
-        with contextlib.ExitStack() as deploy_slot:
-            try:
-                live, endpoint = self._read_live()
-                image = self._build()
-                if not self._quality_gates(image):
-                    return
-                deploy_slot.enter_context(one_deploy_at_a_time(
-                    self.spec.name, self.env, self.policy.deploy.lock_timeout_s))
-                # Again: a run that held the slot before this one may have changed it.
-                live, endpoint = self._read_live()
-                self._tidy()
-                self._deploy(image, live, endpoint)
-            except GateFailed as exc:
-                self._discard(self.candidate)
-                self.builder.finish(Outcome.BLOCKED, str(exc))
-            except Exception as exc:
-                self.logger.exception("pipeline failed")
-                if self.moved and self.candidate is not None:
-                    self._roll_back(self.candidate, live, f"pipeline error after switch: {exc}")
-                    return
-                self._discard(self.candidate)
-                self.builder.finish(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+        """Run the procedure and set the outcome once, whatever raised."""
+        ending: Ending | None = None
+        try:
+            ending = self.procedure()
+        except Exception as exc:
+            ending = self._after_error(exc)
+        finally:
+            # None: interrupted (KeyboardInterrupt, SystemExit); the release record keeps
+            # what moved, and the next run or `tidy` rolls an unverified release back.
+            ending = ending or Ending(Outcome.FAILED, "run interrupted")
+            self.builder.finish(ending.outcome, ending.reason)
 
-    def _read_live(self) -> tuple[Slot | None, str]:
+    def procedure(self) -> Ending:
+        """The runbook, in order."""
+        self.read_live()
+        image = self._build()
+        if (stop := self._quality_gates(image)) is not None:
+            return stop
+        with one_deploy_at_a_time(self.spec.name, self.env, self.policy.deploy.lock_timeout_s):
+            # Again: a run that held the slot before this one may have changed it.
+            if (stop := self._recover_interrupted()) is not None:
+                return stop
+            live = self.read_live()
+            self._tidy()
+            if self._already_live(image, live):
+                return Ending(Outcome.RELEASED, "already live")
+            return self.moves.release(self, image, live)
+
+    def _after_error(self, exc: Exception) -> Ending:
+        if isinstance(exc, GateFailed):
+            self._discard(self.candidate)
+            return Ending(Outcome.BLOCKED, str(exc))
+        self.logger.exception("pipeline failed")
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.moved:
+            # Traffic went (or may have gone) to the candidate: switch back, even from a
+            # rollout that broke half way (its candidate slot is not known then).
+            return self.roll_back(self.candidate, self.previous,
+                                  f"pipeline error after switch: {reason}")
+        self._discard(self.candidate)
+        return Ending(Outcome.FAILED, reason)
+
+    # -- steps before the deploy slot -----------------------------------------------------
+
+    def read_live(self) -> Slot | None:
         live, endpoint = read_live_slot(self.target, self.spec.name, self.env, self.settings)
         self.builder.report.previous = live.revision if live else None
         self.builder.report.revision = self.builder.report.previous
         self.builder.report.endpoint = endpoint
-        return live, endpoint
+        return live
+
+    def _build(self) -> ImageRef:
+        if self.prebuilt is not None:
+            # The engine runs the image only for the tests and on the docker target.
+            pull = self.spec.test is not None or self.target is TargetKind.DOCKER
+            image = prebuilt_image(self.prebuilt, self.env, pull, self.settings)
+            self.builder.skip("build", f"built elsewhere: {image.by_digest}")
+            self.builder.report.image = image.by_digest
+            return image
+        with self.builder.stage("build") as stage:
+            # One deadline for resolving, building and pushing, retries included.
+            deadline = time.time() + self.spec.build.timeout_s
+            bases = resolve_base_images(self.service, self.build_args, self.settings)
+            revision = content_revision(self.service, self.build_args, bases.resolved)
+            repo = repository(resolve(self.settings, self.env).registry.host, self.spec.name)
+            image = build_image(self.service, self.build_args, repo, revision, self.settings,
+                                deadline)
+            if not image_in_registry(image, self.settings):
+                # A cached result can outlive the registry's copy: rebuild rather than fail.
+                image = build_image.with_options(refresh_cache=True)(
+                    self.service, self.build_args, repo, revision, self.settings, deadline
+                )
+            stage.detail = image.by_digest
+            self.builder.report.image = image.by_digest
+            return image
+
+    def _quality_gates(self, image: ImageRef) -> Ending | None:
+        coverage = coverage_report.NOT_CONFIGURED
+        if self.spec.test is None:
+            self.builder.skip("test", "no test command declared in service.yaml")
+        else:
+            with self.builder.stage("test") as stage:
+                result = run_tests(image, self.spec.test, self.settings)
+                stage.detail = gate_rules.describe_suite(result)
+                if (stop := self._gates_pass([gate_rules.suite_gate(result)], stage)):
+                    return stop
+                coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,
+                                                           result.coverage_xml)
+        with self.builder.stage("scan") as stage:
+            scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
+                                self.settings, previous_revision=self.builder.report.previous)
+            gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
+            publish_scan(scan, gates)
+            stage.detail = (f"{len(scan.findings)} finding(s), {len(scan.suppressed)} "
+                            f"suppressed; " + ", ".join(f"{r.scanner} {r.status.value}"
+                                                        for r in scan.results))
+            return self._gates_pass(gates, stage)
+
+    # -- steps under the deploy slot ------------------------------------------------------
+
+    def _recover_interrupted(self) -> Ending | None:
+        """A release another run promoted and never verified (it died): roll it back first.
+        When that fails, this run stops: nothing new goes out over an environment in an
+        unknown state."""
+        state = recover_interrupted_release(self.spec.name, self.env, self.settings,
+                                            self.run_id, return_state=True)
+        if state.is_completed() and state.result() is None:
+            return None
+        with self.builder.stage("recover") as stage:
+            if not state.is_completed():
+                stage.status, stage.detail = StageStatus.FAILED, str(state.message)
+                live_now = self._live_now()
+                self.builder.report.revision = live_now
+                return Ending(Outcome.ROLLBACK_FAILED,
+                              f"a release left unverified by a dead run could not be rolled "
+                              f"back ({state.message}); live now: {live_now}")
+            recovery = state.result()
+            stage.detail = (f"{recovery.interrupted.candidate} was left unverified by run "
+                            f"{recovery.interrupted.owner_run}: {recovery.detail}")
+        # Its own problem, its own alert; this run goes on with its release.
+        interrupted = recovery.interrupted
+        publish_alert(interrupted_release_alert(
+            self.spec.name, self.env, interrupted.candidate, interrupted.owner_run,
+            recovery.serving, recovery.detail, self.builder.report.flow_run_url),
+            return_state=True)
+        return None
 
     def _tidy(self) -> None:
         """Release what the environment keeps past its keep-delay (a standby's replicas).
@@ -177,111 +316,21 @@ class _Run:
             self.logger.warning("tidying %s/%s failed, going on: %s", self.spec.name,
                                 self.env, state.message)
 
-    def _deploy(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
-        """Preview, perf, approval, promote, verify: the part one run at a time does."""
-        if live is not None and live.revision == image.revision:
-            self.builder.skip("preview", f"{image.revision} is live already; nothing to do")
-            self.builder.finish(Outcome.RELEASED, "already live")
-            return
-        if self.strategy is Strategy.ROLLING:
-            self._roll_out(image, live, endpoint)
-            return
-        self.candidate = self._preview(image)
-        if self.candidate is None or not self._perf(self.candidate):
-            return
-        if not self._promotion_approved(self.candidate, live):
-            return
-        with self.builder.stage("promote"):
-            switch_traffic(self.target, self.candidate, self.settings)
-            self.moved = True
-            self.builder.report.revision = self.candidate.revision
-        self._verify(self.candidate, live, endpoint)
-
-    def _roll_out(self, image: ImageRef, live: Slot | None, endpoint: str) -> None:
-        """Rolling: no preview slot, so no perf stage (load never goes to live traffic);
-        the rollout itself is the switch, verification decides, undo is the rollback."""
-        self.builder.skip("preview", "rolling strategy: the release replaces the live one")
-        self.builder.skip("perf", "rolling strategy has no preview slot and load is never "
-                                  "sent to live traffic; blue-green runs the perf gates")
-        with self.builder.stage("rollout") as stage:
-            slot = roll_out_release(self.target, self.spec, self.env, image, self.policy.deploy,
-                                    self.settings)
-            self.candidate, self.moved = slot, True
-            self.builder.report.revision = slot.revision
-            stage.detail = f"{slot.revision} rolled out in {slot.color}"
-        self._verify(slot, live, endpoint)
-
-    def _promotion_approved(self, candidate: Slot, live: Slot | None) -> bool:
-        if not promotion_needs_approval(self.policy.deploy):
-            return True
-        question = promotion_question(candidate, live.revision if live else None)
-        with self.builder.stage("approval") as stage:
-            approval = ask_for_approval("promote", question, self.policy.deploy)
-            self.builder.report.approvals.append(approval)
-            stage.detail = describe(approval)
-            if approval.approved:
-                return True
-            stage.status = stage.status.FAILED
-        self._discard(candidate)
-        self.builder.finish(Outcome.BLOCKED, describe(approval))
-        return False
-
-    def _keep_despite(self, candidate: Slot, verdict: Verdict) -> bool:
-        """An inconclusive verdict asks a person when approvals are on; otherwise no."""
-        if after_verification(verdict.phase, self.policy.deploy) is not AfterVerification.ASK:
+    def _already_live(self, image: ImageRef, live: Slot | None) -> bool:
+        """Only a *verified* live revision counts: a promoted one whose run died is not."""
+        if live is None or live.revision != image.revision:
             return False
-        with self.builder.stage("approval") as stage:
-            approval = ask_for_approval("verify", inconclusive_question(candidate, verdict.reasons),
-                                        self.policy.deploy)
-            self.builder.report.approvals.append(approval)
-            stage.detail = describe(approval)
-        return approval.approved
+        if not is_verified(read_release_record(self.spec.name, self.env, self.settings),
+                           image.revision):
+            self.logger.warning("%s is live but was never verified: delivering it again",
+                                image.revision)
+            return False
+        self.builder.skip("preview", f"{image.revision} is live and verified already; "
+                                     "nothing to do")
+        return True
 
-    def _build(self) -> ImageRef:
-        if self.prebuilt is not None:
-            # The engine runs the image only for the tests and on the docker target.
-            pull = self.spec.test is not None or self.target is TargetKind.DOCKER
-            image = prebuilt_image(self.prebuilt, self.env, pull, self.settings)
-            self.builder.skip("build", f"built elsewhere: {image.by_digest}")
-            self.builder.report.image = image.by_digest
-            return image
-        with self.builder.stage("build") as stage:
-            bases = resolve_base_images(self.service, self.build_args, self.settings)
-            revision = content_revision(self.service, self.build_args, bases.resolved)
-            repo = repository(resolve(self.settings, self.env).registry.host, self.spec.name)
-            image = build_image(self.service, self.build_args, repo, revision, self.settings)
-            if not image_in_registry(image, self.settings):
-                # A cached result can outlive the registry's copy: rebuild rather than fail.
-                image = build_image.with_options(refresh_cache=True)(
-                    self.service, self.build_args, repo, revision, self.settings
-                )
-            stage.detail = image.by_digest
-            self.builder.report.image = image.by_digest
-            return image
-
-    def _quality_gates(self, image: ImageRef) -> bool:
-        coverage = coverage_report.NOT_CONFIGURED
-        if self.spec.test is None:
-            self.builder.skip("test", "no test command declared in service.yaml")
-        else:
-            with self.builder.stage("test") as stage:
-                result = run_tests(image, self.spec.test, self.settings)
-                stage.detail = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
-                if not self._gates_pass([gate_rules.suite_gate(result)], stage):
-                    return False
-                coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,
-                                                           result.coverage_xml)
-        with self.builder.stage("scan") as stage:
-            scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
-                                self.settings)
-            gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
-            publish_scan(scan, gates)
-            stage.detail = (f"{len(scan.findings)} finding(s), {len(scan.suppressed)} "
-                            f"suppressed; " + ", ".join(f"{r.scanner} {r.status.value}"
-                                                        for r in scan.results))
-            return self._gates_pass(gates, stage)
-
-    def _preview(self, image: ImageRef) -> Slot | None:
+    def preview(self, image: ImageRef) -> Slot | Ending:
+        self._record(image.revision, ReleasePhase.PREVIEWING)
         with self.builder.stage("preview") as stage:
             try:
                 slot, self.preview_url = deploy_candidate(
@@ -294,12 +343,14 @@ class _Run:
                 )])
                 stage.status = stage.status.FAILED
                 stage.detail = str(exc)
-                self.builder.finish(Outcome.BLOCKED, str(exc))
-                return None
+                return Ending(Outcome.BLOCKED, str(exc))
+            self.candidate = slot
+            self.builder.report.endpoint = read_endpoint(self.target, self.spec.name, self.env,
+                                                         self.settings)
             stage.detail = f"{slot.revision} healthy in {slot.color} at {self.preview_url}"
             return slot
 
-    def _perf(self, candidate: Slot) -> bool:
+    def perf(self, candidate: Slot) -> Ending | None:
         with self.builder.stage("perf") as stage:
             # The preview URL reaches the candidate only: no load on live traffic.
             report = load_test_preview(self.target, candidate, self.preview_url, self.service,
@@ -320,63 +371,168 @@ class _Run:
             stage.detail = (f"{report.requests} requests, {report.rps:.1f} rps, "
                             f"avg {report.avg_latency_s} s, p95 {report.p95_latency_s} s, "
                             f"{report.failures} failed")
-            if self._gates_pass(gates, stage):
-                return True
-        self._discard(candidate)
-        return False
+            stop = self._gates_pass(gates, stage)
+        if stop is not None:
+            self._discard(candidate)
+        return stop
 
-    def _verify(self, candidate: Slot, previous: Slot | None, endpoint: str) -> None:
+    def approve_promotion(self, candidate: Slot, live: Slot | None) -> Ending | None:
+        if not promotion_needs_approval(self.policy.deploy):
+            return None
+        question = promotion_question(candidate, live.revision if live else None)
+        with self.builder.stage("approval") as stage:
+            approval = ask_for_approval("promote", question, self.policy.deploy)
+            self.builder.report.approvals.append(approval)
+            stage.detail = describe(approval)
+            if approval.approved:
+                return None
+            stage.status = stage.status.FAILED
+        self._discard(candidate)
+        return Ending(Outcome.BLOCKED, describe(approval))
+
+    def promote(self, candidate: Slot, live: Slot | None) -> None:
+        """Recorded as promoted-unverified *before* the switch: a run killed in between
+        leaves a record the next run rolls back, never a release taken for verified."""
+        self._record(candidate.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
+        with self.builder.stage("promote"):
+            self.previous, self.moved = live, True
+            switch_traffic(self.target, candidate, self.settings)
+            self.builder.report.revision = candidate.revision
+
+    def roll_out(self, image: ImageRef, live: Slot | None) -> Slot:
+        self._record(image.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
+        with self.builder.stage("rollout") as stage:
+            self.previous, self.moved = live, True
+            slot = roll_out_release(self.target, self.spec, self.env, image, self.policy.deploy,
+                                    self.settings)
+            self.candidate = slot
+            self.builder.report.revision = slot.revision
+            self.builder.report.endpoint = read_endpoint(self.target, self.spec.name, self.env,
+                                                         self.settings)
+            stage.detail = f"{slot.revision} rolled out in {slot.color}"
+        return slot
+
+    def verify(self, candidate: Slot, previous: Slot | None) -> Ending:
+        return self._verify(candidate, previous, str(self.builder.report.endpoint))
+
+    def _verify(self, candidate: Slot, previous: Slot | None, endpoint: str) -> Ending:
         with self.builder.stage("verify") as stage:
             verdict = analyze_release(self.target, self.spec, candidate, endpoint, self.policy,
                                       self.settings)
+            self.builder.gates(verify_gates(verdict))
+            self.builder.report.measurements = [
+                CheckMeasurement.model_validate(r.model_dump()) for r in verdict.results]
             stage.detail = f"{verdict.phase.value} after {len(verdict.results)} measurement(s)"
             if not verdict.keep:
                 stage.status = stage.status.FAILED
                 stage.detail += ": " + "; ".join(verdict.reasons)
         if verdict.keep or self._keep_despite(candidate, verdict):
-            # A rollout in place (one Deployment) reused the previous slot: nothing to retire.
-            if (self.strategy is Strategy.ROLLING and previous is not None
-                    and previous.color != candidate.color):
-                with self.builder.stage("retire"):
-                    retire_slot(self.target, previous, self.settings)
+            guarded = self.policy.analysis.guard_s > 0
+            # Under a guard the previous revision stays ready: the guard retires it.
+            if not guarded:
+                self.moves.keep(self, candidate, previous)
+            self._record(candidate.revision, ReleasePhase.VERIFIED, previous)
             mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
-            self.builder.finish(Outcome.RELEASED)
-            return
-        self._roll_back(candidate, previous, f"verification {verdict.phase.value}: "
-                        + "; ".join(verdict.reasons))
+            if guarded:
+                self._guard(candidate, previous, endpoint)
+            return Ending(Outcome.RELEASED)
+        return self.roll_back(candidate, previous, f"verification {verdict.phase.value}: "
+                              + "; ".join(verdict.reasons))
 
-    def _roll_back(self, candidate: Slot, previous: Slot | None, reason: str) -> None:
-        with self.builder.stage("rollback") as stage:
-            if self.strategy is Strategy.ROLLING and previous is not None:
-                restored = undo_rollout(self.target, self.spec.name, self.env,
-                                        self.policy.deploy, self.settings)
-                self.builder.report.revision = restored.revision
-                stage.detail = f"rollout undone: traffic back on {restored.revision}"
-                self.builder.finish(Outcome.ROLLED_BACK, reason)
+    def _keep_despite(self, candidate: Slot, verdict: Verdict) -> bool:
+        """An inconclusive verdict asks a person when approvals are on; otherwise no."""
+        if after_verification(verdict.phase, self.policy.deploy) is not AfterVerification.ASK:
+            return False
+        with self.builder.stage("approval") as stage:
+            approval = ask_for_approval("verify", inconclusive_question(candidate, verdict.reasons),
+                                        self.policy.deploy)
+            self.builder.report.approvals.append(approval)
+            stage.detail = describe(approval)
+        return approval.approved
+
+    def roll_back(self, candidate: Slot | None, previous: Slot | None, reason: str) -> Ending:
+        """Traffic back on ``previous``. When the switch back itself fails (router or engine
+        down past the retries), the run ends ``rollback_failed`` naming what is live now;
+        the record stays promoted-unverified, so the next run or ``tidy`` tries again."""
+        try:
+            with self.builder.stage("rollback") as stage:
+                stage.detail = self.moves.switch_back(self, candidate, previous)
+        except Exception as exc:
+            self.logger.exception("rollback failed")
+            live_now = self._live_now()
+            self.builder.report.revision = None if live_now.startswith("unknown") else live_now
+            return Ending(Outcome.ROLLBACK_FAILED,
+                          f"{reason}; switching back to "
+                          f"{previous.revision if previous else 'nothing'} failed "
+                          f"({type(exc).__name__}: {exc}); live now: {live_now}")
+        if candidate is not None:
+            # Traffic is safe already: a record that cannot be written only makes the next
+            # run find "traffic never left the previous revision".
+            self._record(candidate.revision, ReleasePhase.ROLLED_BACK, previous, must=False)
+        return Ending(Outcome.ROLLED_BACK, reason)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _record(self, candidate: str, phase: ReleasePhase, previous: Slot | None = None,
+                must: bool = True) -> None:
+        """Write the release record; ``must``: the step it guards does not happen without it."""
+        state = record_release(ReleaseRecord(
+            service=self.spec.name, environment=self.env, candidate=candidate,
+            previous=previous.revision if previous else self.builder.report.previous,
+            phase=phase, strategy=self.strategy.value, target=self.target.value,
+            owner_run=self.run_id,
+        ), self.settings, return_state=True)
+        if not state.is_completed():
+            if must:
+                raise RunbookError(f"release record not written ({state.message}): "
+                                   f"{phase.value} of {candidate} not started")
+            self.logger.warning("release record (%s) not written: %s", phase.value,
+                                state.message)
+
+    def _live_now(self) -> str:
+        """What serves the environment, as far as the target can still say."""
+        state = read_live_slot(self.target, self.spec.name, self.env, self.settings,
+                               return_state=True)
+        if not state.is_completed():
+            return f"unknown ({state.message})"
+        live, _ = state.result()
+        return live.revision if live else "nothing"
+
+    def _guard(self, released: Slot, previous: Slot | None, endpoint: str) -> None:
+        """Start the guard (its own process and flow run); this run ends now."""
+        now = datetime.now(UTC)
+        record = GuardRecord(
+            service=self.spec.name, environment=self.env, target=self.target,
+            strategy=self.strategy, slot=released, previous=previous, endpoint=endpoint,
+            spec=self.spec, policy=self.policy, started_at=now,
+            until=guard_until(now, self.policy.analysis.guard_s),
+            pipeline_run_url=self.builder.report.flow_run_url,
+        )
+        with self.builder.stage("guard") as stage:
+            # A verified release is never rolled back because its guard could not start.
+            state = start_guard(record, self.settings, return_state=True)
+            if not state.is_completed():
+                stage.status = stage.status.FAILED
+                stage.detail = f"guard not started: {state.message}"
+                self.logger.warning("%s", stage.detail)
                 return
-            if previous is not None:
-                switch_traffic(self.target, previous, self.settings)
-                self.builder.report.revision = previous.revision
-                stage.detail = f"traffic back on {previous.revision}"
-            else:
-                self.builder.report.revision = None
-                stage.detail = "no previous revision: the environment has no live revision"
-            logs = discard_candidate(self.target, candidate, self.settings)
-            if logs:
-                self.logger.info("last logs of %s:\n%s", candidate.revision, logs)
-        self.builder.finish(Outcome.ROLLED_BACK, reason)
+            self.builder.report.guard_until = record.until
+            stage.detail = f"{released.revision} guarded until {record.until.isoformat()}"
 
     def _discard(self, candidate: Slot | None) -> None:
-        if candidate is not None:
-            discard_candidate(self.target, candidate, self.settings)
+        if candidate is None:
+            return
+        state = discard_candidate(self.target, candidate, self.settings, return_state=True)
+        if not state.is_completed():
+            # The outcome stands; the idle color is cleared by the next deploy.
+            self.logger.warning("candidate %s not removed: %s", candidate.revision,
+                                state.message)
 
-    def _gates_pass(self, gates: list[gate_rules.Gate], stage: object) -> bool:
+    def _gates_pass(self, gates: list[gate_rules.Gate], stage: object) -> Ending | None:
         self.builder.gates(gates)
-        failed = gate_rules.failed(gates)
-        if not failed:
-            return True
+        if not gate_rules.failed(gates):
+            return None
         reason = "gate failed: " + gate_rules.describe_failures(gates)
         stage.status = stage.status.FAILED  # type: ignore[attr-defined]
         stage.detail += f"; {reason}"  # type: ignore[attr-defined]
-        self.builder.finish(Outcome.BLOCKED, reason)
-        return False
+        return Ending(Outcome.BLOCKED, reason)

@@ -1,9 +1,14 @@
-"""Deciding whether a live release is healthy: pure functions over measurements.
+"""Deciding whether a live release is healthy: pure functions over check measurements.
 
-Shaped like an Argo Rollouts analysis run: measurements taken at an interval, each one
-Successful, Failed, Inconclusive (not enough data) or Error (the metric source failed), and
-limits on how many of each the run tolerates. Missing data is never a pass: a run without a
-single successful measurement is not Successful.
+Shaped like an Argo Rollouts analysis run: every declared check (and every standard one) is
+measured at its interval, each measurement Successful, Failed, Inconclusive (no data, or
+neither condition met) or Error (the source failed), with per-check limits on how many of
+each the run tolerates. Two rules go beyond Argo:
+
+- missing data is never a pass: a check without a successful measurement is not Successful;
+- a check must end on a successful measurement: trailing errors or inconclusive (or
+  tolerated failed) measurements leave it *pending*, and at the end of the analysis a
+  pending check is not a pass (one success followed by two Prometheus errors is not a pass).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from runbook.policy import AnalysisSettings, Thresholds
+from runbook.checks import conditions
+from runbook.checks.model import MetricCheck, NoData
+from runbook.checks.standard import AVG_LATENCY, ERROR_RATE, TRAFFIC_LATENCY
+from runbook.models import Gate
 
 
 class Phase(StrEnum):
@@ -22,131 +30,187 @@ class Phase(StrEnum):
     ERROR = "Error"
 
 
-class Measurement(BaseModel):
-    """What was observed of the new revision at one point of the analysis window."""
+Value = float | int | str | None
 
+
+class Observation(BaseModel):
+    """What a provider returned for one check at one moment; no judgement yet."""
+
+    query: str
+    """The rendered query, URL or command, as it was sent."""
+    result: Value = None
+    """The value conditions see as ``result``; None is no data."""
+    values: dict[str, Value] = Field(default_factory=dict)
+    """The provider's other names (``status``, ``exit_code``, ``stdout``)."""
+    error: str | None = None
+    """Set when the source could not be read: the measurement is an Error."""
+
+
+class CheckResult(BaseModel):
+    """One measurement of one check: the record the report and the artifact show."""
+
+    check: str
     elapsed_s: float
-    requests: float | None = None
-    """Requests the router counted for the revision in the measured range."""
-    error_rate: float | None = None
-    avg_latency_s: float | None = None
-    client_avg_latency_s: float | None = None
-    """Average latency of the verification traffic since the previous measurement: a
-    windowed view that reacts faster than the router's running average."""
-    health_ok: bool | None = None
-    health_detail: str = ""
-    source_error: str | None = None
-    """Set when Prometheus could not be queried: the measurement is an Error."""
-
+    query: str
+    value: Value
+    condition: str
+    phase: Phase
+    reason: str = ""
 
     def summary(self) -> str:
-        """One log line: what was measured, with units."""
-        def fmt(value: float | None, pattern: str) -> str:
-            return "n/a" if value is None else pattern.format(value)
-
-        return (
-            f"t={self.elapsed_s:.0f}s requests={fmt(self.requests, '{:.0f}')} "
-            f"errors={fmt(self.error_rate, '{:.1%}')} avg={fmt(self.avg_latency_s, '{:.3f}s')} "
-            f"client_avg={fmt(self.client_avg_latency_s, '{:.3f}s')} "
-            f"health={'n/a' if self.health_ok is None else ('ok' if self.health_ok else 'FAIL')}"
-        )
+        return (f"t={self.elapsed_s:.0f}s {self.check}={format_value(self.check, self.value)}"
+                f" -> {self.phase.value}{': ' + self.reason if self.reason else ''}")
 
 
-class MeasurementResult(BaseModel):
-    measurement: Measurement
+class CheckVerdict(BaseModel):
+    check: str
     phase: Phase
-    reasons: list[str] = Field(default_factory=list)
+    decided: bool
+    """True once the check's limits are exceeded: it can no longer end Successful."""
+    reason: str = ""
+    measurements: int = 0
+    value: Value = None
+    """The value that decided it: the last failed one for a failed check, else the last."""
+    condition: str = ""
 
 
 class Verdict(BaseModel):
     phase: Phase
     reasons: list[str]
-    results: list[MeasurementResult]
+    results: list[CheckResult]
+    checks: list[CheckVerdict] = Field(default_factory=list)
 
     @property
     def keep(self) -> bool:
         return self.phase is Phase.SUCCESSFUL
 
-
-def judge(m: Measurement, thresholds: Thresholds, settings: AnalysisSettings) -> MeasurementResult:
-    """Classify one measurement. Failure reasons win over missing data."""
-    failures = _failures(m, thresholds)
-    if failures:
-        return MeasurementResult(measurement=m, phase=Phase.FAILED, reasons=failures)
-    if m.source_error is not None:
-        return MeasurementResult(
-            measurement=m, phase=Phase.ERROR, reasons=[f"metrics unavailable: {m.source_error}"]
-        )
-    missing = _missing(m, settings)
-    if missing:
-        return MeasurementResult(measurement=m, phase=Phase.INCONCLUSIVE, reasons=missing)
-    return MeasurementResult(measurement=m, phase=Phase.SUCCESSFUL)
+    @property
+    def decided(self) -> bool:
+        """A check exceeded its limits: the revision failed, whatever comes next (the
+        guard rolls back only on this; a check merely pending when it expires does not)."""
+        return any(v.decided for v in self.checks)
 
 
-def _failures(m: Measurement, thresholds: Thresholds) -> list[str]:
-    reasons = []
-    if m.health_ok is False:
-        reasons.append(f"health check failed: {m.health_detail}".rstrip(": "))
-    if m.error_rate is not None and m.error_rate > thresholds.rollback_error_rate:
-        reasons.append(
-            f"error rate {m.error_rate:.1%} > {thresholds.rollback_error_rate:.1%}"
-        )
-    if m.avg_latency_s is not None and m.avg_latency_s > thresholds.rollback_avg_latency_s:
-        reasons.append(
-            f"average response time {m.avg_latency_s:.2f} s > "
-            f"{thresholds.rollback_avg_latency_s:.2f} s"
-        )
-    client = m.client_avg_latency_s
-    if client is not None and client > thresholds.rollback_avg_latency_s:
-        reasons.append(
-            f"verification traffic average response time {client:.2f} s > "
-            f"{thresholds.rollback_avg_latency_s:.2f} s"
-        )
-    return reasons
+def judge(check: MetricCheck, observation: Observation, elapsed_s: float) -> CheckResult:
+    """Classify one measurement by the check's conditions (Argo's rules)."""
+    def result(phase: Phase, reason: str = "") -> CheckResult:
+        return CheckResult(check=check.name, elapsed_s=round(elapsed_s, 1),
+                           query=observation.query, value=observation.result,
+                           condition=check.condition_text(), phase=phase, reason=reason)
+
+    if observation.error is not None:
+        return result(Phase.ERROR, f"source error: {observation.error}")
+    if observation.result is None:
+        phase = Phase.FAILED if check.no_data is NoData.FAILED else Phase.INCONCLUSIVE
+        return result(phase, "no data (missing data is never a pass)")
+    names = {"result": observation.result, **observation.values}
+    shown = format_value(check.name, observation.result)
+    try:
+        failing = (check.failure_condition is not None
+                   and conditions.evaluate(check.failure_condition, names))
+        succeeding = (check.success_condition is not None
+                      and conditions.evaluate(check.success_condition, names))
+    except conditions.ConditionError as exc:
+        return result(Phase.ERROR, f"condition not decidable: {exc}")
+    if failing:
+        return result(Phase.FAILED, f"{shown} meets failure condition {check.failure_condition}")
+    if check.success_condition is None or succeeding:
+        return result(Phase.SUCCESSFUL)
+    if check.failure_condition is not None:
+        return result(Phase.INCONCLUSIVE, f"{shown} meets neither condition")
+    return result(Phase.FAILED, f"{shown} does not meet {check.success_condition}")
 
 
-def _missing(m: Measurement, settings: AnalysisSettings) -> list[str]:
-    reasons = []
-    if m.health_ok is None:
-        reasons.append("no health check result")
-    if m.requests is None or m.requests < settings.min_requests:
-        got = "no" if m.requests is None else f"{m.requests:.0f}"
-        reasons.append(f"{got} requests measured (need {settings.min_requests})")
-    elif m.error_rate is None:
-        reasons.append("no error-rate data")
-    if m.avg_latency_s is None:
-        reasons.append("no latency data")
-    return reasons
+def conclude_check(check: MetricCheck, results: list[CheckResult]) -> CheckVerdict:
+    """The state of one check: decided by its limits, or pending until it ends on success."""
+    mine = [r for r in results if r.check == check.name]
+    failed = [r for r in mine if r.phase is Phase.FAILED]
+    inconclusive = [r for r in mine if r.phase is Phase.INCONCLUSIVE]
+    last = mine[-1] if mine else None
+
+    def verdict(phase: Phase, decided: bool, reason: str, deciding: CheckResult | None
+                ) -> CheckVerdict:
+        return CheckVerdict(check=check.name, phase=phase, decided=decided, reason=reason,
+                            measurements=len(mine), condition=check.condition_text(),
+                            value=deciding.value if deciding else None)
+
+    if len(failed) > check.failure_limit:
+        return verdict(Phase.FAILED, True, failed[-1].reason, failed[-1])
+    if last is not None and _consecutive_errors(mine) > check.consecutive_error_limit:
+        return verdict(Phase.ERROR, True, last.reason, last)
+    if len(inconclusive) > check.inconclusive_limit:
+        return verdict(Phase.INCONCLUSIVE, True, inconclusive[-1].reason, inconclusive[-1])
+    if last is None:
+        return verdict(Phase.INCONCLUSIVE, False, "not measured: missing data is never a pass",
+                       None)
+    if last.phase is Phase.SUCCESSFUL:
+        return verdict(Phase.SUCCESSFUL, False, "", last)
+    pending = Phase.ERROR if last.phase is Phase.ERROR else Phase.INCONCLUSIVE
+    return verdict(pending, False, f"ends on a {last.phase.value} measurement ({last.reason}): "
+                   "a check must end on a successful one", last)
 
 
-def conclude(results: list[MeasurementResult], settings: AnalysisSettings) -> Verdict:
-    """The verdict of an analysis run so far (or at its end)."""
-    failed = [r for r in results if r.phase is Phase.FAILED]
-    inconclusive = [r for r in results if r.phase is Phase.INCONCLUSIVE]
-    if len(failed) > settings.failure_limit:
-        return Verdict(phase=Phase.FAILED, reasons=failed[-1].reasons, results=results)
-    if _consecutive_errors(results) > settings.consecutive_error_limit:
-        return Verdict(phase=Phase.ERROR, reasons=results[-1].reasons, results=results)
-    if len(inconclusive) > settings.inconclusive_limit:
-        return Verdict(phase=Phase.INCONCLUSIVE, reasons=inconclusive[-1].reasons, results=results)
-    if not any(r.phase is Phase.SUCCESSFUL for r in results):
-        return Verdict(
-            phase=Phase.INCONCLUSIVE,
-            reasons=["no successful measurement: missing data is never a pass"],
-            results=results,
-        )
-    return Verdict(phase=Phase.SUCCESSFUL, reasons=[], results=results)
+def conclude(checks: list[MetricCheck], results: list[CheckResult]) -> Verdict:
+    """The verdict of an analysis run so far (or at its end): the worst check decides."""
+    verdicts = [conclude_check(check, results) for check in checks]
+    phase = Phase.SUCCESSFUL
+    for candidate in (Phase.INCONCLUSIVE, Phase.ERROR, Phase.FAILED):
+        if any(v.phase is candidate for v in verdicts):
+            phase = candidate
+    if not checks:
+        phase = Phase.INCONCLUSIVE
+    reasons = [f"{v.check}: {v.reason}" for v in verdicts if v.phase is phase
+               and phase is not Phase.SUCCESSFUL]
+    if not checks:
+        reasons = ["no checks: missing data is never a pass"]
+    return Verdict(phase=phase, reasons=reasons,
+        results=results, checks=verdicts)
 
 
-def is_decided(results: list[MeasurementResult], settings: AnalysisSettings) -> bool:
+def is_decided(checks: list[MetricCheck], results: list[CheckResult]) -> bool:
     """True once the run can no longer end Successful, so rollback need not wait."""
-    if conclude(results, settings).phase in (Phase.FAILED, Phase.ERROR):
-        return True
-    inconclusive = sum(r.phase is Phase.INCONCLUSIVE for r in results)
-    return inconclusive > settings.inconclusive_limit
+    return any(conclude_check(check, results).decided for check in checks)
 
 
-def _consecutive_errors(results: list[MeasurementResult]) -> int:
+def pending(checks: list[MetricCheck], results: list[CheckResult]) -> list[MetricCheck]:
+    """Checks not decided whose last measurement is not a success: at the end of the window
+    they are measured again (bounded by :func:`extra_rounds`) rather than passed."""
+    return [check for check in checks
+            if (v := conclude_check(check, results)).phase is not Phase.SUCCESSFUL
+            and not v.decided]
+
+
+def extra_rounds(checks: list[MetricCheck]) -> int:
+    """How many measurements past the window a pending check may take: enough for its
+    limits to decide it either way, and no more (alternating error/success must end)."""
+    return max((c.failure_limit + c.inconclusive_limit + c.consecutive_error_limit + 1
+                for c in checks), default=0)
+
+
+def verify_gates(verdict: Verdict) -> list[Gate]:
+    """One gate per check for the run report: ``verify_error_rate 30.0 % (result > 0.05)``."""
+    return [
+        Gate(name="verify_" + v.check.replace("-", "_"), passed=v.phase is Phase.SUCCESSFUL,
+             value=format_value(v.check, v.value), threshold=v.condition,
+             detail=v.reason or f"{v.measurements} measurement(s)")
+        for v in verdict.checks
+    ]
+
+
+def format_value(check: str, value: Value) -> str:
+    """A value with the unit of the standard checks; declared checks' values as they are."""
+    if value is None:
+        return "no data"
+    if isinstance(value, str):
+        return value
+    if check == ERROR_RATE:
+        return f"{value:.1%}".replace("%", " %")
+    if check in (AVG_LATENCY, TRAFFIC_LATENCY):
+        return f"{value:.3f} s"
+    return f"{value:g}"
+
+
+def _consecutive_errors(results: list[CheckResult]) -> int:
     count = 0
     for result in reversed(results):
         if result.phase is not Phase.ERROR:

@@ -11,7 +11,6 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from runbook.alerts.models import Alert, AlertKind, make_alert
-from runbook.models import Slot
 
 ROTATION_PENDING = (
     "secrets NOT rotated: the rotation flow does not exist yet (issue 7); rotate every "
@@ -57,26 +56,41 @@ class EmergencyResult(BaseModel):
     flow_run_url: str | None = None
 
 
-def outage_alert(service: str, environment: str, reason: str, rolled_back_to: str | None,
-                 problem: str | None, link: str | None) -> Alert:
-    """The P1 page of a production outage; says whether the rollback happened."""
-    done = (f"rolled back to {rolled_back_to}" if problem is None
-            else f"NOT rolled back ({problem}): act now")
+OUTAGE_CAUSE = "outage"
+AUTOMATIC_STEP_CAUSE = "automatic-step-failed"
+
+
+def outage_alert(service: str, environment: str, reason: str, link: str | None) -> Alert:
+    """The P1 page of a production outage, sent *before* anything is tried: a failure of
+    the automatic rollback (router, engine, Prometheus down) never costs the page."""
     return make_alert(AlertKind.PRODUCTION_DOWN, service, environment,
-                      f"production outage: {done}", details=reason, link=link)
+                      "production outage: rolling back to the kept revision now",
+                      details=reason, link=link, cause=OUTAGE_CAUSE)
 
 
-def security_alert(service: str, environment: str, reason: str, isolated: list[Slot],
-                   problem: str | None, link: str | None) -> Alert:
-    """The P1 security incident for the security team and the on-call."""
-    if problem is None:
-        revisions = ", ".join(slot.revision for slot in isolated) or "nothing was serving"
-        done = f"service isolated, zero traffic (was {revisions})"
-    else:
-        done = f"isolation FAILED ({problem}): isolate by hand now"
+def outage_rollback_failed_alert(service: str, environment: str, problem: str,
+                                 live_now: str | None, link: str | None) -> Alert:
+    """The outage's automatic rollback did not happen: a second problem, its own page."""
+    return make_alert(AlertKind.ROLLBACK_FAILED, service, environment,
+                      f"outage NOT rolled back ({problem}); live now {live_now or 'unknown'}: "
+                      "act now", details=problem, link=link, cause=AUTOMATIC_STEP_CAUSE)
+
+
+def security_alert(service: str, environment: str, reason: str, link: str | None) -> Alert:
+    """The P1 security incident for the security team and the on-call, sent before the
+    isolation is tried."""
     return make_alert(AlertKind.SECURITY_INCIDENT, service, environment,
-                      f"security incident: {done}",
-                      details=f"{reason}\n{ROTATION_PENDING}", link=link)
+                      "security incident: isolating the service (zero traffic) now",
+                      details=f"{reason}\n{ROTATION_PENDING}", link=link,
+                      cause="security-incident")
+
+
+def isolation_failed_alert(service: str, environment: str, problem: str,
+                           link: str | None) -> Alert:
+    """The isolation of a security incident failed: isolate by hand, now."""
+    return make_alert(AlertKind.SECURITY_INCIDENT, service, environment,
+                      f"security incident: isolation FAILED ({problem}): isolate by hand now",
+                      details=problem, link=link, cause=AUTOMATIC_STEP_CAUSE)
 
 
 def to_markdown(result: EmergencyResult) -> str:

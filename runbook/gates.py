@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from runbook import testresults
 from runbook.models import Gate, PerfReport, ResourceUsage, SuiteResult
 from runbook.perf.baseline import Degradation
 from runbook.policy import Thresholds
 
+TIMEOUT_EXIT_CODE = 124  # what run_to_completion reports for a command past its deadline
+
+
+GATE_OUTPUT_TAIL_CHARS = 800
+
 
 def suite_gate(result: SuiteResult) -> Gate:
-    return Gate(
-        name="tests",
-        passed=result.exit_code == 0,
-        value=result.exit_code,
-        threshold=0,
-        detail="exit code of the service's test command",
-    )
+    """Exit code 0 passes; a failure names the failed tests and ends with the output's tail."""
+    detail = "exit code of the service's test command"
+    if result.exit_code != 0:
+        detail = describe_suite(result) + "; output tail: " + result.output_tail[
+            -GATE_OUTPUT_TAIL_CHARS:].strip()
+    return Gate(name="tests", passed=result.exit_code == 0, value=result.exit_code,
+                threshold=0, detail=detail)
+
+
+def describe_suite(result: SuiteResult) -> str:
+    """One line for the test stage: exit code, time and, on failure, which tests failed."""
+    line = f"exit code {result.exit_code} in {result.duration_s:.1f} s"
+    if result.exit_code == 0:
+        return line
+    if result.exit_code == TIMEOUT_EXIT_CODE:
+        return line + " (killed at the test deadline)"
+    if not result.failed_tests:
+        return line + "; failed tests: not named in the output (no JUnit report, no "
+        "unittest/pytest failure lines)"
+    return (f"{line}; {len(result.failed_tests)} failed: "
+            + testresults.describe(result.failed_tests))
 
 
 def perf_gates(

@@ -63,6 +63,7 @@ class TrafficDriver:
         self.rps = rps
         self.timeout_s = timeout_s
         self.result = LoadResult()
+        self._in_flight_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -82,6 +83,18 @@ class TrafficDriver:
         next_at = time.monotonic()
         with httpx.Client() as client:
             while not self._stop.is_set():
+                self._in_flight_since = time.monotonic()
                 _request(client, next(urls), self.timeout_s, self.result)
+                self._in_flight_since = None
                 next_at += interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def latency_since(self, since: float) -> float | None:
+        """Average latency of the requests finished after monotonic time ``since``; with
+        none finished, how long the one in flight has taken so far (a lower bound of its
+        latency: a hung release must not look like a quiet one)."""
+        average = self.result.average_since(since)
+        started = self._in_flight_since
+        if average is None and started is not None:
+            return time.monotonic() - started
+        return average

@@ -5,8 +5,22 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN)]
+"""A service name as flows take it: DNS-safe. Prefect validates flow parameters on every
+entry point (UI, API, CI, CLI) and shows the pattern in the run form, so a bad name never
+reaches a target, a route or a file path."""
 
 
 class Outcome(StrEnum):
@@ -14,6 +28,7 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled_back"  # traffic moved, verification said no, switched back
     BLOCKED = "blocked"  # a gate said no before any production traffic moved
     FAILED = "failed"  # the pipeline itself broke (not a verdict on the release)
+    ROLLBACK_FAILED = "rollback_failed"  # the switch back failed: see `revision` for what is live
 
 
 class StageStatus(StrEnum):
@@ -94,6 +109,8 @@ class SuiteResult(BaseModel):
     output_tail: str
     coverage_xml: str | None = None
     """The Cobertura report copied out of the test container, when one was declared."""
+    failed_tests: list[str] = Field(default_factory=list)
+    """Names of the failed tests (JUnit report, else the runner's output)."""
 
 
 class Severity(StrEnum):
@@ -199,6 +216,18 @@ class Approval(BaseModel):
     decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class CheckMeasurement(BaseModel):
+    """One measurement of one verification check, as the report records it."""
+
+    check: str
+    elapsed_s: float
+    query: str
+    value: float | int | str | None
+    condition: str
+    phase: str
+    reason: str = ""
+
+
 class RunReport(BaseModel):
     """The contract of ``--report``: what happened to one release."""
 
@@ -216,4 +245,8 @@ class RunReport(BaseModel):
     reason: str = ""
     flow_run_url: str | None = None
     approvals: list[Approval] = Field(default_factory=list)
+    measurements: list[CheckMeasurement] = Field(default_factory=list)
+    """Every verification measurement: check, query, value, condition, phase."""
+    guard_until: datetime | None = None
+    """Until when the released revision stays under its checks (the guard), if guarded."""
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

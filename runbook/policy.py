@@ -7,10 +7,11 @@ environment wins over the service, the service over the defaults.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runbook.checks.model import MetricCheck, StandardSource
 from runbook.models import Severity
 
 
@@ -59,9 +60,11 @@ class PerfSettings(BaseModel):
     locustfile: str | None = None
     """The service's own locustfile, relative to its directory; unset: one is generated
     from ``traffic.paths``."""
-    workers: int = Field(default=0, ge=0)
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     """Locust workers; > 0 runs Locust distributed (one master, this many worker processes)
-    for load one process cannot make."""
+    for load one process cannot make; ``auto``: one per core when the requested load
+    (``required_rps``, or ``users / think_time_s`` of the generated locustfile) exceeds
+    what one process makes, else none."""
     shutdown_grace_s: float = Field(default=30.0, gt=0)
     """Deadline beyond ``duration_s`` for Locust to stop and write its stats."""
 
@@ -89,6 +92,24 @@ class AnalysisSettings(BaseModel):
     """Fewer requests than this in a measurement's range is 'no data', not a pass."""
     traffic_rps: float = Field(default=10.0, ge=0)
     """Verification traffic driven at the endpoint, so a quiet service still gets measured."""
+    provider: StandardSource | None = None
+    """Source of the standard checks' request metrics (router, app, istio, linkerd); unset:
+    the target's own (router on docker, app on kubernetes)."""
+    metrics: list[MetricCheck] = Field(default_factory=list)
+    """The service's own checks (Argo Rollouts ``Metric`` shape), judged with the standard
+    ones by one engine (``runbook/checks/``)."""
+    guard_s: float = Field(default=600.0, ge=0)
+    """After the window, the live revision stays under the same checks this long (the
+    previous revision kept ready); a failure then rolls back. 0: no guard."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_names(cls, metrics: list[MetricCheck]) -> list[MetricCheck]:
+        names = [metric.name for metric in metrics]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique, repeated: {duplicates}")
+        return metrics
 
 
 class DeploySettings(BaseModel):
@@ -128,7 +149,21 @@ class ScanSettings(BaseModel):
     lint_block_severities: list[Severity] = Field(
         default_factory=lambda: [Severity.CRITICAL, Severity.HIGH]
     )
-    """Dockerfile findings that block everywhere (runbook: no high-severity lint errors)."""
+    """Lint findings (Dockerfile, Python, shell) that block everywhere (runbook: no
+    high-severity lint errors)."""
+    ruff_select: list[str] = Field(default_factory=lambda: ["E9", "F", "B"])
+    """Ruff rules run on the service's Python code (``--select``): syntax errors, pyflakes,
+    bugbear."""
+    ruff_severities: dict[str, Severity] = Field(default_factory=lambda: {
+        "E9": Severity.HIGH, "F63": Severity.HIGH, "F7": Severity.HIGH, "F82": Severity.HIGH,
+        "F": Severity.MEDIUM, "B": Severity.MEDIUM,
+    })
+    """Ruff rates nothing: severity by rule-code prefix (longest wins; unmatched: low).
+    High are the errors that break the program when it runs: syntax errors, undefined
+    names, invalid comparisons, misplaced statements."""
+    rule_severities: dict[str, Severity] = Field(default_factory=dict)
+    """Per-rule severity of any scanner, keyed ``tool:RULE`` (``ruff:F401``,
+    ``shellcheck:SC2086``, ``hadolint:DL3008``): a team's own rating wins over the tool's."""
     fail_closed_environments: list[str] = Field(default_factory=lambda: ["production"])
     """Where an unavailable scanner blocks; elsewhere it is a warning (runbook: production)."""
     unrated_vulnerability_severity: Severity = Severity.HIGH
@@ -139,6 +174,17 @@ class ScanSettings(BaseModel):
     service is unreachable. Neither -> the dependency scanner is unavailable."""
     scanner_timeout_s: float = Field(default=300.0, gt=0)
     """Deadline for one scanner process; past it the scanner counts as unavailable."""
+    trivy_cache_dir: str | None = None
+    """Trivy's cache directory (``--cache-dir``): its layer cache and, under ``db/``, the
+    vulnerability database. Offline, point it at the team's mirrored copy. Unset: Trivy's
+    default (``~/.cache/trivy``)."""
+    trivy_skip_db_update: bool = False
+    """Use the database in ``trivy_cache_dir`` as it is (``--skip-db-update``): offline
+    machines and a team-mirrored database. Without one, the vulnerability part is
+    unavailable ("vulnerability database unavailable"), never "0 findings"."""
+    trivy_image_sources: list[str] = Field(default_factory=lambda: ["docker", "remote"])
+    """Where Trivy reads the image (``--image-src``, in order): the local engine that built
+    it, then the registry it was pushed to."""
 
 
 class Policy(BaseModel):

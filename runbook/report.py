@@ -72,6 +72,8 @@ def to_markdown(report: RunReport) -> str:
     ]
     if report.reason:
         lines.append(f"- reason: {report.reason}")
+    if report.guard_until is not None:
+        lines.append(f"- guarded until: {report.guard_until.isoformat()}")
     lines += ["", "| stage | status | duration (s) | detail |", "|---|---|---|---|"]
     lines += [
         f"| {s.name} | {s.status.value} | {s.duration_s:.1f} | {_cell(s.detail)} |"

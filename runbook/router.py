@@ -14,7 +14,18 @@ used the same color. A traffic switch is one runtime-API call that enables one s
 disables the others: no reload, no dropped connection.
 
 The routes are persisted in ``router/routes.json``; the configuration file is rendered from it,
-so a reload (needed only when a route is added) reproduces the live state.
+so a reload (needed only when a route is added or removed) reproduces the live state.
+
+Why a route still needs a reload: HAProxy 2.6 adds servers at run time (``add server``) but
+not frontends, binds or backends. One frontend over the whole port range routing by a map,
+with a pool of pre-created backends, would avoid it, but the backends would then be named by
+slot, not ``<service>.<environment>``, and that name is the ``proxy`` label the alert rules,
+the verification queries and the alert receiver select on. So the reload is made hitless
+instead: the new process takes the listening sockets over from the old one (``-x``, the
+sockets are exposed on the admin socket), nothing is ever unbound; the old process answers
+each kept-alive connection's next request with ``Connection: close`` instead of closing idle
+connections under a client (``option idle-close-on-response``), and leaves within
+``hard-stop-after``. Server changes and switches never reload.
 """
 
 from __future__ import annotations
@@ -36,6 +47,10 @@ from runbook.errors import ConfigurationError, TransientError
 from runbook.settings import StackSettings
 
 RUNTIME_API_TIMEOUT_S = 5.0
+LOCK_TIMEOUT_S = 60.0
+LOCK_POLL_S = 0.01
+# An old process still serving long requests after a reload leaves after this at the latest.
+HARD_STOP_AFTER = "30s"
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
@@ -56,6 +71,9 @@ class Route(BaseModel):
     preview_port: int
     servers: list[Server] = Field(default_factory=list)
     preview: Server | None = None
+    retired_previews: list[str] = Field(default_factory=list)
+    """Promoted candidates still in the preview backend, disabled: HAProxy deletes a server
+    only once its idle connections are gone, which a switch does not wait for."""
 
     @property
     def key(self) -> str:
@@ -118,19 +136,21 @@ class HAProxyRouter:
             return None
 
     def _render_and_launch(self, replace_pid: int | None) -> None:
+        """Start HAProxy on the rendered routes; with ``replace_pid``, a hitless reload.
+
+        No separate ``haproxy -c``: a new process that rejects its configuration exits
+        before it signals the old one, which keeps serving, and its error is reported."""
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.render(self._load()))
-        check = subprocess.run(
-            [binary, "-c", "-q", "-f", str(self.config_path)],
-            capture_output=True, text=True, timeout=30, check=False,
-        )
-        if check.returncode != 0:
-            raise ConfigurationError(f"haproxy rejected {self.config_path}: {check.stderr.strip()}")
         command = [binary, "-D", "-p", str(self.pid_path), "-f", str(self.config_path)]
         if replace_pid is not None:
-            command += ["-sf", str(replace_pid)]
-        subprocess.run(command, capture_output=True, timeout=30, check=True)
+            command += ["-x", str(self.socket_path), "-sf", str(replace_pid)]
+        launched = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                                  check=False)
+        if launched.returncode != 0:
+            raise ConfigurationError(
+                f"haproxy rejected {self.config_path}: {launched.stderr.strip()}")
         deadline = time.monotonic() + 10
         while not self.running():
             if time.monotonic() > deadline:
@@ -146,9 +166,11 @@ class HAProxyRouter:
             "global",
             f"    stats socket {self.socket_path} mode 600 level admin expose-fd listeners",
             "    maxconn 4096",
+            f"    hard-stop-after {HARD_STOP_AFTER}",
             "",
             "defaults",
             "    mode http",
+            "    option idle-close-on-response",
             "    option redispatch",
             "    retries 3",
             "    timeout connect 2s",
@@ -218,9 +240,13 @@ class HAProxyRouter:
         with self._locked():
             table = self._load()
             route = table.routes[f"{service}.{environment}"]
+            self._purge_retired(route)
             commands: list[str] = []
             if route.preview is not None:
                 commands += self._delete_commands(route.preview_backend, route.preview.name)
+            if server.name in route.retired_previews:  # the same revision previewed again
+                commands += self._delete_commands(route.preview_backend, server.name)
+                route.retired_previews.remove(server.name)
             commands += self._add_commands(route.preview_backend, server.name, server.address)
             commands.append(f"enable server {route.preview_backend}/{server.name}")
             if all(s.name != server.name for s in route.servers):
@@ -240,13 +266,19 @@ class HAProxyRouter:
             commands = [f"enable server {route.backend}/{to}"] + [
                 f"disable server {route.backend}/{s.name}" for s in route.servers if s.name != to
             ]
+            promoted = route.preview is not None and route.preview.name == to
+            if promoted:
+                # No longer a candidate: the preview port serves the next one only. Deleted
+                # later (see retired_previews), so the switch never waits on HAProxy's purge
+                # of the load test's idle connections.
+                commands += [f"disable server {route.preview_backend}/{to}",
+                             f"shutdown sessions server {route.preview_backend}/{to}"]
             self._apply(commands, batch=True)
             for s in route.servers:
                 s.enabled = s.name == to
-            if route.preview is not None and route.preview.name == to:
-                # Promoted: no longer a candidate; the preview port serves the next one only.
-                self._apply(self._delete_commands(route.preview_backend, to))
+            if promoted:
                 route.preview = None
+                route.retired_previews.append(to)
             self._save(table)
 
     def remove_server(self, service: str, environment: str, name: str) -> None:
@@ -264,7 +296,11 @@ class HAProxyRouter:
             if route.preview is not None and route.preview.name == name:
                 commands += self._delete_commands(route.preview_backend, name)
                 route.preview = None
+            if name in route.retired_previews:
+                commands += self._delete_commands(route.preview_backend, name)
+                route.retired_previews.remove(name)
             self._apply(commands)
+            self._purge_retired(route)
             self._save(table)
 
     def routes(self) -> list[Route]:
@@ -303,10 +339,11 @@ class HAProxyRouter:
         with self._locked():
             table = self._load()
             route = table.routes[f"{service}.{environment}"]
+            self._purge_retired(route)
             if route.preview is not None:
                 self._apply(self._delete_commands(route.preview_backend, route.preview.name))
                 route.preview = None
-                self._save(table)
+            self._save(table)
 
     def isolate(self, service: str, environment: str) -> list[str]:
         """Zero traffic: disable every server of the endpoint and take the candidate off the
@@ -329,6 +366,17 @@ class HAProxyRouter:
                 server.enabled = False
             self._save(table)
             return serving
+
+    def _purge_retired(self, route: Route) -> None:
+        """Delete the retired previews HAProxy lets go of now; keep the others for later."""
+        for name in list(route.retired_previews):
+            reply = self.runtime(f"del server {route.preview_backend}/{name}").lower()
+            if "still has" in reply:
+                continue
+            if reply.strip() and "deleted" not in reply and "no such" not in reply \
+                    and "not found" not in reply:
+                self._check(reply, [f"del server {route.preview_backend}/{name}"])
+            route.retired_previews.remove(name)
 
     @staticmethod
     def _add_commands(backend: str, name: str, address: str) -> list[str]:
@@ -387,9 +435,22 @@ class HAProxyRouter:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """The route table and HAProxy's runtime state, one writer at a time (across
+        processes). Held for a read-modify-write of the table and its runtime-API commands,
+        or a reload; never while waiting on anything else."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "routes.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TransientError(
+                            f"router table {self.routes_path} still locked after "
+                            f"{LOCK_TIMEOUT_S:.0f} s") from None
+                    time.sleep(LOCK_POLL_S)
             try:
                 yield
             finally:

@@ -1,8 +1,9 @@
 """What one run adds to the pipeline's metrics: pure functions over the run report.
 
 The runbook's pipeline targets (build success > 95 %, deploy success > 98 %, average build
-< 10 min, average deploy < 5 min) need counts and duration sums that grow run after run;
-``deployments/prometheus/rules/pipeline.yml`` turns them into rates and alerts.
+< 10 min, average deploy < 5 min) need counts and duration sums over the runs of a window:
+each run's sample is pushed as its own group and
+``deployments/prometheus/rules/pipeline.yml`` sums the runs that finished in the window.
 
 "deploy" is not one stage of the report but the part from the preview slot to the end of
 verification (rollback included, time spent waiting for a person excluded): it passed when
@@ -11,6 +12,8 @@ it before traffic moved (a gate saying no is the pipeline working, not a failed 
 """
 
 from __future__ import annotations
+
+import uuid
 
 from pydantic import BaseModel
 
@@ -21,6 +24,7 @@ _DEPLOY_OUTCOMES = {
     Outcome.RELEASED: "passed",
     Outcome.ROLLED_BACK: "failed",
     Outcome.FAILED: "failed",
+    Outcome.ROLLBACK_FAILED: "failed",
     Outcome.BLOCKED: "blocked",
 }
 
@@ -38,13 +42,17 @@ class RunSample(BaseModel):
 
     service: str
     environment: str
-    outcome: str  # released | rolled_back | blocked | failed
+    run: str
+    """The run's own id (its Prefect flow run): the Pushgateway group of this sample."""
+    outcome: str  # released | rolled_back | blocked | failed | rollback_failed
     finished_at_s: float  # Unix time
     stages: list[StageSample]
 
 
-def run_sample(report: RunReport) -> RunSample:
-    """The run's stage outcomes and durations, plus the derived "deploy" stage."""
+def run_sample(report: RunReport, run: str | None = None) -> RunSample:
+    """The run's stage outcomes and durations, plus the derived "deploy" stage; ``run``
+    identifies the run (give the same id on a retried push, so it is not counted twice;
+    unset: a new one)."""
     stages = [StageSample(stage=s.name, outcome=s.status.value, duration_s=s.duration_s)
               for s in report.stages if s.status is not StageStatus.SKIPPED]
     deploy = [s for s in report.stages if s.name in DEPLOY_STAGES]
@@ -52,5 +60,6 @@ def run_sample(report: RunReport) -> RunSample:
         stages.append(StageSample(stage="deploy", outcome=_DEPLOY_OUTCOMES[report.outcome],
                                   duration_s=round(sum(s.duration_s for s in deploy), 3)))
     return RunSample(service=report.service, environment=report.environment,
+                     run=run or uuid.uuid4().hex,
                      outcome=report.outcome.value,
                      finished_at_s=report.finished_at.timestamp(), stages=stages)

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from runbook.checks.standard import Convention
 from runbook.errors import ConfigurationError
 from runbook.policy import Policy, PolicyOverrides, effective_policy
 from runbook.secrets.spec import SecretSpec
@@ -53,7 +54,11 @@ class ServiceTests(BaseModel):
     """Absolute path, inside the test container, of the Cobertura XML the command writes;
     it is copied out after the run and feeds the coverage gate."""
 
-    @field_validator("coverage_path")
+    junit_path: str | None = None
+    """Absolute path of a JUnit XML report the command writes: it names the failed tests
+    (without one they are read from unittest's or pytest's output)."""
+
+    @field_validator("coverage_path", "junit_path")
     @classmethod
     def _absolute_path(cls, path: str | None) -> str | None:
         if path is not None and not path.startswith("/"):
@@ -67,6 +72,9 @@ class BuildSpec(BaseModel):
     args: dict[str, str] = Field(default_factory=dict)
     """Docker build arguments; part of the image's content tag."""
     dockerfile: str = "Dockerfile"
+    timeout_s: float = Field(default=1200.0, gt=0)
+    """Deadline for resolving, building and pushing the image, retries included (runbook:
+    average build < 10 min, so twice that is a build that hangs, not a slow one)."""
 
 
 class Resources(BaseModel):
@@ -74,6 +82,18 @@ class Resources(BaseModel):
 
     memory_mb: int | None = Field(default=None, gt=0)
     cpus: float | None = Field(default=None, gt=0)
+
+
+class MetricsEndpoint(BaseModel):
+    """Where the service serves Prometheus metrics; Prometheus discovers and scrapes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = "/metrics"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Container port of the metrics; unset: the service's ``port``."""
+    convention: Convention = Convention.CLASSIC
+    """Naming of its HTTP metrics, for the ``app`` source's standard queries."""
 
 
 class ServiceSpec(BaseModel):
@@ -91,6 +111,11 @@ class ServiceSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     overrides: PolicyOverrides = Field(default_factory=PolicyOverrides, alias="policy")
     environments: dict[str, PolicyOverrides] = Field(default_factory=dict)
+    analysis: dict[str, Any] = Field(default_factory=dict)
+    """Shorthand for ``policy.analysis`` (where ``analysis.metrics`` are declared);
+    ``policy.analysis`` and ``environments.<env>.analysis`` win over it."""
+    metrics: MetricsEndpoint | None = None
+    """Where the service serves its own metrics (the ``app`` source); unset: not scraped."""
     secrets: list[SecretSpec] = Field(default_factory=list)
     """Secrets the service reads from its environment, rotated by the monthly flow."""
 
@@ -130,8 +155,9 @@ class ServiceSpec(BaseModel):
 
     @model_validator(mode="after")
     def _policies_valid(self) -> ServiceSpec:
-        layers = [("policy", [self.overrides])] + [
-            (f"environments.{env}", [self.overrides, layer])
+        layers = [("", [self._analysis_layer()]),
+                  ("policy", [self._analysis_layer(), self.overrides])] + [
+            (f"environments.{env}", [self._analysis_layer(), self.overrides, layer])
             for env, layer in self.environments.items()
         ]
         for where, stack in layers:
@@ -139,16 +165,21 @@ class ServiceSpec(BaseModel):
                 effective_policy(*stack)
             except ValidationError as exc:
                 error = exc.errors()[0]
-                field = ".".join([where, *(str(part) for part in error["loc"])])
-                raise ValueError(f"field '{field}': {error['msg']}") from None
+                parts = [where] if where else []
+                field = ".".join([*parts, *(str(part) for part in error["loc"])])
+                message = error["msg"].removeprefix("Value error, ")
+                raise ValueError(f"field '{field}': {message}") from None
         return self
 
     def policy_for(self, environment: str) -> Policy:
         """Runbook defaults, then this service's overrides, then the environment's."""
-        layers = [self.overrides]
+        layers = [self._analysis_layer(), self.overrides]
         if environment in self.environments:
             layers.append(self.environments[environment])
         return effective_policy(*layers)
+
+    def _analysis_layer(self) -> PolicyOverrides:
+        return PolicyOverrides(analysis=self.analysis)
 
 
 class Service(BaseModel):

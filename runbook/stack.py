@@ -39,6 +39,7 @@ from docker.errors import DockerException
 from pydantic import BaseModel
 
 from runbook import baseimage
+from runbook import guard as guards
 from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.router import HAProxyRouter
 from runbook.settings import StackSettings
@@ -201,9 +202,40 @@ def render_prometheus_config(
             job("router", settings.router_metrics_port, metrics_path="/metrics"),
             # Pushed series keep the job and instance labels of whoever pushed them.
             job("pushgateway", settings.pushgateway_port, honor_labels=True),
+            app_discovery_job(settings),
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+DOCKER_LABEL_META = "__meta_docker_container_label_io_runbook_"
+"""How docker_sd_configs names a container label ``io.runbook.<name>`` (dots to ``_``)."""
+APP_SERIES_LABELS = ("service", "environment", "color", "revision")
+
+
+def app_discovery_job(settings: StackSettings) -> dict[str, object]:
+    """The services' own metrics (the ``app`` source): Prometheus discovers the containers
+    the docker target started with a ``metrics`` declaration and labels every series with
+    the container's service, environment, color and revision. Discovery refreshes every
+    scrape interval, so a new revision is scraped within seconds of starting."""
+    meta = DOCKER_LABEL_META
+    return {
+        "job_name": "app",
+        "docker_sd_configs": [{"host": settings.docker_host,
+                               "refresh_interval": f"{settings.scrape_interval_s}s"}],
+        "relabel_configs": [
+            {"source_labels": [f"{meta}metrics_port"], "regex": ".+", "action": "keep"},
+            # One target per container, whatever ports it exposes: its address on the
+            # bridge network and the declared metrics port (duplicates collapse).
+            {"source_labels": ["__meta_docker_network_ip", f"{meta}metrics_port"],
+             "separator": ":", "target_label": "__address__"},
+            {"source_labels": [f"{meta}metrics_path"], "target_label": "__metrics_path__"},
+            *({"source_labels": [f"{meta}{name}"], "target_label": name}
+              for name in APP_SERIES_LABELS),
+            {"source_labels": ["__meta_docker_container_name"], "regex": "/?(.*)",
+             "target_label": "container"},
+        ],
+    }
 
 
 def render_alertmanager_config(
@@ -872,12 +904,14 @@ def _restore_deployments(
                                detail=str(exc))
     finally:
         client.close()
+    restarted += guards.resume_all(settings.state_dir, settings.prefect_api_url)
     if restarted:
         report(f"restarted {', '.join(restarted)}")
     return ComponentStatus(
         name="deployments", url=url, healthy=True,
         action="started" if restarted else "already running",
-        detail=f"restarted {len(restarted)} revision(s)" if restarted else "all running",
+        detail=f"restarted {len(restarted)} revision(s) or guard(s)" if restarted
+        else "all running",
     )
 
 

@@ -1,7 +1,8 @@
-"""Post-promotion analysis: watch the new revision for a window, measure, and decide.
+"""Post-promotion analysis: watch one revision, measure every check at its interval, decide.
 
-The I/O half of verification (traffic, health probes, Prometheus queries); the decision is
-:mod:`runbook.analysis`, pure.
+The I/O half of verification (the schedule, traffic, the providers); the decision is
+:mod:`runbook.analysis`, pure. The same loop runs inside the pipeline (the analysis window)
+and in the guard after it (:mod:`flows.guard`).
 """
 
 from __future__ import annotations
@@ -11,84 +12,158 @@ import time
 from collections.abc import Callable
 
 import httpx
+from pydantic import BaseModel
 
-from runbook.adapters.http import probe
 from runbook.adapters.prometheus import RouterMetrics
-from runbook.analysis import Measurement, MeasurementResult, Verdict, conclude, is_decided, judge
-from runbook.errors import TransientError
+from runbook.analysis import (
+    CheckResult,
+    Verdict,
+    conclude,
+    extra_rounds,
+    is_decided,
+    judge,
+    pending,
+)
+from runbook.checks.model import MetricCheck, StandardSource
+from runbook.checks.providers import Providers
+from runbook.checks.standard import TRAFFIC_LATENCY, Convention, default_checks
 from runbook.load import TrafficDriver
-from runbook.policy import Policy
+from runbook.models import Slot, TargetKind
+from runbook.policy import AnalysisSettings, Policy
+from runbook.service import ServiceSpec
+
+TARGET_SOURCE = {TargetKind.DOCKER: StandardSource.ROUTER,
+                 TargetKind.KUBERNETES: StandardSource.APP}
+"""The standard checks' source when the policy names none."""
 
 
-class AnalysisTarget:
-    """What is being watched: where its traffic goes and how Prometheus labels it."""
+class AnalysisTarget(BaseModel):
+    """What is watched: where its traffic goes and the values its templates are filled with."""
 
-    def __init__(self, endpoint: str, health_path: str, proxy: str, server: str,
-                 paths: list[str]) -> None:
-        self.endpoint = endpoint
-        self.health_path = health_path
-        self.proxy = proxy
-        self.server = server
-        self.paths = paths
+    endpoint: str
+    paths: list[str]
+    variables: dict[str, str]
+    """service, environment, revision, color, namespace, endpoint."""
+
+
+def target_for(spec: ServiceSpec, slot: Slot, endpoint: str, namespace: str) -> AnalysisTarget:
+    return AnalysisTarget(endpoint=endpoint, paths=spec.traffic.paths, variables={
+        "service": slot.service, "environment": slot.environment, "revision": slot.revision,
+        "color": slot.color, "namespace": namespace, "endpoint": endpoint,
+    })
+
+
+def checks_for(spec: ServiceSpec, policy: Policy, target: TargetKind) -> list[MetricCheck]:
+    """The standard checks of the policy's source, then the declared ones; a declared check
+    named like a standard one (``error-rate``) replaces it."""
+    analysis = policy.analysis
+    source = analysis.provider or TARGET_SOURCE[TargetKind(target)]
+    convention = spec.metrics.convention if spec.metrics else Convention.CLASSIC
+    standard = default_checks(
+        source=source, convention=convention, health_path=spec.health_path,
+        rollback_error_rate=policy.thresholds.rollback_error_rate,
+        rollback_avg_latency_s=policy.thresholds.rollback_avg_latency_s,
+        min_requests=analysis.min_requests, failure_limit=analysis.failure_limit,
+        inconclusive_limit=analysis.inconclusive_limit,
+        consecutive_error_limit=analysis.consecutive_error_limit,
+    )
+    if analysis.traffic_rps == 0:  # no verification traffic: nothing to time
+        standard = [c for c in standard if c.name != TRAFFIC_LATENCY]
+    declared = {check.name for check in analysis.metrics}
+    return [c for c in standard if c.name not in declared] + list(analysis.metrics)
+
+
+def range_for(interval_s: float, scrape_interval_s: float) -> str:
+    """``{{interval}}``: the check's interval, but never fewer than 2.5 scrapes, because
+    increase() needs two samples in the range and one may be in flight."""
+    return f"{max(math.ceil(interval_s), math.ceil(2.5 * scrape_interval_s))}s"
+
+
+class Schedule(BaseModel):
+    """How long to watch and when to stop early."""
+
+    window_s: float
+    initial_delay_s: float
+    default_interval_s: float
 
 
 def analyze(
     target: AnalysisTarget,
-    metrics: RouterMetrics,
-    policy: Policy,
+    checks: list[MetricCheck],
+    settings: AnalysisSettings,
+    prometheus: RouterMetrics,
     scrape_interval_s: float,
-    on_result: Callable[[MeasurementResult], None] = lambda _: None,
+    schedule: Schedule | None = None,
+    on_result: Callable[[CheckResult], None] = lambda _: None,
+    stop_reason: Callable[[], str | None] = lambda: None,
+    traffic_timeout_s: float = 10.0,
 ) -> Verdict:
-    """Measure every interval until the window ends or the verdict can only be a failure."""
-    settings = policy.analysis
-    results: list[MeasurementResult] = []
-    timeout = policy.deploy.health_request_timeout_s
+    """Measure every check at its interval until the window ends or a check is decided;
+    past the window, checks that did not end on a success are measured again (bounded)."""
+    schedule = schedule or Schedule(window_s=settings.window_s,
+                                    initial_delay_s=settings.initial_delay_s,
+                                    default_interval_s=settings.interval_s)
     with TrafficDriver(target.endpoint, target.paths, settings.traffic_rps,
-                       timeout_s=policy.thresholds.rollback_avg_latency_s * 2) as traffic, \
-            httpx.Client() as http:
-        started = time.monotonic()
-        next_at = started + max(settings.interval_s, settings.initial_delay_s)
-        previous = started
-        while True:
-            time.sleep(max(0.0, next_at - time.monotonic()))
-            now = time.monotonic()
-            elapsed = now - started
-            measurement = measure(target, metrics, http, elapsed, scrape_interval_s, timeout)
-            measurement.client_avg_latency_s = traffic.result.average_since(previous)
-            previous = now
-            result = judge(measurement, policy.thresholds, settings)
-            results.append(result)
-            on_result(result)
-            if is_decided(results, settings) or elapsed + settings.interval_s > settings.window_s:
-                break
-            next_at += settings.interval_s
-    return conclude(results, settings)
+                       timeout_s=traffic_timeout_s) as traffic, httpx.Client() as http:
+        run = _Run(target, checks, schedule, scrape_interval_s,
+                   Providers(prometheus, http, traffic.latency_since), on_result)
+        run.window(stop_reason)
+        if not is_decided(checks, run.results) and stop_reason() is None:
+            run.extra()
+    return conclude(checks, run.results)
 
 
-def measure(
-    target: AnalysisTarget,
-    metrics: RouterMetrics,
-    http: httpx.Client,
-    elapsed_s: float,
-    scrape_interval_s: float,
-    health_timeout_s: float,
-) -> Measurement:
-    health = probe(http, target.endpoint + target.health_path, health_timeout_s)
-    # The range covers the whole analysis so far, but never fewer than three scrapes:
-    # increase() needs two samples and one may be in flight.
-    range_s = max(math.ceil(elapsed_s), math.ceil(3 * scrape_interval_s))
-    measurement = Measurement(
-        elapsed_s=round(elapsed_s, 1), health_ok=health.ok, health_detail=health.detail
-    )
-    try:
-        requests = metrics.requests(target.proxy, target.server, range_s)
-        errors = metrics.errors(target.proxy, target.server, range_s)
-        latency = metrics.avg_response_time_s(target.proxy, target.server)
-    except TransientError as exc:
-        measurement.source_error = str(exc)
-        return measurement
-    measurement.requests = requests
-    measurement.avg_latency_s = latency
-    if requests and errors is not None:
-        measurement.error_rate = min(1.0, errors / requests)
-    return measurement
+class _Run:
+    def __init__(self, target: AnalysisTarget, checks: list[MetricCheck], schedule: Schedule,
+                 scrape_interval_s: float, providers: Providers,
+                 on_result: Callable[[CheckResult], None]) -> None:
+        self.target = target
+        self.checks = checks
+        self.schedule = schedule
+        self.scrape_interval_s = scrape_interval_s
+        self.providers = providers
+        self.on_result = on_result
+        self.results: list[CheckResult] = []
+        self.started = time.monotonic()
+        first = self.started + schedule.initial_delay_s
+        self.next_at = {c.name: max(first, self.started + self.interval(c)) for c in checks}
+        self.last_at = dict.fromkeys(self.next_at, self.started)
+
+    def interval(self, check: MetricCheck) -> float:
+        return check.interval_s or self.schedule.default_interval_s
+
+    def window(self, stop_reason: Callable[[], str | None]) -> None:
+        end = self.started + self.schedule.window_s
+        while self.checks:
+            at = min(self.next_at.values())
+            if at > end:
+                return
+            time.sleep(max(0.0, at - time.monotonic()))
+            if stop_reason() is not None:
+                return
+            for check in [c for c in self.checks if self.next_at[c.name] <= at + 0.05]:
+                self.measure(check)
+                self.next_at[check.name] += self.interval(check)
+            if is_decided(self.checks, self.results):
+                return
+
+    def extra(self) -> None:
+        for _ in range(extra_rounds(self.checks)):
+            waiting = pending(self.checks, self.results)
+            if not waiting:
+                return
+            time.sleep(max(self.interval(c) for c in waiting))
+            for check in waiting:
+                self.measure(check)
+            if is_decided(self.checks, self.results):
+                return
+
+    def measure(self, check: MetricCheck) -> None:
+        now = time.monotonic()
+        variables = {**self.target.variables,
+                     "interval": range_for(self.interval(check), self.scrape_interval_s)}
+        observation = self.providers.observe(check, variables, self.last_at[check.name])
+        self.last_at[check.name] = now
+        result = judge(check, observation, now - self.started)
+        self.results.append(result)
+        self.on_result(result)

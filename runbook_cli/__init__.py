@@ -124,7 +124,7 @@ def pipeline(
         raise typer.Exit(1)
     result = RunReport.model_validate_json(report_path.read_text())
     _print_report(result, settings)
-    raise typer.Exit(0 if result.outcome is Outcome.RELEASED else 1)
+    raise typer.Exit(_EXIT_CODES.get(result.outcome, 1))
 
 
 @app.command()
@@ -280,17 +280,14 @@ def _print_stack(statuses: list) -> None:  # type: ignore[type-arg]
 
 
 def _incident_store() -> IncidentStore:
-    from runbook.alerts.settings import AlertSettings
-
-    return IncidentStore(AlertSettings().state_dir or StackSettings().state_dir)
+    return _notifier().incidents
 
 
 def _notifier() -> Notifier:
-    from runbook.alerts.notifier import Notifier
+    from runbook.alerts.notifier import notifier_for
     from runbook.alerts.settings import AlertSettings
 
-    settings = AlertSettings()
-    return Notifier(settings.state_dir or StackSettings().state_dir, settings)
+    return notifier_for(AlertSettings())
 
 
 def _stamp(value: datetime | None) -> str:
@@ -355,6 +352,11 @@ def incident_resolve(
     out.print(f"{incident_id} resolved at {_stamp(resolution.incident.resolved_at)}; review "
               f"artifact incident-review-{incident_id.lower()}"
               + (f"; {waiting} alert(s) wait in the outbox" if waiting else ""))
+
+
+_EXIT_CODES = {Outcome.RELEASED: 0, Outcome.ROLLBACK_FAILED: 3}
+"""0: live and verified; 2: bad input (before anything starts); 3: the switch back failed,
+what serves is not verified, act now; 1: any other outcome."""
 
 
 def _print_report(report: RunReport, settings: StackSettings) -> None:

@@ -1,37 +1,63 @@
 #!/usr/bin/env bash
 # The flow tests (and the deployment registration test) against a Prefect server backed by a
-# real PostgreSQL: a private cluster and server on their own ports, stopped afterwards.
-# Needs root (installs postgresql when missing; the cluster runs as the postgres user).
-# Usage: scripts/flow_tests_on_postgres.sh [pytest args...]
+# real PostgreSQL: a private cluster and server on free ports of their own, stopped and
+# removed afterwards. `make test` runs them this way (and not on the stack's SQLite server).
+# As root, installs postgresql when missing and runs the cluster as the postgres user
+# (PostgreSQL refuses root).
+# Usage: scripts/flow_tests_on_postgres.sh [--alongside COMMAND... --] [pytest args...]
+#   --alongside: run COMMAND while the cluster and server start (their start, with the
+#   schema migrations, takes a minute or more), then the flow tests; the exit status is
+#   the first failure's. `make test` runs the rest of the suite that way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PG_PORT=${RUNBOOK_PG_TEST_PORT:-15438}
-API_PORT=${RUNBOOK_PG_TEST_PREFECT_PORT:-4308}
-command -v pg_ctlcluster >/dev/null || { apt-get update -q && apt-get install -y -q postgresql; }
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+alongside=()
+if [ "${1:-}" = --alongside ]; then
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do alongside+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+fi
+PG_TESTS=(tests/flows tests/integration/test_deployments.py)
+free_port() { .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PG_PORT=${RUNBOOK_PG_TEST_PORT:-$(free_port)}
+API_PORT=${RUNBOOK_PG_TEST_PREFECT_PORT:-$(free_port)}
+if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "PostgreSQL is not installed (apt-get install postgresql)"; exit 2; }
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+fi
+PG_BIN=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_cluster_user() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 WORK=$(mktemp -d /tmp/runbook-pg.XXXXXX)
-chown postgres "$WORK"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
 server_pid=""
+# shellcheck disable=SC2329  # invoked by the EXIT trap
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" || true; fi
-  su postgres -c "$PG_BIN/pg_ctl -D $WORK/data -m fast stop" >/dev/null 2>&1 || true
+  as_cluster_user "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-su postgres -c "$PG_BIN/initdb -D $WORK/data -A trust -U prefect" >/dev/null
-su postgres -c "$PG_BIN/pg_ctl -D $WORK/data -w -l $WORK/postgres.log \
-  -o '-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1' start" >/dev/null
+as_cluster_user "$PG_BIN/initdb" -D "$WORK/data" -A trust -U prefect >/dev/null
+# fsync off: a throw-away cluster; durability is not what these tests check.
+as_cluster_user "$PG_BIN/pg_ctl" -D "$WORK/data" -w -t 60 -l "$WORK/postgres.log" \
+  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U prefect prefect
 mkdir -p "$WORK/prefect-home"
 PREFECT_HOME="$WORK/prefect-home" PREFECT_SERVER_ANALYTICS_ENABLED=false \
   PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://prefect@127.0.0.1:$PG_PORT/prefect" \
   .venv/bin/prefect server start --host 127.0.0.1 --port "$API_PORT" >"$WORK/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 90); do
-  curl -sf -m 2 "http://127.0.0.1:$API_PORT/api/health" >/dev/null && break
+status=0
+if [ ${#alongside[@]} -gt 0 ]; then "${alongside[@]}" || status=$?; fi
+healthy() { .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+  "http://127.0.0.1:$API_PORT/api/health" 2>/dev/null; }
+for _ in $(seq 120); do
+  healthy && break
+  kill -0 "$server_pid" 2>/dev/null || break
   sleep 1
 done
-curl -sf -m 2 "http://127.0.0.1:$API_PORT/api/health" >/dev/null || {
+healthy || {
   echo "Prefect server on PostgreSQL did not become healthy:"; tail -20 "$WORK/server.log"; exit 1; }
-PREFECT_API_URL="http://127.0.0.1:$API_PORT/api" .venv/bin/pytest -q tests/flows \
-  tests/integration/test_deployments.py "$@"
+echo "flow tests on a Prefect server backed by PostgreSQL (127.0.0.1:$API_PORT, pg :$PG_PORT)"
+PREFECT_API_URL="http://127.0.0.1:$API_PORT/api" .venv/bin/pytest -q "${PG_TESTS[@]}" "$@" \
+  || status=$?
+exit "$status"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -50,10 +51,16 @@ def resolve_base_images(service: Service, build_args: dict[str, str],
 )
 def build_image(
     service: Service, build_args: dict[str, str], repository: str, revision: str,
-    settings: StackSettings,
+    settings: StackSettings, deadline: float | None = None,
 ) -> ImageRef:
-    """Build and push ``repository:revision``, unless the registry has it already."""
+    """Build and push ``repository:revision``, unless the registry has it already.
+
+    Args:
+        deadline: Unix time by which building and pushing end, over all retries; past it
+            the task fails (``DeadlinePassed``, not retried). Not part of the cache key.
+    """
     logger = get_run_logger()
+    docker_engine.check_deadline(deadline, f"building {repository}:{revision}")
     target = registry_for_image(settings, repository)
     registry = Registry.of(target)
     name = repository.removeprefix(f"{target.host}/")
@@ -61,7 +68,7 @@ def build_image(
     if existing is not None:
         logger.info("%s:%s is in the registry already; not rebuilding", repository, revision)
         return ImageRef(repository=repository, tag=revision, digest=existing)
-    client = docker_engine.connect(settings.docker_host)
+    client = docker_engine.connect(settings.docker_host, _read_timeout(deadline))
     docker_engine.build(
         client,
         context=str(service.directory),
@@ -69,10 +76,19 @@ def build_image(
         tag=f"{repository}:{revision}",
         build_args=build_args,
         on_line=logger.info,
+        deadline=deadline,
     )
-    digest = docker_engine.push(client, repository, revision, docker_auth_config(target))
+    digest = docker_engine.push(client, repository, revision, deadline,
+                                auth_config=docker_auth_config(target))
     logger.info("pushed %s@%s", repository, digest)
     return ImageRef(repository=repository, tag=revision, digest=digest)
+
+
+def _read_timeout(deadline: float | None) -> int:
+    """A silent engine must not outlast the deadline by a full read timeout."""
+    if deadline is None:
+        return docker_engine.API_TIMEOUT_S
+    return max(1, min(docker_engine.API_TIMEOUT_S, int(deadline - time.time()) + 1))
 
 
 @task(name="image_in_registry", **TRANSIENT_RETRIES)

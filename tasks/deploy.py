@@ -17,13 +17,23 @@ from tasks.retry import TRANSIENT_RETRIES
 @task(name="read_live_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def read_live_slot(
     target: TargetKind, service: str, environment: str, settings: StackSettings
-) -> tuple[Slot | None, str]:
-    """The slot serving the environment now, and the environment's endpoint URL (the one
-    ``runbook.yaml`` names, else the target's own)."""
+) -> tuple[Slot | None, str | None]:
+    """The slot serving the environment now, and the environment's endpoint URL: the one
+    ``runbook.yaml`` names, else the target's own (None before its first deploy: reading
+    never creates a route)."""
     deploy_target = make_target(target, settings, environment)
     endpoint = public_endpoint(resolve(settings, environment, target), service) \
         or deploy_target.endpoint(service, environment)
     return deploy_target.live(service, environment), endpoint
+
+
+@task(name="read_endpoint", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def read_endpoint(
+    target: TargetKind, service: str, environment: str, settings: StackSettings
+) -> str | None:
+    """The environment's endpoint URL once the target made one (after a first deploy)."""
+    return (public_endpoint(resolve(settings, environment, target), service)
+            or make_target(target, settings, environment).endpoint(service, environment))
 
 
 @task(name="deploy_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from runbook.alerts.models import Alert
-from runbook.alerts.notifier import FlushResult, Notifier
+from runbook.alerts.notifier import FlushResult, Notifier, notifier_for
 from runbook.alerts.release import plan_release_alerts
 from runbook.alerts.settings import AlertSettings
 from runbook.incidents import (
@@ -21,7 +21,6 @@ from runbook.incidents import (
     review_markdown,
 )
 from runbook.models import RunReport
-from runbook.settings import StackSettings
 
 
 class NotifyResult(BaseModel):
@@ -36,8 +35,7 @@ class NotifyResult(BaseModel):
 
 
 def _notifier() -> Notifier:
-    settings = AlertSettings()
-    return Notifier(settings.state_dir or StackSettings().state_dir, settings)
+    return notifier_for(AlertSettings())
 
 
 @task(name="notify_release", cache_policy=NO_CACHE)
@@ -108,9 +106,8 @@ def resolve_incident(incident_id: str, note: str) -> IncidentResolution:
 @task(name="record_incident_step", cache_policy=NO_CACHE)
 def record_incident_step(incident_id: str, step: Step, note: str) -> Incident:
     """Mark one response step of an incident done (e.g. mitigate: rolled back)."""
-    store = _notifier().incidents
-    incident = complete_step(store.get(incident_id), step, now_utc(), note)
-    store.save(incident)
+    _, incident = _notifier().incidents.change(
+        incident_id, lambda current: complete_step(current, step, now_utc(), note))
     return incident
 
 
@@ -120,8 +117,8 @@ def _flushed(notifier: Notifier, result: NotifyResult) -> NotifyResult:
     if flush.no_channel:
         logger.warning("no alert channel is configured (RUNBOOK_ALERT_SLACK_TOKEN, "
                        "RUNBOOK_ALERT_SMTP_HOST + RUNBOOK_ALERT_SMTP_TO, "
-                       "RUNBOOK_ALERT_PAGERDUTY_ROUTING_KEY): %d alert(s) wait in %s",
-                       flush.waiting, notifier.outbox.waiting)
+                       "RUNBOOK_ALERT_PAGERDUTY_ROUTING_KEY): %d alert(s) wait in the outbox of %s",
+                       flush.waiting, notifier.store.url)
     for entry_id, channel, error in flush.failed:
         logger.warning("alert %s: %s not delivered (%s); it stays in the outbox",
                        entry_id, channel.value, error)

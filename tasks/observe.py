@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from runbook.adapters.pushgateway import Pushgateway
 from runbook.infra import resolve
@@ -15,8 +16,9 @@ from tasks.retry import TRANSIENT_RETRIES
 
 @task(name="push_run_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
-    """Push the final report's stage durations and outcome (Prometheus scrapes them)."""
-    sample = run_sample(report)
+    """Push the final report's stage durations and outcome (Prometheus scrapes them), as
+    the flow run's own group: a retry replaces it, never counts it twice."""
+    sample = run_sample(report, flow_run.id)
     gateway = resolve(settings, report.environment).pushgateway
     Pushgateway.of(gateway).push_run(sample)
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",

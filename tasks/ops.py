@@ -41,6 +41,7 @@ from runbook.secrets.rotate import Publisher, SecretStatus, rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.store import store_for
 from runbook.targets import make_target
 from runbook.targets.docker import DockerTarget
 from runbook.targets.kubernetes import KubernetesTarget
@@ -152,7 +153,7 @@ def rotate_secrets(service_dir: str, environment: str, rotation: RotationSetting
     else:
         assert isinstance(deploy_target, DockerTarget)  # make_target knows only these two
         publisher = DockerSecretPublisher(deploy_target, service.spec, environment)
-    store = SecretStore(settings.state_dir, service.spec.name, environment)
+    store = SecretStore(store_for(settings), service.spec.name, environment)
     statuses = rotate(service.spec.secrets, store, publisher, lambda: datetime.now(UTC),
                       rotation.grace_s, force, time.sleep if rotation.wait_grace else None)
     logger = get_run_logger()
@@ -206,14 +207,14 @@ def refresh_local_base(reference: str, settings: StackSettings) -> str:
 def runbook_changes(repo_dir: str, review: ReviewSettings, settings: StackSettings
                     ) -> RunbookReview:
     """Commits to the reviewed paths since the recorded last review."""
-    since = last_review(settings.state_dir)
+    since = last_review(store_for(settings))
     commits = commits_touching(Path(repo_dir), review.paths, since, review.git_timeout_s)
     return runbook_review(commits, since, datetime.now(UTC), review.paths)
 
 
 @task(name="record_runbook_review", cache_policy=NO_CACHE)
 def record_runbook_review(review: RunbookReview, settings: StackSettings) -> None:
-    record_review(settings.state_dir, review.generated_at)
+    record_review(store_for(settings), review.generated_at)
 
 
 def _split(name_and_reference: str) -> tuple[str, str]:

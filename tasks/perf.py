@@ -3,6 +3,7 @@ stored for baselines and trends, shown as a table and a chart, degradation annou
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,24 +25,35 @@ from runbook.perf.locustfile import resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.progress import ConsoleProgress
 from runbook.perf.resources import resource_sampler
-from runbook.perf.runner import LocustJob, run_locust
+from runbook.perf.runner import LocustJob, resolve_workers, run_locust
 from runbook.perf.stats import LoadProgress
 from runbook.policy import PerfSettings
 from runbook.service import Service
 from runbook.settings import StackSettings
+from runbook.store import store_for
 
 DEGRADED_EVENT = "runbook.perf.degraded"
 PROGRESS_LOG_INTERVAL_S = 5.0
 
 
 def _store(settings: StackSettings) -> BaselineStore:
-    return BaselineStore(settings.state_dir / "perf")
+    return BaselineStore(store_for(settings))
+
+
+KEPT_RUN_DIRS = 20
+"""Locust working directories (CSV stats, the generated locustfile) kept per service and
+environment; the reports themselves are in the state store."""
 
 
 def _run_dir(settings: StackSettings, slot: Slot) -> Path:
+    """A fresh working directory for this load test; the oldest beyond ``KEPT_RUN_DIRS``
+    are removed, so the state directory does not grow run after run."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return (settings.state_dir / "perf" / slot.service / slot.environment / "runs"
-            / f"{stamp}_{slot.revision}")
+    runs = settings.state_dir / "perf" / slot.service / slot.environment / "runs"
+    if runs.is_dir():
+        for old in sorted(runs.iterdir())[:-(KEPT_RUN_DIRS - 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+    return runs / f"{stamp}_{slot.revision}"
 
 
 class _ProgressSinks:
@@ -78,7 +90,9 @@ def load_test_preview(
                                     perf.think_time_s)
     job = LocustJob(host=preview_url, locustfile=locustfile, users=perf.users,
                     spawn_rate=perf.spawn_rate, duration_s=perf.duration_s, workdir=workdir,
-                    workers=perf.workers, shutdown_grace_s=perf.shutdown_grace_s,
+                    workers=resolve_workers(perf.workers, perf.users, perf.think_time_s,
+                                            perf.required_rps, perf.locustfile is not None),
+                    shutdown_grace_s=perf.shutdown_grace_s,
                     stop_timeout_s=perf.request_timeout_s)
     artifact_id = create_progress_artifact(
         0.0, key=f"perf-progress-{candidate.service}-{candidate.environment}",
@@ -105,8 +119,9 @@ def read_perf_baseline(service: str, environment: str,
 @task(name="record_perf_report", cache_policy=NO_CACHE)
 def record_perf_report(service: str, environment: str, revision: str, report: PerfReport,
                        settings: StackSettings) -> str:
-    """Keep the report (trends; the baseline once the revision is released)."""
-    return str(_store(settings).save(service, environment, revision, report))
+    """Keep the report (trends; the baseline once the revision is released); returns its
+    key in the state store."""
+    return _store(settings).save(service, environment, revision, report)
 
 
 @task(name="mark_perf_baseline", cache_policy=NO_CACHE)

@@ -1,19 +1,29 @@
-"""Verify stage: post-promotion analysis of the live revision."""
+"""Verify stage: post-promotion analysis of the live revision, every measurement recorded."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from runbook.adapters.prometheus import RouterMetrics
-from runbook.analysis import MeasurementResult, Verdict
+from runbook.analysis import CheckResult, Verdict, format_value
 from runbook.infra import resolve
 from runbook.models import Slot, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
-from runbook.targets import make_target
-from runbook.verify import AnalysisTarget, analyze
+from runbook.verify import analyze, checks_for, target_for
+
+
+def namespace_of(target: TargetKind, environment: str) -> str:
+    """``{{namespace}}``: the environment's Kubernetes namespace, or the environment's name
+    where there is none (docker)."""
+    if TargetKind(target) is TargetKind.KUBERNETES:
+        from runbook.kube.settings import KubernetesSettings
+
+        return KubernetesSettings().namespace(environment)
+    return environment
 
 
 @task(name="analyze_release", cache_policy=NO_CACHE)
@@ -21,15 +31,45 @@ def analyze_release(
     target: TargetKind, spec: ServiceSpec, slot: Slot, endpoint: str, policy: Policy,
     settings: StackSettings,
 ) -> Verdict:
+    """Measure the revision's checks for the analysis window; the verdict.
+
+    Args:
+        target: The deploy target (picks the standard checks' default source).
+        spec: The service; its declared checks come from ``policy.analysis.metrics``.
+        slot: The revision watched.
+        endpoint: Its environment's traffic URL.
+        policy: The effective policy (thresholds, limits, checks).
+        settings: Where Prometheus is.
+    """
     logger = get_run_logger()
-    proxy, server = make_target(target, settings, slot.environment).metrics_selector(slot)
 
-    def log(result: MeasurementResult) -> None:
-        logger.info("%s -> %s %s", result.measurement.summary(), result.phase.value,
-                    "; ".join(result.reasons))
+    def log(result: CheckResult) -> None:
+        logger.info("%s", result.summary())
 
-    watched = AnalysisTarget(endpoint, spec.health_path, proxy, server, spec.traffic.paths)
-    metrics = RouterMetrics.of(resolve(settings, slot.environment).prometheus)
-    verdict = analyze(watched, metrics, policy, settings.scrape_interval_s, on_result=log)
+    checks = checks_for(spec, policy, target)
+    watched = target_for(spec, slot, endpoint, namespace_of(target, slot.environment))
+    prometheus = RouterMetrics.of(resolve(settings, slot.environment).prometheus)
+    verdict = analyze(watched, checks, policy.analysis, prometheus,
+                      settings.scrape_interval_s, on_result=log,
+                      traffic_timeout_s=policy.thresholds.rollback_avg_latency_s * 2)
     logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
+    publish_measurements(verdict, f"verify-{slot.service}-{slot.environment}")
     return verdict
+
+
+def publish_measurements(verdict: Verdict, key: str) -> None:
+    """Every measurement as a row: check, time, query, value, condition, phase."""
+    create_table_artifact(
+        key=_artifact_key(key),
+        table=[{
+            "check": r.check, "t_s": r.elapsed_s, "query": r.query,
+            "value": format_value(r.check, r.value), "condition": r.condition,
+            "phase": r.phase.value, "reason": r.reason,
+        } for r in verdict.results],
+        description=f"verification: {verdict.phase.value}; " + "; ".join(verdict.reasons),
+    )
+
+
+def _artifact_key(key: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "-" for ch in key.lower())
+    return "-".join(part for part in cleaned.split("-") if part)[:100]

@@ -18,13 +18,14 @@ from runbook.settings import StackSettings
 os.environ.setdefault("PREFECT_API_URL", StackSettings().prefect_api_url)
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_SERVICE_PREFIX = "e2e-"  # services the tests deliver; nothing else is named so
+# Tells people what a service on the stack is; cleanup follows the session record instead.
+TEST_SERVICE_PREFIX = "test-"
 SAMPLE = REPO / "examples" / "agent-api"
 
 # Short windows so an end-to-end release takes ~30 s; the logic is the same as the defaults.
 FAST_POLICY = {
     "perf": {"users": 4, "duration_s": 4},
-    "analysis": {"window_s": 15, "interval_s": 3},
+    "analysis": {"window_s": 15, "interval_s": 3, "guard_s": 20},
     "deploy": {"health_timeout_s": 10},
 }
 
@@ -41,16 +42,48 @@ def stack_settings() -> StackSettings:
     return settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _forget_own_services_at_exit() -> Iterator[None]:
+    """Each test removes what it delivered; a finished session leaves no record behind."""
+    yield
+    _session_marker(StackSettings()).unlink(missing_ok=True)
+
+
+def _session_marker(settings: StackSettings, pid: int | None = None) -> Path:
+    """The file where a pytest run lists the services it delivered, one name a line: the
+    only record cleanup trusts, so two runs on one stack never remove each other's."""
+    return settings.path("test-sessions", f"{pid or os.getpid()}.services")
+
+
+def _record_test_service(name: str) -> None:
+    marker = _session_marker(StackSettings())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with marker.open("a") as names:
+        names.write(name + "\n")
+
+
 def _remove_leftover_test_services(settings: StackSettings) -> None:
     """Services of an earlier, interrupted test session would keep their containers and
-    route ports forever (and be restarted by every `stack up`)."""
-    from runbook.router import HAProxyRouter
-    from runbook.targets import make_target
+    route ports forever (and be restarted by every `stack up`). Only sessions whose process
+    is gone are cleaned, and only of the services they recorded."""
+    sessions = settings.path("test-sessions")
+    if not sessions.is_dir():
+        return
+    for marker in sessions.glob("*.services"):
+        if _alive(int(marker.stem)):
+            continue
+        _decommission(settings, set(marker.read_text().split()))
+        marker.unlink(missing_ok=True)
 
-    deploy_target = make_target("docker", settings)
-    for route in HAProxyRouter(settings).routes():
-        if route.service.startswith(TEST_SERVICE_PREFIX):
-            deploy_target.decommission(route.service, route.environment)
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture
@@ -65,6 +98,7 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         spec = yaml.safe_load((target / "service.yaml").read_text())
         spec["name"] = f"{TEST_SERVICE_PREFIX}{target.name}"
         names.append(spec["name"])
+        _record_test_service(spec["name"])
         spec["policy"] = policy if policy is not None else FAST_POLICY
         spec.update(spec_changes)
         (target / "service.yaml").write_text(yaml.safe_dump(spec))
@@ -72,12 +106,20 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
 
     yield make
     if names:
-        from runbook.targets import make_target
+        _decommission(StackSettings(), names)
 
-        deploy_target = make_target("docker", StackSettings())
-        for name in names:
-            for environment in ("staging", "production"):
-                deploy_target.decommission(name, environment)
+
+def _decommission(settings: StackSettings, names: list[str] | set[str]) -> None:
+    """Containers, routes and release records of test services, in both environments."""
+    from runbook.release_record import ReleaseRecords, state_store
+    from runbook.targets import make_target
+
+    deploy_target = make_target("docker", settings)
+    records = ReleaseRecords(state_store(settings))
+    for name in names:
+        for environment in ("staging", "production"):
+            deploy_target.decommission(name, environment)
+            records.delete(name, environment)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,10 @@ deliberately *bad release* through environment knobs (see README.md):
     ERROR_RATE       fraction (0..1) of traffic requests answered with 500, deterministic
     LATENCY_MS       delay added to traffic requests
     HEALTH_FAIL      1 -> /health answers 503
-    DEGRADE_AFTER_S  > 0 -> ERROR_RATE and LATENCY_MS start only after that many seconds
+    DEGRADE_AFTER_S  > 0 -> ERROR_RATE, LATENCY_MS and QUEUE_DEPTH start only after that
+                     many seconds
+    QUEUE_DEPTH      value of the agent_api_queue_depth gauge on /metrics: a fault only the
+                     application's own metrics show (the router sees nothing wrong)
     VERSION          label shown in responses
     API_TOKENS       comma-separated bearer tokens; when set, /api/answer requires one
                      (a list, so a rotated token and its predecessor work together)
@@ -59,6 +62,7 @@ class Config:
     latency_ms: int = 0
     health_fail: bool = False
     degrade_after_s: float = 0.0
+    queue_depth: int = 0
     version: str = "1"
     api_tokens: frozenset[str] = frozenset()
 
@@ -81,6 +85,7 @@ class Config:
             raise ValueError(f"ERROR_RATE must be a number in 0..1, got {raw_rate!r}")
         latency = _parse_number(get("LATENCY_MS", "0"), "LATENCY_MS", int)
         degrade = _parse_number(get("DEGRADE_AFTER_S", "0"), "DEGRADE_AFTER_S", float)
+        queue_depth = _parse_number(get("QUEUE_DEPTH", "0"), "QUEUE_DEPTH", int)
         health_fail = get("HEALTH_FAIL", "0").lower()
         if health_fail not in {"0", "1", "true", "false", "yes", "no"}:
             raise ValueError(f"HEALTH_FAIL must be 0 or 1, got {health_fail!r}")
@@ -89,6 +94,7 @@ class Config:
             latency_ms=latency,
             health_fail=health_fail in {"1", "true", "yes"},
             degrade_after_s=degrade,
+            queue_depth=queue_depth,
             version=get("VERSION", "1"),
             api_tokens=frozenset(
                 t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()
@@ -175,7 +181,7 @@ class Metrics:
             total, count = self._duration.get(path, (0.0, 0))
             self._duration[path] = (total + seconds, count + 1)
 
-    def render(self) -> str:
+    def render(self, queue_depth: int = 0) -> str:
         with self._lock:
             requests = sorted(self._requests.items())
             durations = sorted(self._duration.items())
@@ -199,6 +205,9 @@ class Metrics:
             "# HELP agent_api_info Build information.",
             "# TYPE agent_api_info gauge",
             f'agent_api_info{{version="{_label(self._version)}"}} 1',
+            "# HELP agent_api_queue_depth Questions waiting for an answer.",
+            "# TYPE agent_api_queue_depth gauge",
+            f"agent_api_queue_depth {queue_depth}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -316,7 +325,8 @@ class Handler(BaseHTTPRequestHandler):
                 return _json(503, {"status": "failing", "version": cfg.version})
             return _json(200, {"status": "ok", "version": cfg.version})
         if path == "/metrics":
-            return 200, service.metrics.render().encode(), PROMETHEUS_CONTENT_TYPE
+            depth = cfg.queue_depth if service.degraded() else 0
+            return 200, service.metrics.render(depth).encode(), PROMETHEUS_CONTENT_TYPE
         if path not in TRAFFIC_PATHS:
             return _json(404, {"error": "not found", "path": path})
 
@@ -428,7 +438,7 @@ def main() -> int:
     server = AgentServer((host, port), Service(config))
     log.info(
         "%s version %s listening on %s:%d (error_rate=%s latency_ms=%d health_fail=%s "
-        "degrade_after_s=%s)",
+        "degrade_after_s=%s queue_depth=%d)",
         SERVICE_NAME,
         config.version,
         host,
@@ -437,6 +447,7 @@ def main() -> int:
         config.latency_ms,
         config.health_fail,
         config.degrade_after_s,
+        config.queue_depth,
     )
     serve(server)  # a drain timeout is logged; the stop itself was still asked for: exit 0
     return 0

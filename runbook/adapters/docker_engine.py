@@ -38,6 +38,17 @@ def connect(base_url: str, timeout_s: int = API_TIMEOUT_S) -> docker.DockerClien
     return client
 
 
+class DeadlinePassed(DeployError):
+    """Building or pushing ran past its deadline: a hang, not a transient fault (never
+    retried; the retries already spent the time)."""
+
+
+def check_deadline(deadline: float | None, what: str) -> None:
+    """Raise :class:`DeadlinePassed` once ``deadline`` (Unix time) is past."""
+    if deadline is not None and time.time() > deadline:
+        raise DeadlinePassed(f"{what} ran past its deadline")
+
+
 def build(
     client: docker.DockerClient,
     context: str,
@@ -45,8 +56,11 @@ def build(
     tag: str,
     build_args: dict[str, str],
     on_line: Callable[[str], None],
+    deadline: float | None = None,
 ) -> str:
-    """Build ``context`` into ``tag`` and return the image id; progress goes to on_line."""
+    """Build ``context`` into ``tag`` and return the image id; progress goes to on_line.
+    ``deadline`` (Unix time) is checked at every line of progress; a silent engine is cut
+    by the client's read timeout."""
     stream = call_engine(
         lambda: client.api.build(
             path=context,
@@ -61,6 +75,7 @@ def build(
     )
     image_id = None
     for chunk in _stream(stream):
+        check_deadline(deadline, f"docker build of {tag}")
         if "error" in chunk:
             raise DeployError(f"docker build failed: {chunk['error'].strip()}")
         if line := chunk.get("stream", "").strip():
@@ -73,7 +88,7 @@ def build(
 
 
 def push(client: docker.DockerClient, repository: str, tag: str,
-         auth_config: dict[str, str] | None = None) -> str:
+         deadline: float | None = None, auth_config: dict[str, str] | None = None) -> str:
     """Push ``repository:tag`` and return the registry's manifest digest. ``auth_config``
     (:func:`runbook.infra.docker_auth_config`) is the registry login, sent to the engine
     with this call only; the engine must trust the registry's CA itself
@@ -84,6 +99,7 @@ def push(client: docker.DockerClient, repository: str, tag: str,
     )
     digest = None
     for chunk in _stream(stream):
+        check_deadline(deadline, f"push of {repository}:{tag}")
         if "error" in chunk:
             message = chunk["error"].strip()
             if _TRANSIENT_PUSH.search(message):
@@ -140,17 +156,20 @@ class ContainerRun(NamedTuple):
     output: str
     collected: str | None
     """Text of the file asked for with ``collect``; None when the run did not write it."""
+    also_collected: tuple[str | None, ...] = ()
+    """Texts of the files asked for with ``collect_also``, in that order."""
 
 
 def run_to_completion(
     client: docker.DockerClient, image: str, command: list[str], timeout_s: float,
-    collect: str | None = None,
+    collect: str | None = None, collect_also: tuple[str, ...] = (),
 ) -> ContainerRun:
     """Run ``command`` in a fresh container of ``image`` without network.
 
     The container is removed afterwards whatever happens; past the deadline it is killed
     and the exit code is reported as 124 (as `timeout` does). ``collect`` names a file the
-    command writes (e.g. a coverage report), copied out before the container goes.
+    command writes (e.g. a coverage report), copied out before the container goes; so are the
+    files of ``collect_also`` (e.g. a JUnit report).
     """
     container = call_engine(
         lambda: client.containers.run(
@@ -170,9 +189,10 @@ def run_to_completion(
             exit_code = 124
         output = container.logs(stdout=True, stderr=True).decode(errors="replace")
         collected = _read_file(container, collect) if collect else None
+        also = tuple(_read_file(container, path) for path in collect_also)
     finally:
         container.remove(force=True)
-    return ContainerRun(exit_code, output, collected)
+    return ContainerRun(exit_code, output, collected, also)
 
 
 def _read_file(container: Container, path: str) -> str | None:

@@ -88,6 +88,17 @@ class RouterMetrics:
         """The first value of an instant query; None when there is no data."""
         return self._scalar(query)
 
+    def single_value(self, query: str) -> float | None:
+        """The value of a query meant to return one series (a check's ``result``); None
+        when there is none. More than one series is a query to fix, not a value to guess
+        (ConfigurationError)."""
+        result = self._query(query)
+        if len(result) > 1:
+            raise ConfigurationError(
+                f"query returned {len(result)} series; aggregate it to one (sum, max, ...)"
+            )
+        return _value(result[0]) if result else None
+
     def label_sets(self, query: str) -> list[dict[str, str]]:
         """The label sets of an instant query's series (e.g. to discover routes)."""
         return [series["metric"] for series in self._query(query)]
@@ -106,8 +117,12 @@ class RouterMetrics:
         result = self._query(query)
         if not result:
             return None
-        value = float(result[0]["value"][1])
-        return None if value != value else value  # NaN is no data
+        return _value(result[0])
+
+
+def _value(series: dict) -> float | None:  # type: ignore[type-arg]
+    value = float(series["value"][1])
+    return None if value != value else value  # NaN is no data
 
 
 def authenticated_session(service: HttpService | None) -> requests.Session:

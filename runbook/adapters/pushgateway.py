@@ -1,20 +1,26 @@
-"""Prometheus Pushgateway: the pipeline's run metrics, one group per service and environment.
+"""Prometheus Pushgateway: the pipeline's run metrics, one group per run.
 
-The Pushgateway keeps only the last push of a group, so counters are read back, added to and
-pushed whole (PUT replaces the group). Runs of one service and environment rarely finish in
-the same second; if they do, one run's increment can be lost, never double-counted. The
-group's very first run is not seen by increase() (it creates the series); every later one is.
+Each run pushes its own group (``job``, ``service``, ``environment``, ``run``) holding only
+what that run did; PromQL sums the runs that finished in a window
+(``deployments/prometheus/rules/pipeline.yml``). Nothing is read back and incremented, so
+concurrent runs cannot lose each other's counts, and a retried push replaces the same group
+instead of counting twice. Groups older than ``RUN_RETENTION_S`` are deleted after each
+push, so the gateway stays bounded.
+
+A second group per service and environment (no ``run`` label) holds the last run's stage
+durations and finish time; it is replaced whole, last writer wins, which is what "last"
+means.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import push_to_gateway
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import delete_from_gateway, push_to_gateway
 
 from runbook.adapters.access import httpx_verify, refusal, transport_error, who
 from runbook.errors import ConfigurationError, RunbookError, TransientError
@@ -23,6 +29,22 @@ from runbook.models import Outcome
 from runbook.run_metrics import RunSample
 
 JOB = "runbook_pipeline"
+TIMEOUT_S = 5.0
+RUN_RETENTION_S = 8 * 86400
+"""Run groups live this long: more than the longest window a rule reads (1 day) and the
+dashboard's week, with a day to spare."""
+
+RUN_OUTCOME = "runbook_pipeline_run_outcome"  # 1 for the run's outcome, 0 for the others
+RUN_STAGE = "runbook_pipeline_run_stage"  # 1 for each stage's outcome, 0 for the others
+RUN_STAGE_SECONDS = "runbook_pipeline_run_stage_duration_seconds"  # by stage and outcome
+RUN_FINISHED = "runbook_pipeline_run_finished_timestamp_seconds"
+LAST_STAGE_SECONDS = "runbook_pipeline_last_stage_duration_seconds"  # last run's, by stage
+LAST_RUN = "runbook_pipeline_last_run_timestamp_seconds"  # last run's finish, by outcome
+
+# Outcomes whose series every run pushes (at 0 when not its own), so a sum over runs has a
+# value, not a gap, when none of them passed (or failed).
+_STAGE_OUTCOMES = ("passed", "failed")
+_SEEDED_OUTCOMES = {"deploy": ("passed", "failed", "blocked")}
 
 
 def push(url: str, job: str, registry: CollectorRegistry, timeout_s: float,
@@ -34,8 +56,8 @@ def push(url: str, job: str, registry: CollectorRegistry, timeout_s: float,
 
 
 def _handler(service: HttpService | None) -> Callable[..., Callable[[], None]]:
-    """prometheus_client's push goes through this: the configured login and CA, and the
-    gateway's answers sorted into runbook's error kinds."""
+    """prometheus_client's push and delete go through this: the configured login and CA,
+    and the gateway's answers sorted into runbook's error kinds."""
     label = service.label if service else "Pushgateway"
 
     def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
@@ -45,7 +67,7 @@ def _handler(service: HttpService | None) -> Callable[..., Callable[[], None]]:
                              content=data, headers=dict(headers))
             if response.status_code >= 400:
                 # The gateway says why (e.g. an inconsistent metric); its text is no secret.
-                raise RunbookError(f"{label} refused the push ({response.status_code}): "
+                raise RunbookError(f"{label} refused {method} ({response.status_code}): "
                                    f"{response.text.strip()[:300]}")
         return send
     return handler
@@ -57,8 +79,7 @@ def _send(service: HttpService | None, label: str, method: str, url: str, timeou
     auth = httpx.BasicAuth(login.username, login.password.get_secret_value()) if login else None
     try:
         with httpx.Client(verify=httpx_verify(service.verify if service else True),
-                          timeout=timeout_s,
-                          auth=auth) as client:
+                          timeout=timeout_s, auth=auth) as client:
             response = client.request(method, url, **request)  # type: ignore[arg-type]
     except httpx.TransportError as exc:
         raise transport_error(label, exc) from None
@@ -69,22 +90,8 @@ def _send(service: HttpService | None, label: str, method: str, url: str, timeou
     return response
 
 
-TIMEOUT_S = 5.0
-
-RUNS = "runbook_pipeline_runs"  # counter, by outcome
-STAGE_RUNS = "runbook_pipeline_stage_runs"  # counter, by stage and outcome
-STAGE_SECONDS = "runbook_pipeline_stage_duration_seconds"  # counter (sum), by stage, outcome
-LAST_STAGE_SECONDS = "runbook_pipeline_last_stage_duration_seconds"  # gauge, last run
-LAST_RUN = "runbook_pipeline_last_run_timestamp_seconds"  # gauge, by outcome of that run
-
-# Stage outcomes whose series exist from the first push (see _RunCollector._seed_zeros).
-_SEEDED_OUTCOMES = {"deploy": ("passed", "failed", "blocked")}
-
-Counts = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
 class Pushgateway:
-    """Pushes one run's sample into its service/environment group."""
+    """Pushes one run's sample as its own group, and the service's last-run gauges."""
 
     def __init__(self, url: str, timeout_s: float = TIMEOUT_S, *,
                  service: HttpService | None = None) -> None:
@@ -102,56 +109,90 @@ class Pushgateway:
         self._get("/-/ready").raise_for_status()
 
     def push_run(self, sample: RunSample) -> None:
-        """Add the run to the group's counters and replace the last-run gauges."""
+        """The run's own group (replaced by a retry, never added twice), the service's
+        last-run group, then old run groups pruned."""
         group = {"service": sample.service, "environment": sample.environment}
-        counts = self._read_counters(group)
-        registry = CollectorRegistry()
-        registry.register(_RunCollector(counts, sample))
-        push(self.url, JOB, registry, self.timeout_s, grouping_key=group, service=self._service)
+        push(self.url, JOB, _registry(_RunCollector(sample)), self.timeout_s,
+             grouping_key={**group, "run": sample.run}, service=self._service)
+        push(self.url, JOB, _registry(_LastRunCollector(sample)), self.timeout_s,
+             grouping_key=group, service=self._service)
+        self.prune_runs()
 
-    def _read_counters(self, group: dict[str, str]) -> Counts:
-        response = self._get("/metrics")
+    def prune_runs(self, now_s: float | None = None) -> int:
+        """Delete run groups pushed more than ``RUN_RETENTION_S`` ago; how many went."""
+        cutoff = (now_s if now_s is not None else time.time()) - RUN_RETENTION_S
+        old = [labels for labels, pushed_at in self._run_groups() if pushed_at < cutoff]
+        for labels in old:
+            delete_from_gateway(self.url, JOB, grouping_key=labels, timeout=self.timeout_s,
+                                handler=_handler(self._service))
+        return len(old)
+
+    def _run_groups(self) -> Iterator[tuple[dict[str, str], float]]:
+        response = self._get("/api/v1/metrics")
         response.raise_for_status()
-        return _counters_of_group(response.text, {"job": JOB, **group})
+        for group in response.json().get("data", []):
+            labels = dict(group.get("labels", {}))
+            if labels.pop("job", None) != JOB or "run" not in labels:
+                continue
+            pushed = group.get("push_time_seconds", {}).get("metrics", [{}])
+            yield labels, float(pushed[0].get("value", 0) if pushed else 0)
+
 
     def _get(self, path: str) -> httpx.Response:
         return _send(self._service, self._label, "GET", f"{self.url}{path}", self.timeout_s)
 
 
-def _counters_of_group(text: str, group: dict[str, str]) -> Counts:
-    counts: Counts = {}
-    for family in text_string_to_metric_families(text):
-        if family.name not in (RUNS, STAGE_RUNS, STAGE_SECONDS):
-            continue
-        for sample in family.samples:
-            if not sample.name.endswith("_total"):
-                continue
-            if any(sample.labels.get(k) != v for k, v in group.items()):
-                continue
-            own = tuple(sorted((k, v) for k, v in sample.labels.items()
-                               if k not in group and k != "instance"))
-            counts[(family.name, own)] = sample.value
-    return counts
+def _registry(collector: object) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    return registry
 
 
 class _RunCollector:
-    """The group's metrics after this run: previous counters plus this run."""
+    """What one run did, and only that: summed over runs by the rules."""
 
-    def __init__(self, counts: Counts, sample: RunSample) -> None:
-        self.counts = dict(counts)
+    def __init__(self, sample: RunSample) -> None:
         self.sample = sample
 
     def collect(self) -> Iterator[Metric]:
-        self._seed_zeros()
-        self._add(RUNS, {"outcome": self.sample.outcome}, 1)
-        for stage in self.sample.stages:
-            labels = {"stage": stage.stage, "outcome": stage.outcome}
-            self._add(STAGE_RUNS, labels, 1)
-            self._add(STAGE_SECONDS, labels, stage.duration_s)
-        yield from self._counter(RUNS, "Pipeline runs by outcome.", ["outcome"])
-        yield from self._counter(STAGE_RUNS, "Stage runs by outcome.", ["stage", "outcome"])
-        yield from self._counter(STAGE_SECONDS, "Seconds spent in stages, summed over runs.",
-                                 ["stage", "outcome"])
+        outcome = GaugeMetricFamily(RUN_OUTCOME, "1 for the run's outcome, 0 for the others.",
+                                    labels=["outcome"])
+        for value in Outcome:
+            outcome.add_metric([value.value], float(value.value == self.sample.outcome))
+        yield outcome
+        yield from self._stages()
+        finished = GaugeMetricFamily(RUN_FINISHED, "When the run finished (Unix time).")
+        finished.add_metric([], self.sample.finished_at_s)
+        yield finished
+
+    def _stages(self) -> Iterable[Metric]:
+        counts: dict[tuple[str, str], float] = {}
+        durations: dict[tuple[str, str], float] = {}
+        for record in self.sample.stages:
+            for outcome in _SEEDED_OUTCOMES.get(record.stage, _STAGE_OUTCOMES):
+                counts.setdefault((record.stage, outcome), 0.0)
+            key = (record.stage, record.outcome)
+            counts[key] = counts.get(key, 0.0) + 1
+            durations[key] = durations.get(key, 0.0) + record.duration_s
+        stage = GaugeMetricFamily(RUN_STAGE, "Times each stage ended with each outcome in "
+                                  "this run (1 or 0).", labels=["stage", "outcome"])
+        for labels, value in sorted(counts.items()):
+            stage.add_metric(list(labels), value)
+        yield stage
+        seconds = GaugeMetricFamily(RUN_STAGE_SECONDS, "Seconds the stage took in this run.",
+                                    labels=["stage", "outcome"])
+        for labels, value in sorted(durations.items()):
+            seconds.add_metric(list(labels), value)
+        yield seconds
+
+
+class _LastRunCollector:
+    """The service's last run: stage durations and when it finished."""
+
+    def __init__(self, sample: RunSample) -> None:
+        self.sample = sample
+
+    def collect(self) -> Iterator[Metric]:
         last = GaugeMetricFamily(LAST_STAGE_SECONDS, "Stage durations of the last run.",
                                  labels=["stage", "outcome"])
         for stage in self.sample.stages:
@@ -161,27 +202,3 @@ class _RunCollector:
                                      labels=["outcome"])
         finished.add_metric([self.sample.outcome], self.sample.finished_at_s)
         yield finished
-
-    def _seed_zeros(self) -> None:
-        """Every outcome's series exists from the group's first push on, at 0: Prometheus'
-        increase() cannot see the increment that creates a series, so a first failure
-        must find its series already there."""
-        for outcome in Outcome:
-            self._add(RUNS, {"outcome": outcome.value}, 0)
-        for stage in self.sample.stages:
-            for outcome in _SEEDED_OUTCOMES.get(stage.stage, ("passed", "failed")):
-                labels = {"stage": stage.stage, "outcome": outcome}
-                self._add(STAGE_RUNS, labels, 0)
-                self._add(STAGE_SECONDS, labels, 0)
-
-    def _add(self, name: str, labels: dict[str, str], value: float) -> None:
-        key = (name, tuple(sorted(labels.items())))
-        self.counts[key] = self.counts.get(key, 0.0) + value
-
-    def _counter(self, name: str, documentation: str, labels: list[str]) -> Iterable[Metric]:
-        family = CounterMetricFamily(name, documentation, labels=labels)
-        for (metric, own), value in sorted(self.counts.items()):
-            if metric == name:
-                values = dict(own)
-                family.add_metric([values.get(label, "") for label in labels], value)
-        yield family

@@ -1,26 +1,31 @@
-"""When the runbook was last reviewed: one small JSON file in the state directory."""
+"""When the runbook was last reviewed: one small document in the state store (kind
+``ops-review``)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import BaseModel
 
-def review_record_path(state_dir: Path) -> Path:
-    return state_dir / "ops" / "runbook-review.json"
+from runbook.store import Collection, StateStore, as_store
+from runbook.store.layout import OPS_REVIEW
 
-
-def last_review(state_dir: Path) -> datetime | None:
-    path = review_record_path(state_dir)
-    if not path.is_file():
-        return None
-    return datetime.fromisoformat(json.loads(path.read_text())["last_review"])
+_KEY = "runbook"
 
 
-def record_review(state_dir: Path, when: datetime) -> None:
-    path = review_record_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"last_review": when.isoformat()}))
-    temporary.replace(path)
+class ReviewRecord(BaseModel):
+    last_review: datetime
+
+
+def _records(state: StateStore | Path) -> Collection[ReviewRecord]:
+    return Collection(as_store(state), OPS_REVIEW, ReviewRecord)
+
+
+def last_review(state: StateStore | Path) -> datetime | None:
+    record = _records(state).get(_KEY)
+    return record.last_review if record else None
+
+
+def record_review(state: StateStore | Path, when: datetime) -> None:
+    _records(state).put(_KEY, ReviewRecord(last_review=when))

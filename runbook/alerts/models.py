@@ -19,6 +19,8 @@ class AlertKind(StrEnum):
     PIPELINE_FAILURE = "pipeline_failure"
     DEPLOYMENT_FAILURE = "deployment_failure"
     ROLLBACK = "rollback"
+    ROLLBACK_FAILED = "rollback_failed"
+    """The switch back failed: the summary names what is live now. P1 in production."""
     VULNERABILITY = "vulnerability"
     PERFORMANCE_DEGRADATION = "performance_degradation"
     PRODUCTION_DOWN = "production_down"
@@ -34,6 +36,7 @@ DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.PIPELINE_FAILURE: Severity.CRITICAL,
     AlertKind.DEPLOYMENT_FAILURE: Severity.CRITICAL,
     AlertKind.ROLLBACK: Severity.CRITICAL,
+    AlertKind.ROLLBACK_FAILED: Severity.CRITICAL,
     AlertKind.VULNERABILITY: Severity.CRITICAL,
     AlertKind.PERFORMANCE_DEGRADATION: Severity.CRITICAL,
     AlertKind.PRODUCTION_DOWN: Severity.CRITICAL,
@@ -102,18 +105,23 @@ def state_label(alert: Alert) -> str:
         alert.action]
 
 
-def dedup_key(service: str, environment: str, kind: AlertKind) -> str:
-    """The stable key of one kind of problem of one service in one environment."""
-    return f"runbook/{service}/{environment}/{kind.value}"[:255]
+def dedup_key(service: str, environment: str, kind: AlertKind, cause: str = "") -> str:
+    """The stable key of one problem of one service in one environment: its kind and its
+    cause (a short slug such as ``secret-overdue`` or the failed stage), so two different
+    problems of one kind never deduplicate into one (a secret past its age must not hide a
+    security incident). No cause: the kind is the whole identity."""
+    key = f"runbook/{service}/{environment}/{kind.value}"
+    return (f"{key}/{cause}" if cause else key)[:255]
 
 
 def make_alert(
     kind: AlertKind, service: str, environment: str, summary: str, *, details: str = "",
-    link: str | None = None, severity: Severity | None = None,
+    link: str | None = None, severity: Severity | None = None, cause: str = "",
 ) -> Alert:
-    """An alert with the runbook's severity for its kind and the stable dedup key."""
+    """An alert with the runbook's severity for its kind and the stable dedup key of its
+    kind and cause."""
     return Alert(
         kind=kind, severity=severity or DEFAULT_SEVERITY[kind], service=service,
         environment=environment, summary=summary, details=details, link=link,
-        dedup_key=dedup_key(service, environment, kind),
+        dedup_key=dedup_key(service, environment, kind, cause),
     )

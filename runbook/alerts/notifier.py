@@ -5,18 +5,23 @@ the Alertmanager receiver and the CLI share."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from runbook.alerts.email import send_email
 from runbook.alerts.errors import DeliveryFailed
 from runbook.alerts.models import Alert, AlertAction, Channel
-from runbook.alerts.outbox import Outbox, OutboxEntry
+from runbook.alerts.outbox import Claim, Outbox, OutboxEntry
 from runbook.alerts.pagerduty import send_pagerduty
 from runbook.alerts.routing import route
 from runbook.alerts.settings import AlertSettings
 from runbook.alerts.slack import send_slack
+from runbook.config import StateConfig
 from runbook.errors import ConfigurationError
 from runbook.incidents import (
     Incident,
@@ -27,6 +32,8 @@ from runbook.incidents import (
     open_incident,
     resolve,
 )
+from runbook.settings import StackSettings
+from runbook.store import StateStore, as_store, store_for
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +75,28 @@ class FlushResult:
     """No channel is configured at all: alerts wait until one is."""
 
 
-class Notifier:
-    """Alerts and incidents of one state directory."""
+def claim_lease_s(settings: AlertSettings) -> float:
+    """How long a claim on one channel of one entry lasts: longer than the slowest send
+    (every attempt's connect, TLS and request at ``timeout_s``, and the capped backoff
+    between attempts), so a claim ends early only when its holder died."""
+    return settings.max_attempts * (3 * settings.timeout_s + settings.max_backoff_s) + 30
 
-    def __init__(self, state_dir: Path, settings: AlertSettings,
+
+class Notifier:
+    """Alerts and incidents of one state store (or of a state directory's default store).
+
+    Nothing here sends while a transaction or row lock is held: publishing is one short
+    transaction; delivery claims, sends outside, then records (:mod:`runbook.alerts.outbox`).
+    """
+
+    def __init__(self, state: StateStore | Path, settings: AlertSettings,
                  senders: Mapping[Channel, Sender] = SENDERS) -> None:
         self.settings = settings
-        self.outbox = Outbox(state_dir)
-        self.incidents = IncidentStore(state_dir)
+        self.store = as_store(state)
+        self.outbox = Outbox(self.store)
+        self.incidents = IncidentStore(self.store)
         self.senders = senders
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def publish(self, alert: Alert) -> Published:
         """Record the alert (nothing is sent yet; :meth:`flush` sends).
@@ -84,33 +104,29 @@ class Notifier:
         A trigger whose dedup key is already open is a duplicate and is dropped; an
         acknowledge or a resolve is sent only when its key is open. Triggers open an
         incident, resolves resolve it; acknowledging the record is the caller's
-        (:meth:`acknowledge_incident`).
+        (:meth:`acknowledge_incident`). The open alert, the incident and the outbox entry
+        are written in one transaction, under the open alert's row lock.
         """
-        with self.outbox.locked():
-            open_alerts = self.outbox.open_alerts()
-            if alert.action is AlertAction.ACKNOWLEDGE:
-                if alert.dedup_key not in open_alerts:
-                    return Published(enqueued=False)
-                self.outbox.add(alert)
-                return Published(enqueued=True,
-                                 incident=self.incidents.open_for(alert.dedup_key))
+        with self.store.transaction() as tx:
+            open_alerts = self.outbox.open.within(tx)
+            incidents = self.incidents.within(tx)
+            key = alert.dedup_key
             if alert.action is AlertAction.TRIGGER:
-                if alert.dedup_key in open_alerts:
-                    return Published(enqueued=False,
-                                     incident=self.incidents.open_for(alert.dedup_key))
-                open_alerts[alert.dedup_key] = alert
-                incident = self.incidents.open_for(alert.dedup_key) or open_incident(
-                    alert, now_utc())
+                if not open_alerts.insert(key, alert):
+                    return Published(enqueued=False, incident=incidents.open_for(key))
+                incident = incidents.open_for(key, lock=True) or open_incident(alert,
+                                                                              now_utc())
             else:
-                if open_alerts.pop(alert.dedup_key, None) is None:
+                if open_alerts.get(key, lock=True) is None:
                     return Published(enqueued=False)
-                incident = self.incidents.open_for(alert.dedup_key)
-                if incident is not None:
-                    incident = resolve(incident, now_utc(), alert.summary)
-            self.outbox.add(alert)
-            self.outbox.save_open_alerts(open_alerts)
-            if incident is not None:
-                self.incidents.save(incident)
+                incident = incidents.open_for(key, lock=True)
+                if alert.action is AlertAction.RESOLVE:
+                    open_alerts.delete(key)
+                    if incident is not None:
+                        incident = resolve(incident, now_utc(), alert.summary)
+            self.outbox.add(alert, tx)
+            if incident is not None and alert.action is not AlertAction.ACKNOWLEDGE:
+                incidents.save(incident)
             return Published(enqueued=True, incident=incident)
 
     def acknowledge_incident(self, incident_id: str, by: str) -> Published:
@@ -121,12 +137,11 @@ class Notifier:
         Raises:
             ConfigurationError: no such incident, or it is resolved already.
         """
-        incident = self.incidents.get(incident_id)
-        acknowledged = acknowledge(incident, now_utc(), by)
-        self.incidents.save(acknowledged)
-        if incident.status is IncidentStatus.ACKNOWLEDGED:
+        before, acknowledged = self.incidents.change(
+            incident_id, lambda incident: acknowledge(incident, now_utc(), by))
+        if before.status is IncidentStatus.ACKNOWLEDGED:
             return Published(enqueued=False, incident=acknowledged)  # told the channels once
-        alert = self.outbox.open_alerts().get(incident.dedup_key)
+        alert = self.outbox.open.get(before.dedup_key)
         enqueued = alert is not None and self.publish(alert.acknowledgement(by)).enqueued
         return Published(enqueued=enqueued, incident=acknowledged)
 
@@ -140,13 +155,13 @@ class Notifier:
         incident = self.incidents.get(incident_id)
         if not incident.is_open:
             raise ConfigurationError(f"{incident_id} is resolved already")
-        alert = self.outbox.open_alerts().get(incident.dedup_key)
+        alert = self.outbox.open.get(incident.dedup_key)
         if alert is not None:
             published = self.publish(alert.resolution(f"resolved: {note}"))
             if published.incident is not None and published.incident.id == incident_id:
                 return published
-        resolved = resolve(self.incidents.get(incident_id), now_utc(), note)
-        self.incidents.save(resolved)
+        _, resolved = self.incidents.change(
+            incident_id, lambda current: _resolved(current, note))
         return Published(enqueued=False, incident=resolved)
 
     def open_alerts(self, service: str, environment: str) -> list[Alert]:
@@ -159,49 +174,85 @@ class Notifier:
 
         A channel that took an entry is recorded at once and never tried again for it. An
         entry leaves the outbox when all its channels took it. When a channel fails, the
-        fallback channel (email) carries the alert meanwhile.
+        fallback channel (email) carries the alert meanwhile. An entry another flusher is
+        sending right now is left to it.
         """
         result = FlushResult(no_channel=not self.settings.configured())
-        with self.outbox.locked():
-            # (dedup key, channel) pairs that failed this pass: a later entry with the same
-            # key must not overtake it on that channel (a resolve before its trigger).
-            blocked: set[tuple[str, Channel]] = set()
-            for entry in self.outbox.pending():
-                if self._deliver(entry, blocked, result):
-                    self.outbox.complete(entry)
-                else:
-                    result.waiting += 1
+        # (dedup key, channel) pairs not delivered this pass: a later entry with the same
+        # key must not overtake it on that channel (a resolve before its trigger).
+        blocked: set[tuple[str, Channel]] = set()
+        for entry in self.outbox.pending():
+            channels = self._deliver(entry, blocked, result)
+            if channels is None or not self.outbox.complete(entry.id, channels):
+                result.waiting += 1
+        self.outbox.prune_sent()
         return result
 
     def _deliver(self, entry: OutboxEntry, blocked: set[tuple[str, Channel]],
-                 result: FlushResult) -> bool:
+                 result: FlushResult) -> list[Channel] | None:
+        """Attempt the entry's channels; returns the channels it needs when each of them
+        took it, None while one still owes it (so a waiting entry costs no transaction)."""
         alert = entry.alert
         plan = route(alert, self.settings.routing_for_alert(alert), self.settings.configured())
-        any_failed = False
+        any_failed = owed = False
         for channel in plan.channels:
             if entry.delivered(channel):
                 continue
             if (alert.dedup_key, channel) in blocked:
-                any_failed = True
+                any_failed = owed = True
                 continue
-            if not self._attempt(entry, channel, result):
+            attempt = self._attempt(entry, channel, result)
+            if attempt is not Attempt.DELIVERED:
                 blocked.add((alert.dedup_key, channel))
-                any_failed = True
+                any_failed = any_failed or attempt is Attempt.FAILED
+                owed = True
         fallback = plan.fallback
         if any_failed and fallback is not None and not entry.delivered(fallback):
             self._attempt(entry, fallback, result)
-        return bool(plan.channels) and all(entry.delivered(c) for c in plan.channels)
+        return None if owed or not plan.channels else list(plan.channels)
 
-    def _attempt(self, entry: OutboxEntry, channel: Channel, result: FlushResult) -> bool:
-        try:
+    def _attempt(self, entry: OutboxEntry, channel: Channel, result: FlushResult) -> Attempt:
+        claim = self.outbox.claim(entry.id, channel, self.owner, claim_lease_s(self.settings))
+        if claim is Claim.DELIVERED:
+            return Attempt.DELIVERED
+        if claim is not Claim.CLAIMED:
+            return Attempt.ELSEWHERE
+        try:  # no lock held: the claim keeps other flushers off this channel meanwhile
             self.senders[channel](entry.alert, self.settings)
         except DeliveryFailed as exc:
-            entry.record(channel, str(exc))
-            self.outbox.save(entry)
+            self.outbox.record(entry.id, channel, str(exc))
             result.failed.append((entry.id, channel, str(exc)))
             log.warning("alert %s not delivered to %s: %s", entry.alert.dedup_key, channel, exc)
-            return False
-        entry.record(channel, None)
-        self.outbox.save(entry)  # recorded before anything else can fail: never sent twice
+            return Attempt.FAILED
+        except Exception as exc:
+            # A sender's bug must not leave the claim to time out nor stop other alerts.
+            error = f"{type(exc).__name__} in the {channel.value} sender"
+            self.outbox.record(entry.id, channel, error)
+            result.failed.append((entry.id, channel, error))
+            log.exception("alert %s: %s", entry.alert.dedup_key, error)
+            return Attempt.FAILED
+        self.outbox.record(entry.id, channel, None)  # recorded before anything else can fail
         result.delivered.append((entry.id, channel))
-        return True
+        return Attempt.DELIVERED
+
+
+def notifier_for(settings: AlertSettings, stack: StackSettings | None = None,
+                 state_config: StateConfig | None = None) -> Notifier:
+    """The notifier on the state store in force: ``runbook.yaml``'s ``state`` when given,
+    else SQLite in ``RUNBOOK_ALERT_STATE_DIR`` or the stack's state directory."""
+    stack = stack or StackSettings()
+    if settings.state_dir is not None:
+        stack = stack.model_copy(update={"state_dir": settings.state_dir})
+    return Notifier(store_for(stack, state_config), settings)
+
+
+class Attempt(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    ELSEWHERE = "elsewhere"  # another flusher holds it, or the entry left the outbox
+
+
+def _resolved(incident: Incident, note: str) -> Incident:
+    if not incident.is_open:
+        raise ConfigurationError(f"{incident.id} is resolved already")
+    return resolve(incident, now_utc(), note)

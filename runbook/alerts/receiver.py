@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from runbook.alerts.models import Alert, AlertAction, AlertKind, Severity, dedup_key
-from runbook.alerts.notifier import Notifier
+from runbook.alerts.notifier import Notifier, notifier_for
 from runbook.alerts.settings import AlertSettings
 from runbook.settings import StackSettings
 
@@ -71,7 +71,8 @@ def _alert(item: WebhookAlert) -> Alert:
         kind=kind, severity=severity, service=service, environment=environment,
         summary=summary, details=item.annotations.get("description", ""),
         link=item.generatorURL,
-        dedup_key=dedup_key(service, environment, kind),
+        # The rule is the cause: two rules firing for one service are two problems.
+        dedup_key=dedup_key(service, environment, kind, labels.get("alertname", "")),
         action=AlertAction.RESOLVE if item.status == "resolved" else AlertAction.TRIGGER,
     )
 
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     settings = AlertSettings()
-    notifier = Notifier(settings.state_dir or stack.state_dir, settings)
+    notifier = notifier_for(settings, stack)
     server = make_server(args.host, args.port, notifier)
     log.info("alertmanager receiver on http://%s:%d%s", args.host, args.port, PATH)
     server.serve_forever()

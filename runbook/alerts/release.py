@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from runbook.alerts.models import Alert, AlertKind, make_alert
+from runbook.alerts.models import Alert, AlertKind, Severity, make_alert
 from runbook.models import Gate, Outcome, RunReport, StageStatus
 
 DEPLOY_STAGES = ("preview", "promote", "verify", "rollback", "retire")
@@ -42,6 +42,8 @@ def plan_release_alerts(report: RunReport, open_alerts: list[Alert]) -> ReleaseP
     kind = alert_kind(report)
     summary = {
         AlertKind.ROLLBACK: f"release {report.image or '?'} rolled back to {report.revision}",
+        AlertKind.ROLLBACK_FAILED: f"rollback FAILED: live now {report.revision or 'unknown'}"
+                                   f" (release {report.image or '?'}): act now",
         AlertKind.PIPELINE_FAILURE: "pipeline failed",
         AlertKind.DEPLOYMENT_FAILURE: "deployment failed",
         AlertKind.VULNERABILITY: "critical vulnerability blocks the release",
@@ -51,12 +53,22 @@ def plan_release_alerts(report: RunReport, open_alerts: list[Alert]) -> ReleaseP
     }[kind]
     return ReleasePlan(trigger=make_alert(
         kind, report.service, report.environment, summary,
-        details=report.reason, link=report.flow_run_url,
+        details=report.reason, link=report.flow_run_url, cause=alert_cause(report),
     ))
+
+
+def alert_cause(report: RunReport) -> str:
+    """What went wrong, as part of the alert's identity: the failed stages (a broken build
+    and a broken preview are two problems) or, for a blocked run, the failed gates."""
+    if report.outcome is Outcome.BLOCKED:
+        return "+".join(sorted(g.name for g in report.gates if not g.passed))
+    return "+".join(s.name for s in report.stages if s.status is StageStatus.FAILED)
 
 
 def alert_kind(report: RunReport) -> AlertKind:
     """The runbook's kind of a run that did not release."""
+    if report.outcome is Outcome.ROLLBACK_FAILED:
+        return AlertKind.ROLLBACK_FAILED
     if report.outcome is Outcome.ROLLED_BACK:
         return AlertKind.ROLLBACK
     if report.outcome is Outcome.FAILED:
@@ -79,3 +91,38 @@ def _blocked_kind(failed: list[Gate]) -> AlertKind:
     if any(TEST_GATE_WORD in name for name in names):
         return AlertKind.TEST_FAILURE
     return AlertKind.PIPELINE_FAILURE
+
+
+INTERRUPTED_CAUSE = "interrupted-release"
+
+
+def interrupted_release_alert(service: str, environment: str, candidate: str,
+                              owner_run: str | None, serving: str | None, detail: str,
+                              link: str | None) -> Alert:
+    """A release a dead run had promoted but not verified was rolled back by a later run
+    (or ``tidy``): its own problem (the release may have killed its run), its own key."""
+    return make_alert(
+        AlertKind.ROLLBACK, service, environment,
+        f"release {candidate} left unverified by a dead run: rolled back, live now "
+        f"{serving or 'nothing'}", details=f"owner run {owner_run}: {detail}", link=link,
+        cause=INTERRUPTED_CAUSE)
+
+
+def interrupted_recovery_failed_alert(service: str, environment: str, problem: str,
+                                      live_now: str, link: str | None) -> Alert:
+    """Rolling back an interrupted release failed: what is live is nobody's verified
+    release. Critical, P1 in production."""
+    return make_alert(
+        AlertKind.ROLLBACK_FAILED, service, environment,
+        f"rollback of an interrupted release FAILED: live now {live_now}: act now",
+        details=problem, link=link, cause=INTERRUPTED_CAUSE)
+
+
+def metrics_gap_alert(report: RunReport, problem: str) -> Alert:
+    """The run's stage metrics did not reach the Pushgateway: the pipeline-health numbers
+    have a gap. A warning about the pipeline itself (Slack, never a page); one while open."""
+    return make_alert(
+        AlertKind.PIPELINE_FAILURE, "runbook", "ops",
+        f"run metrics of {report.service}/{report.environment} not pushed: pipeline health "
+        "has a gap", details=problem, link=report.flow_run_url,
+        severity=Severity.WARNING, cause="metrics-push")

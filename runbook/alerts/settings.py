@@ -76,8 +76,9 @@ class AlertSettings(BaseSettings):
         "audience)."
     )
     state_dir: Path | None = Field(
-        default=None, description="Outbox and incidents live here; default: the stack's "
-        "state directory (RUNBOOK_STATE_DIR)."
+        default=None, description="State directory whose default state store (state.db) "
+        "holds the outbox and incidents, when runbook.yaml sets no state.url; default: the "
+        "stack's state directory (RUNBOOK_STATE_DIR)."
     )
     services: dict[str, ServiceRouting] = Field(
         default_factory=dict,

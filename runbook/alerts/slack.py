@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.error import URLError
 
@@ -12,6 +14,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from runbook.alerts.errors import DeliveryFailed
 from runbook.alerts.models import Alert, AlertAction, Severity, state_label
@@ -22,8 +27,41 @@ RESOLVED_ICON = ":white_check_mark:"
 ACKNOWLEDGED_ICON = ":eyes:"
 
 
+class CappedRateLimitHandler(RateLimitErrorRetryHandler):
+    """slack-sdk's 429 handler sleeps whatever ``Retry-After`` says, however long; this one
+    waits at most ``max_wait_s`` (``max_backoff_s``), so a delivery always ends within
+    ``max_attempts * (timeout_s + max_backoff_s)``."""
+
+    def __init__(self, max_retry_count: int, max_wait_s: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
+                                 response: HttpResponse | None = None,
+                                 error: Exception | None = None) -> None:
+        if response is None:
+            raise error or RuntimeError("rate limited without a response")
+        state.next_attempt_requested = True
+        self._sleep(min(retry_after_s(response.headers), self.max_wait_s))
+        state.increment_current_attempt()
+
+
+def retry_after_s(headers: dict[str, list[str]]) -> float:
+    """Seconds a ``Retry-After`` header asks for (1 s when absent or unreadable)."""
+    for name, values in headers.items():
+        if name.lower() == "retry-after" and values:
+            try:
+                return max(0.0, float(values[0]))
+            except ValueError:
+                return 1.0
+    return 1.0
+
+
 def slack_client(settings: AlertSettings) -> WebClient:
-    """A WebClient that honours 429 Retry-After and retries 5xx and connection errors.
+    """A WebClient that honours 429 Retry-After (capped) and retries 5xx and connection
+    errors.
 
     slack-sdk retries only connection errors by default; rate limits and server errors are
     opt-in handlers.
@@ -36,7 +74,7 @@ def slack_client(settings: AlertSettings) -> WebClient:
         timeout=int(max(1, settings.timeout_s)),
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=retries),
-            RateLimitErrorRetryHandler(max_retry_count=retries),
+            CappedRateLimitHandler(retries, settings.max_backoff_s),
             ServerErrorRetryHandler(max_retry_count=retries),
         ],
     )

@@ -1,10 +1,9 @@
 """Baselines: every PerfReport kept per service, environment and revision (for trends); the
-baseline of a release is the report of the last revision that was *released* there."""
+baseline of a release is the report of the last revision that was *released* there. Both
+live in the state store, so every worker compares against the same baseline."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from pydantic import BaseModel, Field
 
 from runbook.models import PerfReport
 from runbook.policy import Thresholds
+from runbook.store import Collection, StateStore, as_store
+from runbook.store.layout import PERF_BASELINE, PERF_REPORT
 
 
 class StoredReport(BaseModel):
@@ -81,38 +82,32 @@ def judge_degradation(
     return result
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+HISTORY_LIMIT = 200
+"""Reports kept per service and environment (oldest go first; the baseline's stays)."""
 
 
 class BaselineStore:
-    """Reports under ``<root>/<service>/<environment>/reports/``; the released revision in
-    ``released.json`` next to them. Files, so any run (or a person) can read them back."""
+    """Reports (kind ``perf-report``, by service, environment and time) and the released
+    revision of each service and environment (``perf-baseline``) in the state store."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, state: StateStore | Path) -> None:
+        self.store = as_store(state)
+        self.reports = Collection(self.store, PERF_REPORT, StoredReport)
+        self.markers = Collection(self.store, PERF_BASELINE, ReleasedMarker)
 
-    def _dir(self, service: str, environment: str) -> Path:
-        return self.root / service / environment
-
-    def save(self, service: str, environment: str, revision: str, report: PerfReport) -> Path:
-        """Keep one test's report; returns its file."""
+    def save(self, service: str, environment: str, revision: str, report: PerfReport) -> str:
+        """Keep one test's report; returns its key. The oldest beyond ``HISTORY_LIMIT`` go."""
         stored = StoredReport(service=service, environment=environment, revision=revision,
                               report=report)
         stamp = stored.recorded_at.strftime("%Y%m%dT%H%M%S%fZ")
-        path = self._dir(service, environment) / "reports" / f"{stamp}_{revision}.json"
-        _write_atomically(path, stored.model_dump_json(indent=2))
-        return path
+        key = f"{_prefix(service, environment)}{stamp}_{revision}"
+        self.reports.put(key, stored)
+        self._prune(service, environment)
+        return key
 
     def history(self, service: str, environment: str) -> list[StoredReport]:
         """Every stored report of the service in the environment, oldest first."""
-        folder = self._dir(service, environment) / "reports"
-        paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        return [StoredReport.model_validate_json(p.read_text()) for p in paths]
+        return self.reports.values(_prefix(service, environment))
 
     def latest(self, service: str, environment: str, revision: str) -> StoredReport | None:
         matching = [s for s in self.history(service, environment) if s.revision == revision]
@@ -122,14 +117,23 @@ class BaselineStore:
         """Make ``revision``'s latest report the baseline; False if it has no report."""
         if self.latest(service, environment, revision) is None:
             return False
-        _write_atomically(self._dir(service, environment) / "released.json",
-                          ReleasedMarker(revision=revision).model_dump_json())
+        self.markers.put(f"{service}/{environment}", ReleasedMarker(revision=revision))
         return True
 
     def baseline(self, service: str, environment: str) -> StoredReport | None:
         """The last released revision's latest report, if any."""
-        marker = self._dir(service, environment) / "released.json"
-        if not marker.exists():
-            return None
-        revision = ReleasedMarker.model_validate_json(marker.read_text()).revision
-        return self.latest(service, environment, revision)
+        marker = self.markers.get(f"{service}/{environment}")
+        return self.latest(service, environment, marker.revision) if marker else None
+
+    def _prune(self, service: str, environment: str) -> None:
+        keys = self.reports.keys(_prefix(service, environment))
+        if len(keys) <= HISTORY_LIMIT:
+            return
+        marker = self.markers.get(f"{service}/{environment}")
+        for key in keys[:len(keys) - HISTORY_LIMIT]:
+            if marker is None or not key.endswith(f"_{marker.revision}"):
+                self.reports.delete(key)
+
+
+def _prefix(service: str, environment: str) -> str:
+    return f"{service}/{environment}/"

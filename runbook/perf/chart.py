@@ -33,7 +33,7 @@ def latency_chart(
         for index, (label, values) in enumerate(series):
             positions = [i + index * width for i in range(len(CHART_METRICS))]
             bars = axes.bar(positions, values, width, label=label)
-            axes.bar_label(bars, fmt="%.0f", fontsize=7)
+            axes.bar_label(bars, fmt="%.1f", fontsize=7)  # sub-millisecond values too
         axes.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(CHART_METRICS))],
                         [name for name, _ in CHART_METRICS])
         axes.set_ylabel("latency (ms)")

@@ -10,7 +10,11 @@ from runbook.perf.baseline import Degradation
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f}"
+    if value is None:
+        return "-"
+    # Percentiles are microsecond-exact: a 0.61 ms p50 shows as 0.61, not 1.
+    millis = value * 1000
+    return f"{millis:.0f}" if millis >= 100 else f"{millis:.3g}"
 
 
 def _row(stats: EndpointStats) -> str:

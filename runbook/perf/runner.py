@@ -8,6 +8,8 @@ counts) and ``--csv`` (``_stats_history.csv`` is rewritten every second: live pr
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +27,7 @@ from runbook.models import PerfReport
 from runbook.perf.stats import (
     LoadProgress,
     read_failure_samples,
+    read_latency_us,
     read_locust_json,
     read_progress,
     report_from_locust_json,
@@ -36,6 +40,36 @@ STDERR_TAIL_CHARS = 2000
 WORKERS_CONNECT_TIMEOUT_S = 30
 
 ProgressCallback = Callable[[LoadProgress], None]
+
+
+# Requests per second one Locust process (FastHttpUser) makes comfortably on one core here;
+# demand above it is spread over worker processes. Measured with benchmarks/perf_bench.py.
+ONE_PROCESS_RPS = 2000.0
+
+
+def resolve_workers(workers: int | Literal["auto"], users: int, think_time_s: float,
+                    required_rps: float | None, own_locustfile: bool,
+                    cores: int | None = None) -> int:
+    """Locust worker processes for a load test (0: one standalone process).
+
+    ``auto`` means one worker per core when the requested load exceeds what one process
+    makes: the throughput gate (``required_rps``) when set, else the generated locustfile's
+    ceiling (``users / think_time_s``; a closed loop without think time wants all it can
+    get). A service's own locustfile has no known ceiling: it gets workers only for
+    ``required_rps``.
+    """
+    if workers != "auto":
+        return workers
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    if required_rps is not None:
+        demand = required_rps
+    elif own_locustfile:
+        demand = 0.0
+    else:
+        demand = users / think_time_s if think_time_s > 0 else math.inf
+    if demand <= ONE_PROCESS_RPS or cores < 2 or users < 2:
+        return 0
+    return min(cores, users)
 
 
 class LoadToolError(RunbookError):
@@ -65,12 +99,16 @@ class LocustJob(BaseModel):
     def json_path(self) -> Path:
         return self.workdir / "locust.json"
 
+    @property
+    def latency_path(self) -> Path:
+        """Response times in microseconds per endpoint, written by the plugin."""
+        return self.workdir / "latency_us.json"
 
-# Loaded next to the user's locustfile in the master: Locust flushes its live CSV only every
-# 5 s, too coarse for a progress bar of a short test.
-_FLUSH_EVERY_SECOND = (
-    "import locust.stats\n\nlocust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 1\n"
-)
+
+# Loaded next to the user's locustfile in every Locust process: live stats every second and
+# response times at microsecond resolution (see the module).
+_PLUGIN_SOURCE = Path(__file__).with_name("locust_plugin.py")
+PLUGIN_NAME = "runbook_plugin.py"
 
 
 def _locust() -> list[str]:
@@ -78,16 +116,17 @@ def _locust() -> list[str]:
 
 
 def _locustfiles(job: LocustJob) -> str:
-    flush = job.workdir / "runbook_live_stats.py"
-    flush.write_text(_FLUSH_EVERY_SECOND)
-    return f"{job.locustfile},{flush}"
+    plugin = job.workdir / PLUGIN_NAME
+    shutil.copyfile(_PLUGIN_SOURCE, plugin)
+    return f"{job.locustfile},{plugin}"
 
 
 def master_command(job: LocustJob, master_port: int | None = None) -> list[str]:
     """The headless run (standalone, or the master when ``job.workers`` > 0)."""
     command = [
         *_locust(), "-f", _locustfiles(job), "--headless",
-        "--host", job.host,
+        # FastHttpUser joins host and path as they are: "http://h/" + "/" is refused.
+        "--host", job.host.rstrip("/"),
         "--users", str(job.users), "--spawn-rate", str(job.spawn_rate),
         "--run-time", f"{max(1, round(job.duration_s))}s",
         "--csv", str(job.stats_prefix), "--json-file", str(job.json_path.with_suffix("")),
@@ -104,7 +143,7 @@ def master_command(job: LocustJob, master_port: int | None = None) -> list[str]:
 
 
 def worker_command(job: LocustJob, master_port: int) -> list[str]:
-    return [*_locust(), "-f", str(job.locustfile), "--worker",
+    return [*_locust(), "-f", _locustfiles(job), "--worker",
             "--master-host", "127.0.0.1", "--master-port", str(master_port),
             "--loglevel", "WARNING"]
 
@@ -143,6 +182,7 @@ def run_locust(job: LocustJob, on_progress: ProgressCallback | None = None) -> P
         LoadToolError: Locust exited with an error, or did not stop within its deadline.
     """
     job.workdir.mkdir(parents=True, exist_ok=True)
+    job.latency_path.unlink(missing_ok=True)
     master_port = _free_port() if job.workers else None
     with ExitStack() as cleanup:
         workers = []
@@ -155,7 +195,8 @@ def run_locust(job: LocustJob, on_progress: ProgressCallback | None = None) -> P
         stderr_path = job.workdir / "locust.stderr"
         stderr = cleanup.enter_context(stderr_path.open("wb"))
         stdout = cleanup.enter_context((job.workdir / "locust.stdout").open("wb"))
-        master = subprocess.Popen(master_command(job, master_port), stdout=stdout, stderr=stderr)
+        master = subprocess.Popen(master_command(job, master_port), stdout=stdout, stderr=stderr,
+                                  env={**os.environ, "RUNBOOK_LATENCY_FILE": str(job.latency_path)})
         cleanup.callback(_stop, master)
         _wait(master, job, on_progress)
         if master.returncode != 0:
@@ -165,6 +206,7 @@ def run_locust(job: LocustJob, on_progress: ProgressCallback | None = None) -> P
     tool = f"locust {version('locust')}" + (f", {job.workers} workers" if job.workers else "")
     return report_from_locust_json(
         read_locust_json(job.json_path), job.duration_s, users=job.users, tool=tool,
+        latency_us=read_latency_us(job.latency_path),
         failure_samples=read_failure_samples(Path(f"{job.stats_prefix}_failures.csv")),
     )
 

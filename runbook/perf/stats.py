@@ -32,7 +32,8 @@ class LoadProgress(BaseModel):
 
 
 def percentile_ms(histogram: Counter[int], total: int, share: float) -> float | None:
-    """Locust's own percentile over its rounded response-time histogram (milliseconds):
+    """Locust's own percentile rule over a histogram of rounded response times (Locust's
+    milliseconds, or the plugin's microseconds: the result is in the histogram's unit):
     the smallest bucket at or below which ``share`` of the requests fall."""
     if total == 0:
         return None
@@ -49,14 +50,28 @@ def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
 
-def _endpoint(name: str, entries: list[dict[str, Any]], duration_s: float) -> EndpointStats:
+def _percentiles_s(entries: list[dict[str, Any]],
+                   fine_us: Counter[int] | None) -> dict[str, float | None]:
+    """Percentiles from the microsecond histogram when the plugin wrote one, else from
+    Locust's own (whole milliseconds below 100 ms, coarser above)."""
+    if fine_us:
+        total = sum(fine_us.values())
+        return {field: None if (us := percentile_ms(fine_us, total, share)) is None
+                else us / 1e6 for field, share in PERCENTILES.items()}
     histogram: Counter[int] = Counter()
     for entry in entries:
         histogram.update({int(float(k)): int(v) for k, v in entry["response_times"].items()})
+    timed = sum(histogram.values())
+    return {field: _seconds(percentile_ms(histogram, timed, share))
+            for field, share in PERCENTILES.items()}
+
+
+def _endpoint(name: str, entries: list[dict[str, Any]], duration_s: float,
+              fine_us: Counter[int] | None = None) -> EndpointStats:
     requests = sum(int(e["num_requests"]) for e in entries)
     failures = sum(int(e["num_failures"]) for e in entries)
     total_ms = sum(float(e["total_response_time"]) for e in entries)
-    timed = sum(histogram.values())
+    timed = sum(int(e["num_requests"]) - int(e.get("num_none_requests") or 0) for e in entries)
     maxima = [float(e["max_response_time"]) for e in entries if e["num_requests"]]
     return EndpointStats(
         name=name,
@@ -65,8 +80,7 @@ def _endpoint(name: str, entries: list[dict[str, Any]], duration_s: float) -> En
         duration_s=duration_s,
         avg_latency_s=_seconds(total_ms / timed) if timed else None,
         max_latency_s=_seconds(max(maxima)) if maxima else None,
-        **{field: _seconds(percentile_ms(histogram, timed, share))
-           for field, share in PERCENTILES.items()},
+        **_percentiles_s(entries, fine_us),
     )
 
 
@@ -80,21 +94,30 @@ def measured_duration_s(entries: list[dict[str, Any]], fallback_s: float) -> flo
 
 
 def report_from_locust_json(
-    entries: list[dict[str, Any]], fallback_duration_s: float, **extra: Any
+    entries: list[dict[str, Any]], fallback_duration_s: float,
+    latency_us: dict[str, Counter[int]] | None = None, **extra: Any,
 ) -> PerfReport:
     """A :class:`PerfReport` from Locust's ``--json-file`` content (one entry per endpoint).
 
     Args:
         entries: The parsed JSON list Locust writes at the end of the run.
         fallback_duration_s: Duration used when no request completed.
+        latency_us: Response times in microseconds per endpoint ("METHOD name"), as the
+            runbook plugin records them; percentiles come from them when present.
         **extra: Further PerfReport fields (users, tool, failure_samples, resources).
     """
     duration_s = measured_duration_s(entries, fallback_duration_s)
+    fine = latency_us or {}
     by_name: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         by_name.setdefault(f"{entry['method']} {entry['name']}", []).append(entry)
-    endpoints = [_endpoint(name, group, duration_s) for name, group in sorted(by_name.items())]
-    total = _endpoint("total", entries, duration_s)
+    endpoints = [_endpoint(name, group, duration_s, fine.get(name))
+                 for name, group in sorted(by_name.items())]
+    overall: Counter[int] = Counter()
+    for name in by_name:
+        overall.update(fine.get(name, Counter()))
+    complete = all(name in fine for name in by_name)
+    total = _endpoint("total", entries, duration_s, overall if complete else None)
     return PerfReport(**total.model_dump(exclude={"error_rate", "rps"}), endpoints=endpoints,
                       **extra)
 
@@ -104,6 +127,16 @@ def read_locust_json(path: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of Locust stats entries")
     return entries
+
+
+def read_latency_us(path: Path) -> dict[str, Counter[int]]:
+    """The plugin's per-endpoint microsecond histograms; empty when it wrote none."""
+    try:
+        raw = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {name: Counter({int(us): int(n) for us, n in histogram.items()})
+            for name, histogram in raw.items()}
 
 
 def read_failure_samples(path: Path, limit: int = 5) -> list[str]:

@@ -27,17 +27,18 @@ def parse(xml_text: str) -> Coverage:
     return Coverage(line_rate_pct=round(rate * 100, 2), detail=f"{lines} lines covered")
 
 
-NOT_CONFIGURED = Coverage(
-    detail="no coverage report declared (service.yaml test.coverage_path): not measured"
-)
+NOT_MEASURED = "not measured"
+NOT_CONFIGURED = Coverage(detail=f"no test command declared in service.yaml: {NOT_MEASURED}")
 
 
 def from_test_stage(declared_path: str | None, xml_text: str | None) -> Coverage:
-    """What the coverage gate judges: not configured, the parsed report, or — when a
-    report was declared and the tests wrote none — 0 %, failing closed."""
+    """What the coverage gate judges: the parsed report, or why nothing was measured (tests
+    without ``test.coverage_path``, or a declared report the tests did not write). Not
+    measured is never a number: the gate blocks or warns by environment."""
     if declared_path is None:
-        return NOT_CONFIGURED
+        return Coverage(detail="tests declared without test.coverage_path (Cobertura XML): "
+                               + NOT_MEASURED)
     if xml_text is None:
-        return Coverage(line_rate_pct=0.0,
-                        detail=f"declared {declared_path} but the test command wrote none")
+        return Coverage(detail=f"declared {declared_path} but the test command wrote none: "
+                               + NOT_MEASURED)
     return parse(xml_text)

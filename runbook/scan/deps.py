@@ -12,16 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from runbook.models import Finding, Severity
-from runbook.scan.models import ScanOutputError
+from runbook.scan.errors import ScanOutputError
+from runbook.scan.manifests import Pin
 
 PIP_AUDIT = "pip-audit"
 OSV = "osv"
-MANIFEST = "requirements.txt"
 # GHSA records rate in database_specific.severity; MODERATE is GitHub's word for medium.
 _OSV_SEVERITY = {"CRITICAL": Severity.CRITICAL, "HIGH": Severity.HIGH,
                  "MODERATE": Severity.MEDIUM, "MEDIUM": Severity.MEDIUM, "LOW": Severity.LOW}
@@ -73,26 +72,6 @@ def _pip_audit_finding(dep: dict[str, Any], vuln: dict[str, Any], unrated: Sever
     )
 
 
-def pinned_requirements(manifest: Path) -> dict[str, str]:
-    """``name==version`` lines of a requirements file; canonical name -> version."""
-    pins: dict[str, str] = {}
-    for raw in manifest.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement as exc:
-            raise ScanOutputError(f"{manifest.name}: cannot read {line!r}: {exc}") from exc
-        exact = [s.version for s in requirement.specifier if s.operator in ("==", "===")]
-        if not exact:
-            raise ScanOutputError(
-                f"{manifest.name}: {requirement.name} is not pinned (==): cannot audit a range"
-            )
-        pins[canonicalize_name(requirement.name)] = exact[0]
-    return pins
-
-
 def load_osv_database(directory: Path) -> list[dict[str, Any]]:
     """Every OSV record (``*.json``, e.g. the unzipped ``PyPI/all.zip`` export) under a
     directory. Raises ScanOutputError naming the first unreadable record."""
@@ -108,9 +87,15 @@ def load_osv_database(directory: Path) -> list[dict[str, Any]]:
     return records
 
 
-def match_osv(pins: dict[str, str], records: list[dict[str, Any]],
-              unrated: Severity) -> list[Finding]:
-    """Findings for each pinned PyPI package a record affects (pure)."""
+def match_osv(pins: list[Pin], records: list[dict[str, Any]],
+                   unrated: Severity) -> list[Finding]:
+    """One finding per record and affected ``name@version``, naming every manifest (or the
+    image SBOM) that pins it (pure)."""
+    sources: dict[tuple[str, str], list[str]] = {}
+    for pin in pins:
+        where = sources.setdefault((canonicalize_name(pin.name), pin.version), [])
+        if pin.source and pin.source not in where:
+            where.append(pin.source)
     findings = []
     for record in records:
         for affected in record.get("affected", []):
@@ -118,10 +103,24 @@ def match_osv(pins: dict[str, str], records: list[dict[str, Any]],
             if package.get("ecosystem") != "PyPI":
                 continue
             name = canonicalize_name(str(package.get("name", "")))
-            version = pins.get(name)
-            if version is not None and _affects(affected, version):
-                findings.append(_osv_finding(record, affected, name, version, unrated))
+            for (pinned, version), where in sources.items():
+                if pinned == name and _affects(affected, version):
+                    finding = _osv_finding(record, affected, name, version, unrated)
+                    if where:
+                        finding.title += f" (in {', '.join(where)})"
+                    findings.append(finding)
     return findings
+
+
+def requirements_text(pins: list[Pin]) -> str | None:
+    """One ``name==version`` line per package for pip-audit, or None when two manifests pin
+    one package at different versions (one requirements file cannot hold both)."""
+    versions: dict[str, set[str]] = {}
+    for pin in pins:
+        versions.setdefault(canonicalize_name(pin.name), set()).add(pin.version)
+    if any(len(found) > 1 for found in versions.values()):
+        return None
+    return "".join(f"{name}=={next(iter(found))}\n" for name, found in sorted(versions.items()))
 
 
 def _affects(affected: dict[str, Any], version: str) -> bool:

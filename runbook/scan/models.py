@@ -7,12 +7,18 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from runbook.errors import RunbookError
 from runbook.models import Finding
+from runbook.scan.errors import ScanOutputError
+from runbook.scan.sbom import Sbom
 
-
-class ScanOutputError(RunbookError):
-    """A scanner's report could not be read (malformed, wrong shape). Names the scanner."""
+__all__ = [
+    "Coverage",
+    "ScanOutputError",
+    "ScanReport",
+    "ScannerResult",
+    "ScannerStatus",
+    "Suppression",
+]
 
 
 class ScannerStatus(StrEnum):
@@ -51,7 +57,8 @@ class Suppression(BaseModel):
 
 
 class Coverage(BaseModel):
-    """Line coverage from the test stage's Cobertura report; None pct: not configured."""
+    """Line coverage from the test stage's Cobertura report; None pct: not measured (the
+    detail says why)."""
 
     line_rate_pct: float | None = None
     detail: str = ""
@@ -67,6 +74,7 @@ class ScanReport(BaseModel):
     suppressed: list[Finding] = Field(default_factory=list)
     expired_suppressions: list[Suppression] = Field(default_factory=list)
     coverage: Coverage = Field(default_factory=Coverage)
+    sbom: Sbom | None = None  # None: no SBOM could be made (Trivy unavailable)
     wall_time_s: float = 0.0
 
     @property

@@ -6,6 +6,7 @@ from typing import Any
 
 from runbook.models import Gate, Severity
 from runbook.scan.models import ScanReport
+from runbook.scan.sbom import Sbom, SbomDiff
 
 CRITICAL_EVENT = "runbook.scan.critical"
 
@@ -23,6 +24,31 @@ def table_rows(report: ScanReport, gates: list[Gate]) -> list[dict[str, str]]:
     rows += [_row(f.tool, f.rule_id, "suppressed", f.location, f.title)
              for f in report.suppressed]
     return rows
+
+
+def sbom_rows(sbom: Sbom) -> list[dict[str, str]]:
+    """Rows of the SBOM artifact: what changed since the previous release, then every
+    package."""
+    diff = sbom.diff or SbomDiff()
+    rows = [{"change": "added", "name": c.name, "version": c.version, "type": c.type}
+            for c in diff.added]
+    rows += [{"change": "removed", "name": c.name, "version": c.version, "type": c.type}
+             for c in diff.removed]
+    rows += [{"change": f"changed from {u.previous}", "name": u.name, "version": u.current,
+              "type": u.type} for u in diff.changed]
+    rows += [{"change": "", "name": c.name, "version": c.version, "type": c.type}
+             for c in sbom.components]
+    return rows
+
+
+def sbom_description(report: ScanReport) -> str:
+    sbom = report.sbom
+    if sbom is None:
+        return f"no SBOM of {report.image}"
+    where = sbom.path or "not stored"
+    changes = sbom.diff.describe() if sbom.diff else "not compared"
+    return (f"SBOM (CycloneDX) of {report.image}: {len(sbom.components)} packages; "
+            f"{changes}; stored at {where}")
 
 
 def critical_event(report: ScanReport) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from runbook.errors import ConfigurationError
 from runbook.models import Finding
-from runbook.scan.models import Suppression
+from runbook.scan.models import ScannerResult, Suppression
 
 PATH = Path(".runbook") / "suppressions.yaml"
 
@@ -63,3 +63,15 @@ def apply(findings: list[Finding], suppressions: list[Suppression], today: date
     kept = [f for f in findings if not any(s.matches(f) for s in active)]
     suppressed = [f for f in findings if any(s.matches(f) for s in active)]
     return kept, suppressed, expired
+
+
+def apply_to_results(results: list[ScannerResult], suppressions: list[Suppression],
+                     today: date) -> tuple[list[Finding], list[Suppression]]:
+    """Suppress in every scanner's results (in place), whatever the scanner: the suppressed
+    findings and the expired entries."""
+    suppressed_all: list[Finding] = []
+    expired: list[Suppression] = []
+    for result in results:
+        result.findings, suppressed, expired = apply(result.findings, suppressions, today)
+        suppressed_all += suppressed
+    return suppressed_all, expired

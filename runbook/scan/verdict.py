@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from runbook.models import Finding, Gate, Severity
 from runbook.policy import ScanSettings, Thresholds
+from runbook.scan.coverage import NOT_MEASURED
 from runbook.scan.models import ScannerStatus, ScanReport
 
 SECRET_TOOLS = frozenset({"detect-secrets"})
 DOCKERFILE_TOOLS = frozenset({"hadolint", "dockerfile-policy"})
+CODE_LINT_TOOLS = frozenset({"ruff", "shellcheck"})
 DETAIL_ITEMS = 5
 
 
@@ -21,9 +23,11 @@ def scan_gates(report: ScanReport, policy: ScanSettings, thresholds: Thresholds)
         _severity_gate(report, policy),
         _secrets_gate(report, policy),
         _dockerfile_gate(report, policy),
+        _code_lint_gate(report, policy),
         _availability_gate(report, policy),
-        _coverage_gate(report, thresholds),
+        _coverage_gate(report, policy, thresholds),
         _suppressions_gate(report),
+        _sbom_gate(report),
     ]
 
 
@@ -63,6 +67,19 @@ def _dockerfile_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     )
 
 
+def _code_lint_gate(report: ScanReport, policy: ScanSettings) -> Gate:
+    lint = [f for f in report.findings if f.tool in CODE_LINT_TOOLS]
+    blocking = [f for f in lint if f.severity in policy.lint_block_severities]
+    ran = [r.scanner for r in report.results
+           if r.scanner in CODE_LINT_TOOLS and r.status is ScannerStatus.OK]
+    return Gate(
+        name="code_lint", passed=not blocking, value=len(blocking), threshold=0,
+        warning=bool(lint) and not blocking,
+        detail=f"{len(lint)} finding(s) of {', '.join(ran) or 'no linter'}, blocking: "
+               + _list(blocking),
+    )
+
+
 def _availability_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     missing = [r for r in report.results if r.status is ScannerStatus.UNAVAILABLE]
     closed = report.environment in policy.fail_closed_environments
@@ -76,13 +93,18 @@ def _availability_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     )
 
 
-def _coverage_gate(report: ScanReport, thresholds: Thresholds) -> Gate:
+def _coverage_gate(report: ScanReport, policy: ScanSettings, thresholds: Thresholds) -> Gate:
+    """The runbook requires coverage above the threshold: not measured blocks where
+    unavailable scanners fail closed (production) and warns elsewhere, and is never shown
+    as a number."""
     pct = report.coverage.line_rate_pct
     if pct is None:
-        return Gate(name="coverage_pct", passed=True, warning=True, value="not configured",
-                    threshold=thresholds.coverage_min_pct,
-                    detail=report.coverage.detail or "no coverage report declared "
-                    "(service.yaml test.coverage_path): not measured, not faked")
+        closed = report.environment in policy.fail_closed_environments
+        return Gate(name="coverage_pct", passed=not closed, warning=not closed,
+                    value=NOT_MEASURED, threshold=thresholds.coverage_min_pct,
+                    detail=(report.coverage.detail or NOT_MEASURED)
+                    + ("; blocks here" if closed else "; a warning here, blocks in "
+                       + "/".join(policy.fail_closed_environments)))
     return Gate(name="coverage_pct", passed=pct > thresholds.coverage_min_pct, value=pct,
                 threshold=thresholds.coverage_min_pct, detail=report.coverage.detail)
 
@@ -95,6 +117,18 @@ def _suppressions_gate(report: ScanReport) -> Gate:
         detail=f"{len(report.suppressed)} finding(s) suppressed; expired entries (no longer "
                "suppressing): " + ("; ".join(s.describe() for s in expired) or "none"),
     )
+
+
+def _sbom_gate(report: ScanReport) -> Gate:
+    """Informational: the SBOM's size, where it is stored and what changed since the
+    previous release. No SBOM is a warning: the release ships without a package list."""
+    sbom = report.sbom
+    if sbom is None:
+        return Gate(name="sbom", passed=True, warning=True, value="none", threshold=None,
+                    detail="no SBOM: the image scanner (Trivy) could not make one")
+    changes = sbom.diff.describe() if sbom.diff else "not compared with a previous release"
+    return Gate(name="sbom", passed=True, value=len(sbom.components), threshold=None,
+                detail=f"CycloneDX at {sbom.path or 'not stored'}; {changes}")
 
 
 def critical_findings(report: ScanReport) -> list[Finding]:

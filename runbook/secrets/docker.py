@@ -22,7 +22,10 @@ class DockerSecretPublisher:
         self.target.restart_with_env(self.spec, self.environment, env, self.deploy)
 
     def verify(self) -> None:
-        url = self.target.endpoint(self.spec.name, self.environment) + self.spec.health_path
+        endpoint = self.target.endpoint(self.spec.name, self.environment)
+        if endpoint is None:
+            raise DeployError(f"{self.spec.name}/{self.environment} has no endpoint to verify")
+        url = endpoint + self.spec.health_path
         with httpx.Client() as client:
             result = probe(client, url, self.deploy.health_request_timeout_s)
         if not result.ok:

@@ -29,12 +29,15 @@ from runbook.store.engine import (
     default_state_url,
     open_store,
 )
+from runbook.store.open import as_store, store_for
 
 __all__ = [
     "Collection",
     "Document",
     "StateStore",
     "StoreUnavailable",
+    "as_store",
     "default_state_url",
     "open_store",
+    "store_for",
 ]

@@ -20,8 +20,9 @@ class DeployTarget(Protocol):
         """The previous revision kept for an instant switch back, if any."""
         ...
 
-    def endpoint(self, service: str, environment: str) -> str:
-        """URL of the environment's traffic; stable across releases."""
+    def endpoint(self, service: str, environment: str) -> str | None:
+        """URL of the environment's traffic; stable across releases. None when the target
+        has not made one yet (nothing was deployed): a read never creates it."""
         ...
 
     def preview_url(self, service: str, environment: str) -> str:

@@ -22,6 +22,7 @@ from runbook.secrets.rotate import published_env
 from runbook.secrets.store import SecretStore
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
+from runbook.store import store_for
 
 COLORS = ("blue", "green")
 LABEL = "io.runbook"
@@ -58,9 +59,10 @@ class DockerTarget:
                     return slot
         return None
 
-    def endpoint(self, service: str, environment: str) -> str:
-        route = self.router.ensure_route(service, environment)
-        return f"http://{self.settings.host}:{route.port}"
+    def endpoint(self, service: str, environment: str) -> str | None:
+        # A read: the route (and its ports) is made by the first deploy, never by a look.
+        route = self.router.route(service, environment)
+        return f"http://{self.settings.host}:{route.port}" if route else None
 
     def preview_url(self, service: str, environment: str) -> str:
         route = self.router.ensure_route(service, environment)
@@ -115,7 +117,7 @@ class DockerTarget:
         Passed to the engine only, never logged."""
         if not spec.secrets:
             return {}
-        store = SecretStore(self.settings.state_dir, spec.name, environment)
+        store = SecretStore(store_for(self.settings), spec.name, environment)
         return published_env(spec.secrets, store.load())
 
     def restart_with_env(
@@ -247,6 +249,11 @@ class DockerTarget:
             f"{LABEL}.server": f"{color}-{image.revision}",
             f"{LABEL}.health_path": spec.health_path,
         }
+        if spec.metrics is not None:
+            # Prometheus discovers these (docker_sd_configs) and scrapes the container,
+            # labelling its series with the service, environment, color and revision above.
+            labels[f"{LABEL}.metrics_path"] = spec.metrics.path
+            labels[f"{LABEL}.metrics_port"] = str(spec.metrics.port or spec.port)
         limits: dict[str, int] = {}
         if spec.resources.memory_mb:
             limits["mem_limit"] = spec.resources.memory_mb * 1024 * 1024

@@ -71,7 +71,7 @@ def test_bad_production_release_alerts_once_and_the_next_good_release_resolves(
         "RUNBOOK_ALERT_PAGERDUTY_ROUTING_KEY": "e2e-routing-key",
         "RUNBOOK_ALERT_PAGERDUTY_EVENTS_URL": httpserver.url_for("/v2/enqueue"),
     }
-    # Trivy cannot be installed here; production fails closed on a missing scanner (issue 3),
+    # Trivy has no vulnerability database here; production fails closed on it (issue 3),
     # which is not what this test is about.
     service = sample_service(policy={**FAST_POLICY, "scan": {"fail_closed_environments": []}})
     good = deliver(service, tmp_path, env, "VERSION=1")

@@ -52,7 +52,7 @@ def test_outage_rolls_back_and_pages_then_security_incident_isolates(
     env = alert_env(httpserver, state)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    # Trivy cannot be installed here; production fails closed on a missing scanner.
+    # Trivy has no vulnerability database here; production fails closed on it.
     service = sample_service(policy={**FAST_POLICY, "scan": {"fail_closed_environments": []}})
     name = service_name(service)
     first = deliver(service, tmp_path, env, "VERSION=1")
@@ -70,8 +70,9 @@ def test_outage_rolls_back_and_pages_then_security_incident_isolates(
     assert httpx.get(second.endpoint + "/health", timeout=5).status_code == 200
     (page,) = stand_ins.pagerduty
     assert page["event_action"] == "trigger"
-    assert page["dedup_key"] == f"runbook/{name}/production/production_down"
-    assert len(stand_ins.slack) == 1 and "rolled back" in stand_ins.slack[0]["text"]
+    assert page["dedup_key"] == f"runbook/{name}/production/production_down/outage"
+    # Paged before the rollback was tried; the incident records that it happened.
+    assert len(stand_ins.slack) == 1 and "rolling back" in stand_ins.slack[0]["text"]
     (incident,) = IncidentStore(state).all()
     assert (incident.id, incident.priority) == (result.incident_id, Priority.P1)
     mitigate = next(s for s in incident.steps if s.step is Step.MITIGATE)
@@ -90,7 +91,7 @@ def test_outage_rolls_back_and_pages_then_security_incident_isolates(
         client.close()
     assert len(containers) == 2  # both revisions kept, running, for forensics
     assert stand_ins.slack[-1]["channel"] == SECURITY_CHANNEL
-    assert [e["dedup_key"].rsplit("/", 1)[1] for e in stand_ins.pagerduty] == [
+    assert [e["dedup_key"].split("/")[3] for e in stand_ins.pagerduty] == [
         "production_down", "security_incident"]
     security = [i for i in IncidentStore(state).all() if i.id == result.incident_id]
     assert [(i.priority, i.status) for i in security] == [(Priority.P1, IncidentStatus.OPEN)]
@@ -109,5 +110,7 @@ def test_outage_without_a_kept_revision_pages_and_fails_clearly(
 
     assert outage.is_failed()
     assert "keeps no previous revision to roll back to" in str(outage.message)
-    (page,) = stand_ins.pagerduty
-    assert page["payload"]["summary"].endswith("act now")
+    page, failed = stand_ins.pagerduty  # the page first, then: the rollback did not happen
+    assert "rolling back" in page["payload"]["summary"]
+    assert failed["payload"]["summary"].endswith("act now")
+    assert failed["dedup_key"] != page["dedup_key"]

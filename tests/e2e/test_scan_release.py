@@ -34,7 +34,8 @@ def test_planted_secret_blocks_release_and_leaks_nowhere(
     assert (good.outcome, code) == (Outcome.RELEASED, 0), good.reason
     assert {s.name: s.status.value for s in good.stages}["scan"] == "passed"
     warned = {g.name for g in good.gates if g.warning}
-    assert {"scanners_available", "coverage_pct"} <= warned  # trivy, coverage: not faked
+    assert "scanners_available" in warned  # Trivy has no vulnerability database here
+    assert {g.name: g for g in good.gates}["coverage_pct"].passed
 
     (service / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{PLANTED_SECRET}"\n')
     bad, code = deliver(service, tmp_path, "VERSION=2")

@@ -5,7 +5,6 @@ next scheduled run finishes the job."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -142,4 +141,4 @@ def test_rotation_under_traffic_survives_a_fault_and_revokes_the_old_token(
         # Nothing still accepting the old value is kept as a standby.
         assert target.standby(spec.name, "staging") is None
     finally:
-        shutil.rmtree(store.path.parent, ignore_errors=True)
+        store.delete()

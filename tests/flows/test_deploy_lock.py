@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prefect import flow
@@ -82,4 +83,57 @@ def test_a_missing_limit_is_created_with_limit_one(service: str) -> None:
         limit = client.read_global_concurrency_limit_by_name(
             deploy_limit_name(service, "production"))
     assert limit.limit == 1
+    assert limit.active_slots == 0
+
+
+HOLDER = """
+import sys, time
+from prefect import flow
+from flows.locks import one_deploy_at_a_time
+
+@flow
+def hold_and_hang(service: str) -> None:
+    with one_deploy_at_a_time(service, "staging", timeout_s=60):
+        print("held", flush=True)
+        time.sleep(600)
+
+hold_and_hang(sys.argv[1])
+"""
+REPO = Path(__file__).resolve().parents[2]
+SLOT_FREE_WITHIN_S = 60  # issue 12: a dead holder's slot is free within a minute
+
+
+def test_the_slot_of_a_killed_holder_is_free_within_a_minute(
+    service: str, stack_settings: StackSettings,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from runbook.release_record import state_store
+    from runbook.slots import SlotHolders
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, service], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        recorded = SlotHolders(state_store(stack_settings)).get(
+            deploy_limit_name(service, "staging"))
+        assert recorded is not None and recorded.flow_run_id
+    finally:
+        holder.send_signal(signal.SIGKILL)  # as an OOM kill or a lost worker pod does
+        holder.wait(10)
+    killed = time.monotonic()
+
+    with one_deploy_at_a_time(service, "staging", timeout_s=SLOT_FREE_WITHIN_S * 2):
+        free_after_s = time.monotonic() - killed
+    print(f"slot of a SIGKILLed holder free after {free_after_s:.1f} s")
+
+    assert free_after_s < SLOT_FREE_WITHIN_S
+    with get_client(sync_client=True) as client:
+        dead = client.read_flow_run(uuid.UUID(recorded.flow_run_id))
+        assert dead.state is not None and dead.state.name == "Crashed"
+        limit = client.read_global_concurrency_limit_by_name(
+            deploy_limit_name(service, "staging"))
     assert limit.active_slots == 0

@@ -32,7 +32,7 @@ EXPRESSIONS = _dashboard_expressions() + _rule_expressions()
 
 def test_every_expression_was_found() -> None:
     assert len(_dashboard_expressions()) >= 10
-    assert len(_rule_expressions()) == 9
+    assert len(_rule_expressions()) == 10
 
 
 @pytest.mark.stack

@@ -30,9 +30,14 @@ class _Named(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A reload closes HAProxy's idle connections to the servers: expected."""
+
+
 def _serve(name: str) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = type(f"H{name}", (_Named,), {"name": name})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"127.0.0.1:{server.server_address[1]}"
@@ -111,3 +116,92 @@ def test_live_server_cannot_be_removed(router: HAProxyRouter) -> None:
     router.switch("svc", "staging", "blue-r1")
     with pytest.raises(Exception, match="is live"):
         router.remove_server("svc", "staging", "blue-r1")
+
+
+def test_adding_and_removing_routes_drops_no_request_on_another_route(
+    router: HAProxyRouter,
+) -> None:
+    """Each route change reloads HAProxy; route A's clients, kept-alive or connecting
+    anew, must not see one failed request across those reloads."""
+    server, address = _serve("a")
+    route = router.ensure_route("a", "staging")
+    router.set_preview("a", "staging", Server(name="blue-r1", address=address))
+    router.switch("a", "staging", "blue-r1")
+    endpoint = f"http://127.0.0.1:{route.port}/"
+    answered: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def drive(keep_alive: bool) -> None:
+        with httpx.Client() as http:
+            while not stop.is_set():
+                try:
+                    response = (http.get(endpoint, timeout=5) if keep_alive
+                                else httpx.get(endpoint, timeout=5))
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                (answered if response.text == "a" else failures).append(
+                    response.status_code if response.text == "a" else response.text)
+
+    clients = [threading.Thread(target=drive, args=(keep,)) for keep in (True, True, False)]
+    for thread in clients:
+        thread.start()
+    def answers_again() -> None:
+        counted, deadline = len(answered), time.monotonic() + 10
+        while len(answered) < counted + 10:
+            assert time.monotonic() < deadline, f"route A stopped answering: {failures[-3:]}"
+            time.sleep(0.02)
+
+    try:
+        answers_again()
+        for index in range(6):
+            router.ensure_route(f"other{index}", "staging")
+            answers_again()
+        for index in range(6):
+            router.remove_route(f"other{index}", "staging")
+            answers_again()
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    server.shutdown()
+    assert failures == [], failures[:5]
+    assert len(answered) > 50
+    assert [r.key for r in router.routes()] == ["a.staging"]
+
+
+def _servers_in(router: HAProxyRouter, backend: str) -> set[str]:
+    lines = router.runtime(f"show servers state {backend}").splitlines()[2:]
+    return {line.split()[3] for line in lines if line.strip() and not line.startswith("#")}
+
+
+def test_promoting_a_loaded_preview_leaves_its_deletion_for_later(
+    router: HAProxyRouter,
+) -> None:
+    """The load test leaves idle connections to the candidate, which HAProxy must purge
+    before it deletes the server: the switch does not wait for that, a later call does."""
+    _, blue_address = _serve("blue")
+    _, green_address = _serve("green")
+    route = router.ensure_route("svc", "staging")
+    preview = f"http://127.0.0.1:{route.preview_port}/"
+    router.set_preview("svc", "staging", Server(name="blue-r1", address=blue_address))
+    router.switch("svc", "staging", "blue-r1")
+    router.set_preview("svc", "staging", Server(name="green-r2", address=green_address))
+    with httpx.Client() as http:  # the load test
+        assert all(http.get(preview, timeout=5).text == "green" for _ in range(20))
+
+    router.switch("svc", "staging", "green-r2")
+    assert httpx.get(f"http://127.0.0.1:{route.port}/", timeout=5).text == "green"
+    assert httpx.get(preview, timeout=5).status_code == 503  # no candidate any more
+    state = router.route("svc", "staging")
+    assert state is not None and state.preview is None
+
+    deadline = time.monotonic() + 10
+    while router.route("svc", "staging").retired_previews:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the promoted preview was never deleted"
+        time.sleep(0.2)
+        router.clear_preview("svc", "staging")
+    assert _servers_in(router, route.preview_backend) == set()
+    router.set_preview("svc", "staging", Server(name="green-r2", address=green_address))
+    assert httpx.get(preview, timeout=5).text == "green"  # the same name can come back

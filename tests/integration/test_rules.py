@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = sorted((REPO / "deployments" / "prometheus" / "rules").glob("*.yml"))
 RULE_TESTS = sorted((REPO / "deployments" / "prometheus" / "tests").glob("*.yml"))
 ALERTMANAGER_CONFIG = REPO / "deployments" / "alertmanager" / "alertmanager.yml"
+DASHBOARD = REPO / "deployments" / "grafana" / "runbook-dashboard.json"
 
 
 def _tool(name: str) -> str:
@@ -139,7 +140,8 @@ def test_alertmanager_delivers_to_the_receiver_which_opens_and_resolves_an_incid
     _wait(lambda: len(notifier.incidents.all()) == 1, 30)
     (incident,) = notifier.incidents.all()
     assert (incident.priority, incident.status) == (Priority.P2, IncidentStatus.OPEN)
-    assert incident.dedup_key == "runbook/shop/production/performance_degradation"
+    assert incident.dedup_key == ("runbook/shop/production/performance_degradation/"
+                                  "RunbookErrorRateCritical")
     assert len(notifier.outbox.pending()) == 1  # no channel configured here: it waits
 
     alert["endsAt"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
@@ -159,18 +161,21 @@ def test_pipeline_rules_use_the_series_the_pipeline_pushes() -> None:
 
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from runbook.adapters.pushgateway import _RunCollector
+    from runbook.adapters.pushgateway import _LastRunCollector, _RunCollector
     from runbook.run_metrics import RunSample, StageSample
 
-    registry = CollectorRegistry()
-    registry.register(_RunCollector({}, RunSample(
-        service="shop", environment="staging", outcome="released", finished_at_s=0.0,
+    sample = RunSample(
+        service="shop", environment="staging", run="r1", outcome="released",
+        finished_at_s=0.0,
         stages=[StageSample(stage="build", outcome="passed", duration_s=1.0),
-                StageSample(stage="deploy", outcome="passed", duration_s=2.0)])))
+                StageSample(stage="deploy", outcome="passed", duration_s=2.0)])
+    registry = CollectorRegistry()
+    registry.register(_RunCollector(sample))
+    registry.register(_LastRunCollector(sample))
     pushed = {line.split("{")[0].split(" ")[0]
               for line in generate_latest(registry).decode().splitlines()
               if line and not line.startswith("#")}
-    read = {name for path in RULES for name in
+    read = {name for path in [*RULES, DASHBOARD] for name in
             re.findall(r"\brunbook_pipeline_[a-z_]+", path.read_text())}
     assert read, "no rule reads the pipeline's series"
     assert read <= pushed, f"rules read series nobody pushes: {sorted(read - pushed)}"

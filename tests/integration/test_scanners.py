@@ -43,18 +43,25 @@ def test_planted_problems_give_exactly_these_findings_and_block(planted: Path) -
         ("dockerfile-policy", "RB-DF002", "high", "Dockerfile:4"),
     ]
     statuses = {r.scanner: r.status for r in report.results}
+    # No image r/svc@sha256:ab exists: the image scanners say so (tests/integration/
+    # test_trivy_image.py scans a real one).
     assert statuses == {"bandit": ScannerStatus.OK, "detect-secrets": ScannerStatus.OK,
-                        "dockerfile": ScannerStatus.OK,
+                        "dockerfile": ScannerStatus.OK, "ruff": ScannerStatus.OK,
+                        "shellcheck": ScannerStatus.NOT_APPLICABLE,
                         "dependencies": ScannerStatus.NOT_APPLICABLE,
-                        "trivy": ScannerStatus.UNAVAILABLE}
+                        "trivy": ScannerStatus.UNAVAILABLE,
+                        "trivy-vuln": ScannerStatus.UNAVAILABLE,
+                        "image-dependencies": ScannerStatus.UNAVAILABLE}
     assert failed(report) == ["scan_severity", "scan_secrets", "dockerfile_lint"]
 
 
 def test_clean_fixture_passes_in_staging_and_fails_closed_in_production() -> None:
     staging = scan(FIXTURES / "clean")
     assert staging.findings == [] and failed(staging) == []
-    # Trivy cannot run here: production refuses to release unscanned images.
-    assert failed(scan(FIXTURES / "clean", "production")) == ["scanners_available"]
+    # The image does not exist, so Trivy cannot scan it: production refuses to release
+    # unscanned images, nor ones whose coverage was not measured.
+    assert failed(scan(FIXTURES / "clean", "production")) == ["scanners_available",
+                                                               "coverage_pct"]
 
 
 def test_scanners_run_concurrently(planted: Path) -> None:

@@ -63,7 +63,7 @@ def test_a_bad_run_raises_exactly_one_alert_of_its_kind(
     gates = [Gate(name=failed_gate, passed=False, value=1, threshold=0)] if failed_gate else []
     plan = plan_release_alerts(_report(outcome, gates), [])
     assert plan.trigger is not None and plan.trigger.kind is kind and plan.resolve == []
-    assert plan.trigger.dedup_key == f"runbook/shop/production/{kind.value}"
+    assert plan.trigger.dedup_key.startswith(f"runbook/shop/production/{kind.value}")
 
 
 def test_a_released_run_resolves_every_open_alert_with_its_key() -> None:
@@ -91,3 +91,24 @@ def test_publishing_deduplicates_and_resolution_closes_the_incident(tmp_path) ->
     assert closed.incident.status is IncidentStatus.RESOLVED
     assert not notifier.publish(alert.resolution()).enqueued  # nothing open any more
     assert len(notifier.outbox.pending()) == 2
+
+
+def test_slacks_retry_after_is_capped_at_max_backoff() -> None:
+    """slack-sdk's own 429 handler would sleep an hour here."""
+    from slack_sdk.http_retry.request import HttpRequest
+    from slack_sdk.http_retry.response import HttpResponse
+    from slack_sdk.http_retry.state import RetryState
+
+    from runbook.alerts.slack import CappedRateLimitHandler
+
+    slept: list[float] = []
+    handler = CappedRateLimitHandler(max_retry_count=3, max_wait_s=30, sleep=slept.append)
+    request = HttpRequest(method="POST", url="http://slack.invalid/api/chat.postMessage",
+                          headers={})
+    for header, expected in (("3600", 30), ("2", 2), ("soon", 1)):
+        response = HttpResponse(status_code=429, headers={"Retry-After": header})
+        state = RetryState()
+        assert handler.can_retry(state=state, request=request, response=response)
+        handler.prepare_for_next_attempt(state=state, request=request, response=response)
+        assert state.next_attempt_requested and state.current_attempt == 1
+        assert slept[-1] == expected

@@ -1,132 +1,155 @@
-"""The verdict: pass, fail on each threshold, no data, Prometheus error."""
+"""The verdict over check measurements: Argo's rules, missing data never a pass, and a run
+must end on successful measurements."""
 
-from runbook.analysis import Measurement, Phase, conclude, is_decided, judge
-from runbook.policy import AnalysisSettings, Thresholds
+import pytest
 
-THRESHOLDS = Thresholds()
-SETTINGS = AnalysisSettings(min_requests=5)
+from runbook.analysis import (
+    Observation,
+    Phase,
+    conclude,
+    extra_rounds,
+    is_decided,
+    judge,
+    pending,
+    verify_gates,
+)
+from runbook.checks.model import MetricCheck, NoData, StandardSource
+from runbook.checks.standard import ERROR_RATE, Convention, default_checks
 
-
-def healthy(**changes: object) -> Measurement:
-    values: dict[str, object] = dict(
-        elapsed_s=5.0, requests=50.0, error_rate=0.0, avg_latency_s=0.05, health_ok=True
-    )
-    values.update(changes)
-    return Measurement.model_validate(values)
-
-
-def phase(m: Measurement) -> Phase:
-    return judge(m, THRESHOLDS, SETTINGS).phase
-
-
-def test_healthy_measurement_passes() -> None:
-    assert phase(healthy()) is Phase.SUCCESSFUL
+RATE = MetricCheck(name=ERROR_RATE, query="q", failure_condition="result > 0.05",
+                   consecutive_error_limit=2)
 
 
-def test_error_rate_above_rollback_threshold_fails() -> None:
-    result = judge(healthy(error_rate=0.051), THRESHOLDS, SETTINGS)
+def seen(value: object = None, error: str | None = None, **values: object) -> Observation:
+    return Observation(query="q", result=value, error=error, values=values)
+
+
+def phase(check: MetricCheck, observation: Observation) -> Phase:
+    return judge(check, observation, 1.0).phase
+
+
+def test_failure_condition_fails_and_names_the_value() -> None:
+    result = judge(RATE, seen(0.3), 4.0)
     assert result.phase is Phase.FAILED
-    assert result.reasons == ["error rate 5.1% > 5.0%"]
+    assert result.reason == "30.0 % meets failure condition result > 0.05"
+    assert (result.query, result.value, result.condition) == ("q", 0.3, "failure: result > 0.05")
 
 
-def test_error_rate_at_threshold_passes() -> None:
-    assert phase(healthy(error_rate=0.05)) is Phase.SUCCESSFUL
+def test_at_threshold_passes() -> None:
+    assert phase(RATE, seen(0.05)) is Phase.SUCCESSFUL
 
 
-def test_average_latency_above_threshold_fails() -> None:
-    result = judge(healthy(avg_latency_s=5.5), THRESHOLDS, SETTINGS)
-    assert result.phase is Phase.FAILED
-    assert "average response time 5.50 s > 5.00 s" in result.reasons
+def test_no_data_is_inconclusive_or_failed_never_a_pass() -> None:
+    assert phase(RATE, seen(None)) is Phase.INCONCLUSIVE
+    strict = RATE.model_copy(update={"no_data": NoData.FAILED})
+    assert phase(strict, seen(None)) is Phase.FAILED
 
 
-def test_failed_health_check_fails_even_with_good_metrics() -> None:
-    result = judge(healthy(health_ok=False, health_detail="HTTP 503"), THRESHOLDS, SETTINGS)
-    assert result.phase is Phase.FAILED
-    assert result.reasons == ["health check failed: HTTP 503"]
+def test_source_error_is_an_error_measurement() -> None:
+    result = judge(RATE, seen(error="prometheus unreachable"), 1.0)
+    assert (result.phase, result.reason) == (Phase.ERROR, "source error: prometheus unreachable")
 
 
-def test_no_requests_is_inconclusive_not_a_pass() -> None:
-    assert phase(healthy(requests=None, error_rate=None)) is Phase.INCONCLUSIVE
-    assert phase(healthy(requests=2.0)) is Phase.INCONCLUSIVE
+def test_success_and_failure_conditions_follow_argo() -> None:
+    both = MetricCheck(name="both", query="q", success_condition="result < 10",
+                       failure_condition="result > 50")
+    assert phase(both, seen(5)) is Phase.SUCCESSFUL
+    assert phase(both, seen(60)) is Phase.FAILED
+    assert phase(both, seen(20)) is Phase.INCONCLUSIVE
+    only_success = MetricCheck(name="s", query="q", success_condition="result < 10")
+    assert phase(only_success, seen(20)) is Phase.FAILED
 
 
-def test_missing_latency_is_inconclusive() -> None:
-    assert phase(healthy(avg_latency_s=None)) is Phase.INCONCLUSIVE
+def test_a_condition_that_cannot_be_decided_is_an_error() -> None:
+    assert phase(RATE, seen("not a number")) is Phase.ERROR
 
 
-def test_prometheus_error_is_an_error_measurement() -> None:
-    m = healthy(requests=None, error_rate=None, avg_latency_s=None,
-                source_error="prometheus unreachable")
-    assert phase(m) is Phase.ERROR
+def test_provider_names_are_known_to_conditions() -> None:
+    health = MetricCheck(name="h", provider="web", url="{{endpoint}}/health",
+                         success_condition="status >= 200 and status < 300")
+    assert phase(health, seen(200, status=200)) is Phase.SUCCESSFUL
+    assert phase(health, seen(503, status=503)) is Phase.FAILED
 
 
-def test_failure_wins_over_prometheus_error() -> None:
-    m = healthy(health_ok=False, requests=None, error_rate=None, avg_latency_s=None,
-                source_error="prometheus unreachable")
-    assert phase(m) is Phase.FAILED
-
-
-def test_thresholds_come_from_the_policy() -> None:
-    strict = Thresholds(rollback_error_rate=0.01)
-    assert judge(healthy(error_rate=0.02), strict, SETTINGS).phase is Phase.FAILED
-
-
-def results(*measurements: Measurement) -> list:
-    return [judge(m, THRESHOLDS, SETTINGS) for m in measurements]
+def results(check: MetricCheck, *observations: Observation) -> list:
+    return [judge(check, o, float(i)) for i, o in enumerate(observations)]
 
 
 def test_run_of_good_measurements_is_successful() -> None:
-    verdict = conclude(results(healthy(), healthy()), SETTINGS)
-    assert verdict.phase is Phase.SUCCESSFUL
-    assert verdict.keep
+    verdict = conclude([RATE], results(RATE, seen(0.0), seen(0.01)))
+    assert verdict.phase is Phase.SUCCESSFUL and verdict.keep
 
 
-def test_one_failure_fails_the_run_by_default() -> None:
-    verdict = conclude(results(healthy(), healthy(error_rate=0.3)), SETTINGS)
+def test_one_failure_over_the_limit_fails_the_run() -> None:
+    measured = results(RATE, seen(0.0), seen(0.3))
+    assert is_decided([RATE], measured)
+    verdict = conclude([RATE], measured)
     assert verdict.phase is Phase.FAILED
-    assert not verdict.keep
-    assert verdict.reasons == ["error rate 30.0% > 5.0%"]
+    assert verdict.reasons == ["error-rate: 30.0 % meets failure condition result > 0.05"]
 
 
-def test_failure_limit_tolerates_that_many_failures() -> None:
-    tolerant = AnalysisSettings(failure_limit=1)
-    rs = [judge(m, THRESHOLDS, tolerant) for m in (healthy(error_rate=0.3), healthy())]
-    assert conclude(rs, tolerant).phase is Phase.SUCCESSFUL
+def test_one_success_then_two_errors_is_not_a_pass() -> None:
+    measured = results(RATE, seen(0.0), seen(error="down"), seen(error="down"))
+    assert not is_decided([RATE], measured)  # within the consecutive error limit of 2
+    verdict = conclude([RATE], measured)
+    assert verdict.phase is Phase.ERROR and not verdict.keep
+    assert "must end on a successful one" in verdict.reasons[0]
+    assert pending([RATE], measured) == [RATE]
 
 
-def test_no_measurement_at_all_is_not_a_pass() -> None:
-    verdict = conclude([], SETTINGS)
-    assert verdict.phase is Phase.INCONCLUSIVE
-    assert not verdict.keep
+def test_errors_then_success_ends_on_success() -> None:
+    measured = results(RATE, seen(error="down"), seen(error="down"), seen(0.0))
+    assert conclude([RATE], measured).phase is Phase.SUCCESSFUL
+    assert pending([RATE], measured) == []
 
 
-def test_only_missing_data_is_inconclusive() -> None:
-    verdict = conclude(results(healthy(requests=None, error_rate=None)), SETTINGS)
-    assert verdict.phase is Phase.INCONCLUSIVE
+def test_consecutive_errors_over_the_limit_are_decided() -> None:
+    measured = results(RATE, *[seen(error="down")] * 3)
+    assert is_decided([RATE], measured)
+    assert conclude([RATE], measured).phase is Phase.ERROR
 
 
-def test_consecutive_errors_beyond_limit_is_error() -> None:
-    down = healthy(requests=None, error_rate=None, avg_latency_s=None, source_error="down")
-    assert conclude(results(healthy(), down, down), SETTINGS).phase is Phase.SUCCESSFUL
-    assert conclude(results(healthy(), down, down, down), SETTINGS).phase is Phase.ERROR
+def test_trailing_tolerated_failure_is_not_a_pass() -> None:
+    tolerant = RATE.model_copy(update={"failure_limit": 1})
+    measured = results(tolerant, seen(0.0), seen(0.3))
+    assert not is_decided([tolerant], measured)
+    assert conclude([tolerant], measured).phase is Phase.INCONCLUSIVE
 
 
-def test_decided_early_only_when_success_is_impossible() -> None:
-    assert not is_decided(results(healthy()), SETTINGS)
-    assert is_decided(results(healthy(), healthy(error_rate=0.2)), SETTINGS)
-    assert is_decided(results(healthy(requests=0.0)), SETTINGS)
+def test_no_measurement_is_never_a_pass() -> None:
+    assert conclude([RATE], []).phase is Phase.INCONCLUSIVE
+    assert conclude([], []).phase is Phase.INCONCLUSIVE
 
 
-def test_slow_verification_traffic_fails_even_when_router_average_lags() -> None:
-    result = judge(healthy(avg_latency_s=0.2, client_avg_latency_s=6.0), THRESHOLDS, SETTINGS)
-    assert result.phase is Phase.FAILED
-    assert result.reasons == ["verification traffic average response time 6.00 s > 5.00 s"]
+def test_the_worst_check_decides() -> None:
+    other = MetricCheck(name="queue-depth", query="q", failure_condition="result > 50")
+    measured = [judge(RATE, seen(0.0), 1), judge(other, seen(80), 1)]
+    verdict = conclude([RATE, other], measured)
+    assert verdict.phase is Phase.FAILED
+    assert verdict.reasons == ["queue-depth: 80 meets failure condition result > 50"]
 
 
-def test_no_verification_traffic_latency_is_not_missing_data() -> None:
-    assert phase(healthy(client_avg_latency_s=None)) is Phase.SUCCESSFUL
+def test_extra_rounds_are_bounded_by_the_limits() -> None:
+    assert extra_rounds([RATE]) == 3
+    assert extra_rounds([]) == 0
 
 
-def test_summary_is_one_readable_line() -> None:
-    line = healthy(requests=48.79, error_rate=0.1008).summary()
-    assert "requests=49" in line and "errors=10.1%" in line and "\n" not in line
+def test_verify_gates_carry_values_and_conditions() -> None:
+    verdict = conclude([RATE], results(RATE, seen(0.0), seen(0.3)))
+    [gate] = verify_gates(verdict)
+    assert (gate.name, gate.passed, gate.value, gate.threshold) == (
+        "verify_error_rate", False, "30.0 %", "failure: result > 0.05")
+
+
+@pytest.mark.parametrize("source", list(StandardSource))
+def test_standard_checks_use_the_policy_thresholds(source: StandardSource) -> None:
+    checks = default_checks(source=source, convention=Convention.CLASSIC,
+                            health_path="/health", rollback_error_rate=0.02,
+                            rollback_avg_latency_s=3.0, min_requests=5, failure_limit=0,
+                            inconclusive_limit=0, consecutive_error_limit=2)
+    by_name = {c.name: c for c in checks}
+    assert by_name["error-rate"].failure_condition == "result > 0.02"
+    assert by_name["avg-latency"].failure_condition == "result > 3"
+    assert by_name["health"].url == "{{endpoint}}/health"
+    assert "[{{interval}}]" in by_name["error-rate"].query
+    assert ">= 5" in by_name["error-rate"].query

@@ -88,3 +88,34 @@ def test_a_run_stopped_before_preview_has_no_deploy() -> None:
     sample = run_sample(_report(Outcome.BLOCKED, _stage("build", StageStatus.FAILED, 3)))
     assert [s.stage for s in sample.stages] == ["build"]
 
+
+
+def test_a_run_pushes_only_its_own_sample_with_every_outcome_seeded() -> None:
+    """One group per run: values are this run's alone (1 / 0, its seconds), so summing
+    runs in PromQL counts each run once, and a gap never stands for zero."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from runbook.adapters.pushgateway import _RunCollector
+
+    sample = run_sample(_report(
+        Outcome.ROLLED_BACK, _stage("build", StageStatus.PASSED, 30),
+        _stage("preview", StageStatus.PASSED, 5), _stage("verify", StageStatus.FAILED, 20),
+    ), run="run-1")
+    registry = CollectorRegistry()
+    registry.register(_RunCollector(sample))
+    values = {
+        (s.name, s.labels.get("stage", ""), s.labels.get("outcome", "")): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    assert values[("runbook_pipeline_run_outcome", "", "rolled_back")] == 1
+    assert values[("runbook_pipeline_run_outcome", "", "released")] == 0
+    assert values[("runbook_pipeline_run_stage", "build", "passed")] == 1
+    assert values[("runbook_pipeline_run_stage", "build", "failed")] == 0
+    assert values[("runbook_pipeline_run_stage", "deploy", "failed")] == 1
+    assert values[("runbook_pipeline_run_stage", "deploy", "blocked")] == 0
+    assert values[("runbook_pipeline_run_stage_duration_seconds", "deploy", "failed")] == 25
+    assert ("runbook_pipeline_run_stage_duration_seconds", "build", "failed") not in values
+    assert values[("runbook_pipeline_run_finished_timestamp_seconds", "", "")] == (
+        sample.finished_at_s)

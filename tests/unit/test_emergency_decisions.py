@@ -13,44 +13,48 @@ from runbook.emergency import (
     EmergencyResult,
     EmergencyStatus,
     Procedure,
+    isolation_failed_alert,
     outage_alert,
+    outage_rollback_failed_alert,
     security_alert,
     to_markdown,
 )
 from runbook.incidents import Priority, open_incident
-from runbook.models import Slot
 
 ALL = frozenset(Channel)
-SLOT = Slot(service="shop", environment="production", color="blue", revision="r1",
-            image="reg/shop@sha256:" + "0" * 64, address="127.0.0.1:1")
 
 
 def settings(**changes: object) -> AlertSettings:
     return AlertSettings(_env_file=None, **changes)  # type: ignore[arg-type]
 
 
-def test_outage_alert_is_a_critical_p1_that_pages_and_says_what_happened() -> None:
-    done = outage_alert("shop", "production", "users see 500s", "r1", None, None)
-    failed = outage_alert("shop", "production", "users see 500s", None, "no standby", None)
+def test_outage_pages_before_the_rollback_and_a_failed_rollback_pages_again() -> None:
+    page = outage_alert("shop", "production", "users see 500s", None)
+    failed = outage_rollback_failed_alert("shop", "production", "no standby", "r2", None)
 
-    assert done.severity is Severity.CRITICAL and "rolled back to r1" in done.summary
-    assert "NOT rolled back (no standby)" in failed.summary
-    assert open_incident(done, datetime.now(UTC)).priority is Priority.P1
-    assert Channel.PAGERDUTY in route(done, settings().routing_for_alert(done), ALL).channels
+    assert page.severity is Severity.CRITICAL and "rolling back" in page.summary
+    assert page.details == "users see 500s"
+    assert open_incident(page, datetime.now(UTC)).priority is Priority.P1
+    assert Channel.PAGERDUTY in route(page, settings().routing_for_alert(page), ALL).channels
+    assert failed.kind is AlertKind.ROLLBACK_FAILED and failed.dedup_key != page.dedup_key
+    assert "NOT rolled back (no standby); live now r2" in failed.summary
+    assert open_incident(failed, datetime.now(UTC)).priority is Priority.P1
 
 
 def test_security_alert_is_p1_anywhere_and_says_rotation_is_not_done() -> None:
-    alert = security_alert("shop", "staging", "token leaked", [SLOT], None, None)
+    alert = security_alert("shop", "staging", "token leaked", None)
+    failed = isolation_failed_alert("shop", "staging", "router down", None)
 
     assert open_incident(alert, datetime.now(UTC)).priority is Priority.P1
-    assert "zero traffic (was r1)" in alert.summary
+    assert "zero traffic" in alert.summary
     assert ROTATION_PENDING in alert.details
+    assert failed.dedup_key != alert.dedup_key and "isolate by hand" in failed.summary
 
 
 def test_security_incidents_reach_the_security_team_other_alerts_do_not() -> None:
     configured = settings(security_email_to="sec@example.org, ciso@example.org",
                           security_slack_channel="#security")
-    security = security_alert("shop", "production", "leak", [SLOT], None, None)
+    security = security_alert("shop", "production", "leak", None)
     outage = make_alert(AlertKind.PRODUCTION_DOWN, "shop", "production", "down")
 
     routing = configured.routing_for_alert(security)

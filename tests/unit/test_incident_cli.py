@@ -9,7 +9,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -18,7 +17,6 @@ from runbook.alerts.models import AlertKind, Channel, make_alert
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
 from runbook.incidents import IncidentStatus, IncidentStore, Step, open_incident
-from runbook.settings import StackSettings
 
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
 
@@ -181,44 +179,3 @@ def test_resolving_twice_is_refused(tmp_path: Path) -> None:
 
     assert completed.returncode == 2
     assert "resolved already" in completed.stderr
-
-
-@pytest.mark.stack
-def test_resolve_resolves_the_page_and_publishes_the_review(
-    stack_settings: StackSettings, tmp_path: Path, httpserver: HTTPServer,
-) -> None:
-    events: list[dict] = []
-
-    def pagerduty(request: Request) -> Response:
-        events.append(json.loads(request.get_data()))
-        return Response(json.dumps({"status": "success"}), status=202,
-                        content_type="application/json")
-
-    httpserver.expect_request("/v2/enqueue", method="POST").respond_with_handler(pagerduty)
-    env = {"RUNBOOK_ALERT_PAGERDUTY_ROUTING_KEY": "cli-key",
-           "RUNBOOK_ALERT_PAGERDUTY_EVENTS_URL": httpserver.url_for("/v2/enqueue")}
-    settings = AlertSettings(_env_file=None, pagerduty_routing_key="cli-key",
-                             pagerduty_events_url=env["RUNBOOK_ALERT_PAGERDUTY_EVENTS_URL"])
-    notifier = Notifier(tmp_path, settings)
-    published = notifier.publish(make_alert(AlertKind.PRODUCTION_DOWN, "shop", "production",
-                                            "down"))
-    notifier.flush()
-    assert published.incident is not None and [e["event_action"] for e in events] == ["trigger"]
-    incident_id = published.incident.id
-
-    acked = run(tmp_path, "ack", incident_id, "--by", "alice", **env)
-    completed = run(tmp_path, "resolve", incident_id, "--note", "bad config reverted",
-                    "--by", "bob", **env)
-
-    assert acked.returncode == 0, acked.stderr
-    assert completed.returncode == 0, completed.stderr
-    assert [e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"]
-    assert len({e["dedup_key"] for e in events}) == 1
-    incident = IncidentStore(tmp_path).get(incident_id)
-    assert incident.status is IncidentStatus.RESOLVED and incident.resolved_at is not None
-    assert "bad config reverted (by bob)" in incident.timeline[-1]
-    key = f"incident-review-{incident_id.lower()}"
-    response = httpx.post(f"{stack_settings.prefect_api_url}/artifacts/filter", timeout=10,
-                          json={"artifacts": {"key": {"any_": [key]}}})
-    (artifact,) = response.json()
-    assert artifact["type"] == "markdown" and incident_id in artifact["data"]

@@ -17,7 +17,7 @@ from runbook.perf.chart import latency_chart
 from runbook.perf.locustfile import render_locustfile, resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.resources import cpu_cores, memory_bytes, summarize_docker_stats
-from runbook.perf.runner import LocustJob, master_command, worker_command
+from runbook.perf.runner import LocustJob, master_command, resolve_workers, worker_command
 from runbook.perf.stats import percentile_ms, read_progress, report_from_locust_json
 from runbook.policy import Thresholds
 
@@ -210,3 +210,40 @@ def test_chart_and_markdown_show_release_against_baseline(tmp_path: Path) -> Non
     assert "| GET / | 100 | 0 |" in text
     assert "| p95_latency_s | 60 | 20 | 3.00x | no |" in text  # 40 ms: under the noise floor
     assert "data:image/png;base64," in text
+
+
+def test_microsecond_histogram_gives_sub_millisecond_percentiles() -> None:
+    entries = [locust_entry("/", {0: 90, 1: 10})]
+    fine = {"GET /": Counter({400: 60, 600: 35, 1200: 5})}
+    perf = report_from_locust_json(entries, 5.0, latency_us=fine)
+    assert perf.p50_latency_s == pytest.approx(0.0004)
+    assert perf.p90_latency_s == pytest.approx(0.0006)
+    assert perf.p99_latency_s == pytest.approx(0.0012)
+    assert perf.endpoints[0].p50_latency_s == pytest.approx(0.0004)
+    coarse = report_from_locust_json(entries, 5.0)  # no plugin output: Locust's whole ms
+    assert coarse.p50_latency_s == 0.0 and coarse.p99_latency_s == pytest.approx(0.001)
+
+
+def test_total_falls_back_to_locusts_histogram_when_an_endpoint_lacks_fine_times() -> None:
+    entries = [locust_entry("/", {2: 10}), locust_entry("/b", {4: 10})]
+    perf = report_from_locust_json(entries, 5.0, latency_us={"GET /": Counter({2100: 10})})
+    assert perf.endpoints[0].p50_latency_s == pytest.approx(0.0021)
+    assert perf.endpoints[1].p50_latency_s == pytest.approx(0.004)
+    assert perf.p99_latency_s == pytest.approx(0.004)
+
+
+@pytest.mark.parametrize(("workers", "users", "think", "rps", "own", "expected"), [
+    (3, 4, 0.05, None, False, 3),         # an explicit number is kept
+    ("auto", 4, 0.05, None, False, 0),    # 80 rps at most: one process
+    ("auto", 4, 0.0, None, False, 2),     # closed loop: one worker per core
+    ("auto", 1, 0.0, None, False, 0),     # one user cannot use two workers
+    ("auto", 50, 0.01, None, False, 2),   # 5000 rps ceiling
+    ("auto", 4, 0.0, 500.0, False, 0),    # the throughput gate asks for little
+    ("auto", 8, 0.0, 5000.0, True, 2),    # own locustfile, demanding gate
+    ("auto", 8, 0.0, None, True, 0),      # own locustfile, unknown demand
+])
+def test_workers_auto_follows_the_requested_load(
+    workers: int | str, users: int, think: float, rps: float | None, own: bool, expected: int,
+) -> None:
+    assert resolve_workers(workers, users, think, rps, own, cores=2) == expected  # type: ignore[arg-type]
+    assert resolve_workers("auto", 8, 0.0, None, False, cores=1) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runbook.models import Severity
-from runbook.scan import coverage, deps, trivy
+from runbook.scan import coverage, deps, manifests, trivy
 from runbook.scan.models import ScanOutputError
 
 REPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "scan" / "reports"
@@ -75,8 +75,8 @@ def test_pip_audit_malformed_input_is_a_clear_error(bad: str) -> None:
 def test_osv_database_matches_pinned_versions_by_range_and_list(tmp_path: Path) -> None:
     manifest = tmp_path / "requirements.txt"
     manifest.write_text("flask==0.5\nPyYAML==5.3  # old\ntinyparse==2.0\nrequests==2.32.3\n")
-    findings = deps.match_osv(deps.pinned_requirements(manifest),
-                              deps.load_osv_database(OSV_DB), Severity.HIGH)
+    findings = deps.match_osv(manifests.declared(tmp_path).pins,
+                                   deps.load_osv_database(OSV_DB), Severity.HIGH)
     assert sorted((f.rule_id, f.location, f.severity, f.fixed_version) for f in findings) == [
         ("GHSA-2xxx-unfx-0001", "tinyparse@2.0", Severity.MEDIUM, None),
         ("GHSA-8q59-q68h-6hv4", "pyyaml@5.3", Severity.CRITICAL, "5.4"),
@@ -88,7 +88,7 @@ def test_osv_fixed_version_is_not_affected(tmp_path: Path) -> None:
     manifest = tmp_path / "requirements.txt"
     manifest.write_text("flask==1.0\npyyaml==5.4\ntinyparse==0.9\n")
     records = deps.load_osv_database(OSV_DB)
-    assert deps.match_osv(deps.pinned_requirements(manifest), records, Severity.HIGH) == []
+    assert deps.match_osv(manifests.declared(tmp_path).pins, records, Severity.HIGH) == []
 
 
 def test_osv_malformed_record_and_unpinned_requirement_are_clear_errors(tmp_path: Path) -> None:
@@ -97,8 +97,7 @@ def test_osv_malformed_record_and_unpinned_requirement_are_clear_errors(tmp_path
         deps.load_osv_database(tmp_path)
     manifest = tmp_path / "requirements.txt"
     manifest.write_text("flask>=1\n")
-    with pytest.raises(ScanOutputError, match="flask is not pinned"):
-        deps.pinned_requirements(manifest)
+    assert manifests.declared(tmp_path).unpinned == ["flask (requirements.txt)"]
 
 
 def test_cobertura_line_rate_and_malformed_reports() -> None:

@@ -75,11 +75,12 @@ def test_unavailable_scanner_fails_closed_in_production_and_warns_in_staging() -
     assert failed_gates(report("production", unavailable=True)) == ["scanners_available"]
 
 
-def test_coverage_below_threshold_blocks_and_missing_is_a_warning() -> None:
+def test_coverage_below_threshold_blocks_and_not_measured_warns_in_staging_only() -> None:
     assert failed_gates(report("staging", coverage=79.9)) == ["coverage_pct"]
     gates = scan_gates(report("staging", coverage=None), ScanSettings(), Thresholds())
     gate = next(g for g in gates if g.name == "coverage_pct")
-    assert gate.passed and gate.warning and gate.value == "not configured"
+    assert gate.passed and gate.warning and gate.value == "not measured"
+    assert failed_gates(report("production", coverage=None)) == ["coverage_pct"]
 
 
 def test_scan_policy_is_overridable_per_service_and_environment() -> None:

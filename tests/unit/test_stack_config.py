@@ -45,7 +45,7 @@ def test_prometheus_config_uses_the_scrape_interval_of_the_settings(settings: St
 def test_prometheus_scrapes_itself_the_router_and_the_pushgateway(settings: StackSettings):
     jobs = _jobs(yaml.safe_load(stack.render_prometheus_config(settings)))
 
-    assert set(jobs) == {"prometheus", "router", "pushgateway"}
+    assert set(jobs) == {"prometheus", "router", "pushgateway", "app"}
     assert _targets(jobs["prometheus"]) == ["127.0.0.1:19090"]
     assert _targets(jobs["router"]) == ["127.0.0.1:18405"]
     assert jobs["router"]["metrics_path"] == "/metrics"
@@ -279,3 +279,16 @@ def test_mirror_falls_back_to_the_public_debian_mirror(tmp_path: Path):
 
 def test_the_local_registry_keeps_the_base_image_under_its_own_name(settings: StackSettings):
     assert baseimage.mirror_reference(settings) == "127.0.0.1:15000/python:3.11-slim"
+
+
+def test_prometheus_discovers_the_services_own_metrics_from_container_labels(
+        settings: StackSettings):
+    app = _jobs(yaml.safe_load(stack.render_prometheus_config(settings)))["app"]
+
+    assert app["docker_sd_configs"] == [{"host": settings.docker_host, "refresh_interval": "5s"}]
+    targets = {rule.get("target_label"): rule["source_labels"] for rule in app["relabel_configs"]}
+    meta = "__meta_docker_container_label_io_runbook_"
+    for name in ("service", "environment", "color", "revision"):
+        assert targets[name] == [meta + name]
+    assert targets["__address__"] == ["__meta_docker_network_ip", meta + "metrics_port"]
+    assert targets["__metrics_path__"] == [meta + "metrics_path"]

@@ -64,3 +64,36 @@ def test_password_never_in_messages() -> None:
 def test_unsupported_database_is_named() -> None:
     with pytest.raises(ValueError, match="mysql"):
         StateStore("mysql://x@localhost/db")
+
+
+def test_store_for_defaults_to_sqlite_in_the_state_dir(tmp_path: Path) -> None:
+    from runbook.config import StateConfig
+    from runbook.settings import StackSettings
+    from runbook.store import store_for
+
+    settings = StackSettings(state_dir=tmp_path / "state")
+    store = store_for(settings)
+    assert store.url == default_state_url(tmp_path / "state")
+    assert store_for(settings, StateConfig()) is store  # one engine per URL and process
+    assert oct((tmp_path / "state" / "state.db").stat().st_mode & 0o777) == "0o600"
+    other = store_for(settings, StateConfig(url=f"sqlite:///{tmp_path / 'other.db'}"))
+    assert other is not store and other.url.endswith("other.db")
+
+
+def test_store_for_reads_the_password_from_the_named_variable(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from runbook.config import StateConfig
+    from runbook.errors import ConfigurationError
+    from runbook.settings import StackSettings
+    from runbook.store import store_for
+
+    settings = StackSettings(state_dir=tmp_path)
+    config = StateConfig(url="postgresql://runbook@127.0.0.1:9/db",
+                         password_env="RUNBOOK_TEST_STATE_PASSWORD")
+    monkeypatch.delenv("RUNBOOK_TEST_STATE_PASSWORD", raising=False)
+    with pytest.raises(ConfigurationError, match="RUNBOOK_TEST_STATE_PASSWORD"):
+        store_for(settings, config)
+    monkeypatch.setenv("RUNBOOK_TEST_STATE_PASSWORD", "hunter2-secret")
+    with pytest.raises(StoreUnavailable) as caught:  # nothing listens on port 9
+        store_for(settings, config)
+    assert "hunter2-secret" not in str(caught.value)

@@ -257,6 +257,16 @@ class HttpTest(unittest.TestCase):
         self.assertIn('http_request_duration_seconds_sum{path="/"} ', text)
         self.assertIn("process_start_time_seconds ", text)
         self.assertIn('agent_api_info{version="3"} 1\n', text)
+        self.assertIn("agent_api_queue_depth 0\n", text)
+
+    def test_queue_depth_knob_shows_only_in_the_metrics(self) -> None:
+        srv, _, _ = self.start(queue_depth=80)
+        self.assertEqual(srv.get("/")[0], 200)
+        self.assertIn("agent_api_queue_depth 80\n", srv.get("/metrics")[2].decode())
+        config = app.Config.from_env({"QUEUE_DEPTH": "80"})
+        self.assertEqual(config.queue_depth, 80)
+        with self.assertRaises(ValueError):
+            app.Config.from_env({"QUEUE_DEPTH": "-1"})
 
     def test_keep_alive_reuses_the_connection(self) -> None:
         srv, _, _ = self.start()

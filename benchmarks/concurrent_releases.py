@@ -1,0 +1,313 @@
+"""Many releases at once: N copies of the sample service delivered together through the
+``pipeline/staging`` deployment of prefect.yaml, on a Prefect server backed by PostgreSQL.
+
+Started here and removed afterwards: a private PostgreSQL cluster, a Prefect server on it,
+the ``runbook-local`` process work pool with ``--workers`` process workers, and N copies of
+``examples/agent-api`` (unique names, short perf and analysis windows). Everything else is
+the local stack (``runbook stack up``: Docker engine, registry, router, Prometheus).
+
+One batch of 1 release, then one batch of N, each from submission to the last run's end.
+While they run, a client requests every endpoint that has a live revision and counts what
+fails. Printed: both wall times and their ratio; orchestration overhead per release (a
+run's wall time minus the time spent in its stages, as a share of its wall time); the p95
+of a traffic switch (the ``promote`` stage); the failed requests; and last, exactly
+
+    ratio: X
+    failed requests: N
+
+    .venv/bin/python benchmarks/concurrent_releases.py [--services 8] [--workers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from runbook.models import RunReport  # noqa: E402
+from runbook.router import HAProxyRouter  # noqa: E402
+from runbook.settings import StackSettings  # noqa: E402
+from tests.postgres_cluster import postgres_cluster  # noqa: E402
+
+PREFECT = REPO / ".venv" / "bin" / "prefect"
+SAMPLE = REPO / "examples" / "agent-api"
+POOL = "runbook-local"
+DEPLOYMENT = "pipeline/staging"
+ENVIRONMENT = "staging"
+# The release's logic with short fixed waits (as the end-to-end tests use).
+POLICY = {"perf": {"users": 4, "duration_s": 4},
+          "analysis": {"window_s": 15, "interval_s": 3},
+          "deploy": {"health_timeout_s": 30}}
+SERVER_START_DEADLINE_S = 180
+RUN_DEADLINE_S = 1800
+CLIENT_INTERVAL_S = 0.05
+WORKER_POLL_S = 2
+CLIENT_TIMEOUT_S = 5.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def prefect_server(database_url: str, home: Path) -> Iterator[dict[str, str]]:
+    """A Prefect server on ``database_url``; yields the environment of its clients."""
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+           "PYTHONPATH": str(REPO)}
+    server_env = {**env, "PREFECT_API_DATABASE_CONNECTION_URL": database_url}
+    with (home / "server.log").open("wb") as log:
+        server = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=server_env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_DEADLINE_S
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("Prefect server on PostgreSQL did not start: "
+                                       + (home / "server.log").read_text()[-2000:]) from None
+                time.sleep(1)
+        yield env
+    finally:
+        stop(server)
+
+
+def prefect(env: dict[str, str], *args: str) -> str:
+    return subprocess.run([str(PREFECT), "--no-prompt", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=True).stdout
+
+
+def service_copies(count: int, root: Path, prefix: str) -> list[Path]:
+    copies = []
+    for index in range(count):
+        target = root / f"{prefix}-{index}"
+        shutil.copytree(SAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
+        spec = yaml.safe_load((target / "service.yaml").read_text())
+        spec["name"] = target.name
+        spec["policy"] = POLICY
+        (target / "service.yaml").write_text(yaml.safe_dump(spec))
+        copies.append(target)
+    return copies
+
+
+class EndpointClient(threading.Thread):
+    """Requests every endpoint of the benchmark's services that has a live revision."""
+
+    def __init__(self, settings: StackSettings, prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.router = HAProxyRouter(settings)
+        self.prefix = prefix
+        self.halt = threading.Event()
+        self.answered = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        with httpx.Client() as http:
+            while not self.halt.is_set():
+                for route in self.router.routes():
+                    if route.service.startswith(self.prefix) and route.live() is not None:
+                        self._request(http, f"http://127.0.0.1:{route.port}/health")
+                self.halt.wait(CLIENT_INTERVAL_S)
+
+    def _request(self, http: httpx.Client, url: str) -> None:
+        try:
+            response = http.get(url, timeout=CLIENT_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            self.failures.append(f"{url}: {exc!r}")
+            return
+        if response.is_success:
+            self.answered += 1
+        else:
+            self.failures.append(f"{url}: {response.status_code}")
+
+
+class Release(NamedTuple):
+    report: RunReport
+    started: datetime  # the flow run's start (queueing and worker pickup excluded)
+    ended: datetime
+
+    @property
+    def wall_s(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+    def overhead_s(self) -> tuple[float, float, float]:
+        """Time outside any stage: before the first, between stages, after the last."""
+        stages = sorted(self.report.stages, key=lambda stage: stage.started_at)
+        if not stages:
+            return self.wall_s, 0.0, 0.0
+        ends = [stage.started_at + timedelta(seconds=stage.duration_s) for stage in stages]
+        between = sum(max(0.0, (later.started_at - end).total_seconds())
+                      for end, later in zip(ends, stages[1:], strict=False))
+        return ((stages[0].started_at - self.started).total_seconds(), between,
+                (self.ended - max(ends)).total_seconds())
+
+    @property
+    def overhead_share(self) -> float:
+        return sum(self.overhead_s()) / self.wall_s
+
+
+def run_batch(env: dict[str, str], services: list[Path], reports: Path
+              ) -> tuple[float, list[Release]]:
+    """All releases submitted at once; wall time to the last one's end, and each run's
+    report with its own wall time (start to end, queueing excluded)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    started = time.monotonic()
+    runs = []
+    for service in services:
+        report_path = reports / f"{service.name}.json"
+        runs.append((run_deployment(DEPLOYMENT, timeout=0, parameters={
+            "service_dir": str(service), "environment": ENVIRONMENT,
+            "report_path": str(report_path)}), report_path))
+    deadline = started + RUN_DEADLINE_S
+    finished: dict[str, float] = {}
+    with get_client(sync_client=True) as client:
+        while len(finished) < len(runs):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"releases still running after {RUN_DEADLINE_S} s")
+            for flow_run, _ in runs:
+                if str(flow_run.id) in finished:
+                    continue
+                state = client.read_flow_run(flow_run.id)
+                if state.state is not None and state.state.is_final():
+                    finished[str(flow_run.id)] = time.monotonic()
+            time.sleep(1)
+        wall = max(finished.values()) - started
+        results = []
+        for flow_run, report_path in runs:
+            final = client.read_flow_run(flow_run.id)
+            if final.start_time is None or final.end_time is None:
+                raise RuntimeError(f"flow run {final.id} has no start or end time")
+            results.append(Release(RunReport.model_validate_json(report_path.read_text()),
+                                   final.start_time, final.end_time))
+    return wall, results
+
+
+def deployment_limit() -> int:
+    specs = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    staging = next(spec for spec in specs if spec["name"] == DEPLOYMENT.split("/")[1])
+    return int(staging["concurrency_limit"]["limit"])
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+def decommission(services: list[Path], settings: StackSettings) -> None:
+    from runbook.targets import make_target
+
+    target = make_target("docker", settings)
+    for service in services:
+        target.decommission(service.name, ENVIRONMENT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=3, help="process workers of the pool")
+    args = parser.parse_args()
+    settings = StackSettings()
+    prefix = f"bench-{uuid.uuid4().hex[:4]}"
+    with ExitStack() as cleanup:
+        work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="runbook-scale-")))
+        database = cleanup.enter_context(postgres_cluster(database="prefect", user="prefect"))
+        home = work / "prefect-home"
+        home.mkdir()
+        env = cleanup.enter_context(prefect_server(
+            database.replace("+psycopg", "+asyncpg"), home))
+        os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")})
+        prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
+        prefect(env, "deploy", "--name", "staging")
+        # Workers poll every 2 s instead of 15 s: the pickup delay is not what is measured.
+        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_POLL_S)}
+        for index in range(args.workers):
+            log = cleanup.enter_context((work / f"worker-{index}.log").open("wb"))
+            worker = subprocess.Popen(
+                [str(PREFECT), "worker", "start", "--pool", POOL, "--type", "process",
+                 "--name", f"{prefix}-worker-{index}"],
+                cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
+            cleanup.callback(stop, worker)
+        single = service_copies(1, work / "services", f"{prefix}-one")
+        many = service_copies(args.services, work / "services", f"{prefix}-many")
+        cleanup.callback(decommission, single + many, settings)
+        client = EndpointClient(settings, prefix)
+        client.start()
+        reports = work / "reports"
+        reports.mkdir()
+        wall_one, results_one = run_batch(env, single, reports)
+        wall_many, results_many = run_batch(env, many, reports)
+        client.halt.set()
+        client.join(timeout=30)
+    results = results_one + results_many
+    outcomes = [release.report.outcome.value for release in results]
+    overheads = [release.overhead_share for release in results]
+    parts = [release.overhead_s() for release in results]
+    switches = [stage.duration_s for release in results for stage in release.report.stages
+                if stage.name == "promote"]
+    slowest = sorted(((stage.duration_s, stage.name) for release in results_many
+                      for stage in release.report.stages), reverse=True)[:5]
+    ratio = wall_many / wall_one
+    print(f"{args.services} copies of {SAMPLE.name}, {args.workers} process workers, Prefect "
+          f"on PostgreSQL; {DEPLOYMENT} runs at most {deployment_limit()} at once "
+          f"(prefect.yaml); outcomes: {', '.join(sorted(set(outcomes)))} "
+          f"({outcomes.count('released')}/{len(outcomes)} released)")
+    print(f"wall time, 1 release: {wall_one:.1f} s")
+    print(f"wall time, {args.services} releases at once: {wall_many:.1f} s")
+    print(f"orchestration overhead per release: median {statistics.median(overheads):.1%}, "
+          f"max {max(overheads):.1%} of its wall time")
+    print("  outside stages, mean per release: "
+          f"{statistics.fmean(p[0] for p in parts):.1f} s before the first, "
+          f"{statistics.fmean(p[1] for p in parts):.1f} s between, "
+          f"{statistics.fmean(p[2] for p in parts):.1f} s after the last; release wall time "
+          f"mean {statistics.fmean(r.wall_s for r in results):.1f} s")
+    print("  longest stages at N: " + ", ".join(f"{name} {d:.1f} s" for d, name in slowest))
+    if switches:
+        print(f"traffic switch (promote stage): p95 {p95(switches) * 1000:.0f} ms "
+              f"over {len(switches)}")
+    print(f"client of every endpoint: {client.answered} answered; first failures: "
+          f"{client.failures[:3]}")
+    print(f"ratio: {ratio:.2f}")
+    print(f"failed requests: {len(client.failures)}")
+
+
+if __name__ == "__main__":
+    main()
