@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from runbook.adapters.pushgateway import RUN_OUTCOME
 from runbook.adapters.registry import Registry
 from runbook.infra import HttpService
 from runbook.models import Outcome, RunReport, StageStatus
@@ -98,7 +99,7 @@ def test_a_release_through_runbook_yaml_lands_on_the_remote_parts(
                        auth=(PROMETHEUS_USER, remote.prometheus_password),
                        verify=ssl.create_default_context(cafile=str(remote.ca_file)))
     runs = [line for line in pushed.text.splitlines()
-            if line.startswith("runbook_pipeline_runs_total{") and f'service="{name}"' in line]
+            if line.startswith(f"{RUN_OUTCOME}{{") and f'service="{name}"' in line]
     assert any('outcome="released"' in line and line.endswith(" 1") for line in runs), runs
     # No secret in what the run printed (its logs) or reported.
     shown = done.stdout + done.stderr + (tmp_path / "report.json").read_text()
