@@ -16,6 +16,7 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
+import sqlalchemy
 import yaml
 
 from runbook.adapters.pushgateway import RUN_OUTCOME
@@ -78,7 +79,7 @@ def service_name(service_dir: Path) -> str:
 
 def test_a_release_through_runbook_yaml_lands_on_the_remote_parts(
     sample_service: Callable[..., Path], runbook_yaml: Path, remote: RemoteInfra,
-    tmp_path: Path,
+    postgres_url: str, tmp_path: Path,
 ) -> None:
     service_dir = sample_service()
     name = service_name(service_dir)
@@ -101,6 +102,16 @@ def test_a_release_through_runbook_yaml_lands_on_the_remote_parts(
     runs = [line for line in pushed.text.splitlines()
             if line.startswith(f"{RUN_OUTCOME}{{") and f'service="{name}"' in line]
     assert any('outcome="released"' in line and line.endswith(" 1") for line in runs), runs
+    # Its state (release record, perf baseline, ...) is in that PostgreSQL.
+    engine = sqlalchemy.create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            keys = connection.execute(sqlalchemy.text(
+                "SELECT key FROM runbook_documents WHERE key LIKE :name"),
+                {"name": f"%{name}%"}).scalars().all()
+    finally:
+        engine.dispose()
+    assert keys, "no state of the run in PostgreSQL"
     # No secret in what the run printed (its logs) or reported.
     shown = done.stdout + done.stderr + (tmp_path / "report.json").read_text()
     assert remote.registry_password not in shown and remote.prometheus_password not in shown
