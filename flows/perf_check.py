@@ -22,6 +22,7 @@ from flows.locks import one_deploy_at_a_time
 from runbook import gates as gate_rules
 from runbook.config import load_config
 from runbook.errors import GateFailed
+from runbook.infra import configured_settings
 from runbook.models import Environment, Gate, ImageRef, Slot, TargetKind
 from runbook.perf.baseline import judge_degradation
 from runbook.perf.check import PerfCheckReport, check_alert
@@ -67,7 +68,7 @@ def perf_check(
     """
     service = load_service(service_dir)
     env = Environment(environment).value
-    check = _Check(service, env, chosen_target(env, target, config), StackSettings())
+    check = _Check(service, env, chosen_target(env, target, config), configured_settings(config))
     report = check.run()
     publish_perf_check(report, report_path)
     alert = check_alert(report)

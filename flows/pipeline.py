@@ -38,6 +38,7 @@ from runbook.approval import (
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed, RunbookError
 from runbook.guard import GuardRecord, guard_until
+from runbook.infra import configured_settings, resolve
 from runbook.models import (
     CheckMeasurement,
     Environment,
@@ -58,7 +59,7 @@ from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
-from tasks.build import build_image, image_in_registry, resolve_base_images
+from tasks.build import build_image, image_in_registry, prebuilt_image, resolve_base_images
 from tasks.deploy import (
     deploy_candidate,
     discard_candidate,
@@ -92,9 +93,11 @@ def pipeline(
     service_dir: str,
     environment: Environment = Environment.STAGING,
     strategy: Strategy = Strategy.BLUE_GREEN,
-    target: TargetKind = TargetKind.DOCKER,
+    target: TargetKind | None = None,
     build_args: dict[str, str] | None = None,
     report_path: str | None = None,
+    image: str | None = None,
+    config: str | None = None,
 ) -> RunReport | State[RunReport]:
     """Deliver one service to one environment.
 
@@ -102,14 +105,21 @@ def pipeline(
         service_dir: Directory with the service's ``Dockerfile`` and ``service.yaml``.
         environment: ``staging`` or ``production``.
         strategy: ``blue-green`` or ``rolling``.
-        target: ``docker`` or ``kubernetes``.
+        target: ``docker`` or ``kubernetes``; unset: the environment's ``target`` in
+            ``runbook.yaml``, else docker.
         build_args: Docker build arguments (part of the revision).
         report_path: Where to write the run report (JSON) as well as the artifact.
+        image: ``REPO@sha256:DIGEST`` built elsewhere (CI, a cluster pool without Docker):
+            no build; the digest must exist in the environment's registry.
+        config: Path of the ``runbook.yaml`` on the worker; unset: the worker's
+            ``$RUNBOOK_CONFIG``, else the ``runbook.yaml`` of its checkout, else none.
     """
     service = load_service(service_dir)
-    settings = StackSettings()
-    run = _Run(service, Environment(environment), Strategy(strategy), TargetKind(target),
+    settings = configured_settings(config)
+    chosen = resolve(settings, Environment(environment).value, target).target
+    run = _Run(service, Environment(environment), Strategy(strategy), chosen,
                settings, build_args or {})
+    run.prebuilt = image
     try:
         run.execute()
     finally:
@@ -166,6 +176,7 @@ class _Run:
         self.previous: Slot | None = None
         self.preview_url = ""
         self.moved = False  # True once traffic went (or may have gone) to the candidate
+        self.prebuilt: str | None = None  # --image: deploy this digest, build nothing
 
     # -- the one place a run ends ---------------------------------------------------------
 
@@ -222,12 +233,19 @@ class _Run:
         return live
 
     def _build(self) -> ImageRef:
+        if self.prebuilt is not None:
+            # The engine runs the image only for the tests and on the docker target.
+            pull = self.spec.test is not None or self.target is TargetKind.DOCKER
+            image = prebuilt_image(self.prebuilt, self.env, pull, self.settings)
+            self.builder.skip("build", f"built elsewhere: {image.by_digest}")
+            self.builder.report.image = image.by_digest
+            return image
         with self.builder.stage("build") as stage:
             # One deadline for resolving, building and pushing, retries included.
             deadline = time.time() + self.spec.build.timeout_s
             bases = resolve_base_images(self.service, self.build_args, self.settings)
             revision = content_revision(self.service, self.build_args, bases.resolved)
-            repo = repository(self.settings.registry, self.spec.name)
+            repo = repository(resolve(self.settings, self.env).registry.host, self.spec.name)
             image = build_image(self.service, self.build_args, repo, revision, self.settings,
                                 deadline)
             if not image_in_registry(image, self.settings):

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from runbook.errors import ConfigurationError
+from runbook.models import ImageRef
 from runbook.service import Service
 
 REVISION_LENGTH = 12
@@ -100,3 +102,22 @@ def _source_files(root: Path) -> list[Path]:
 
 def repository(registry: str, service_name: str) -> str:
     return f"{registry}/{service_name}"
+
+
+_PREBUILT = re.compile(r"^(?P<repository>[a-z0-9][a-z0-9._:/-]*)@(?P<digest>sha256:[0-9a-f]{64})$")
+
+
+def prebuilt_ref(reference: str, registry_host: str) -> ImageRef:
+    """``REPO@sha256:DIGEST`` of an image built elsewhere, as the pipeline's ImageRef: its
+    revision is the digest's first hex digits (the same length as a content revision).
+    The repository must be in the environment's registry (``registry_host``)."""
+    match = _PREBUILT.match(reference)
+    if match is None:
+        raise ConfigurationError(f"--image {reference!r}: expected REPOSITORY@sha256:DIGEST "
+                                 "(64 hex digits)")
+    repo, digest = match["repository"], match["digest"]
+    if repo.split("/", 1)[0] != registry_host or "/" not in repo:
+        raise ConfigurationError(f"--image {reference}: not in the environment's registry "
+                                 f"{registry_host}")
+    revision = digest.removeprefix("sha256:")[:REVISION_LENGTH]
+    return ImageRef(repository=repo, tag=revision, digest=digest)

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runbook.config import RunbookConfig, load_config
+
 
 def _default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "runbook"
@@ -55,6 +57,12 @@ class StackSettings(BaseSettings):
         default="python:3.11-slim",
         description="Python base image the sample service builds FROM. When it cannot be "
         "pulled (no Docker Hub), the stack builds an equivalent from Debian packages.",
+    )
+    configuration: RunbookConfig = Field(
+        default_factory=load_config,
+        description="The runbook.yaml in force (--config, $RUNBOOK_CONFIG, or the "
+        "repository's): each environment's registry, Prometheus, cluster and endpoint. "
+        "No file: every part is this stack's (runbook.infra resolves the two).",
     )
     scrape_interval_s: int = Field(
         default=2,

@@ -629,6 +629,12 @@ class RouterComponent:
         return self.status(False, "stopped", f"pid {pid}")
 
 
+def status_of(settings: StackSettings, names: Iterable[str]) -> list[ComponentStatus]:
+    """Health of the named components only (what one run uses); changes nothing."""
+    wanted = set(names)
+    return [c.current() for c in _components(settings) if c.name in wanted]
+
+
 Component = ProcessComponent | RouterComponent
 
 

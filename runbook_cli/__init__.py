@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from runbook.config import CONFIG_ENV
 from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.incidents import IncidentStore
 from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
@@ -28,6 +29,7 @@ from runbook_cli.perf import perf as perf_command
 
 if TYPE_CHECKING:
     from runbook.alerts.notifier import Notifier
+    from runbook.infra import EnvironmentInfra
 
 EXIT_BAD_INPUT = 2
 
@@ -51,6 +53,25 @@ def _use_stack_prefect(settings: StackSettings) -> None:
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
 
 
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="runbook.yaml with each environment's registry, Prometheus, cluster "
+    "and endpoint; default: $RUNBOOK_CONFIG, else the repository's runbook.yaml, else the "
+    "local stack")]
+TargetOption = Annotated[TargetKind | None, typer.Option(
+    help="Deploy target; default: the environment's `target` in runbook.yaml, else docker")]
+
+
+def _settings(config: Path | None) -> StackSettings:
+    """The settings with the configuration in force. ``--config`` is also exported as
+    RUNBOOK_CONFIG, so every flow this process starts reads the same file."""
+    from runbook.infra import configured_settings
+
+    if config is not None:
+        config = config.resolve()
+        os.environ[CONFIG_ENV] = str(config)
+    return configured_settings(config)
+
+
 def _parse_build_args(values: list[str]) -> dict[str, str]:
     args = {}
     for value in values:
@@ -66,26 +87,37 @@ def pipeline(
     service_dir: Annotated[Path, typer.Argument(help="Directory with Dockerfile and service.yaml")],
     env: Annotated[Environment, typer.Option("--env", help="Target environment")],
     strategy: Annotated[Strategy, typer.Option(help="Deployment strategy")] = Strategy.BLUE_GREEN,
-    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
+    target: TargetOption = None,
     report: Annotated[Path | None, typer.Option(help="Write the run report (JSON) here")] = None,
     build_arg: Annotated[
         list[str] | None, typer.Option("--build-arg", help="KEY=VALUE docker build argument")
     ] = None,
+    image: Annotated[str | None, typer.Option(
+        help="Deploy REPO@sha256:DIGEST built elsewhere (CI): no build; the digest must be "
+             "in the environment's registry")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Build, test, scan, load-test, deploy, verify: exit 0 only when the release is live."""
+    from runbook.infra import resolve
+    from runbook.preflight import check_environment, check_prebuilt
+
     load_service(service_dir)
     build_args = _parse_build_args(build_arg or [])
-    if target is TargetKind.KUBERNETES:
-        _check_cluster_config()
-    settings = StackSettings()
-    _require_stack(settings)
+    settings = _settings(config)
+    infra = resolve(settings, env.value, target)
+    # Every part this run uses answers with its login before anything is built.
+    check_environment(infra, settings, builds=image is None,
+                      local_prefect="PREFECT_API_URL" not in os.environ)
+    if image is not None:
+        check_prebuilt(infra, image)
     _use_stack_prefect(settings)
     from flows.pipeline import pipeline as pipeline_flow
 
     report_path = report or Path(tempfile.mkdtemp(prefix="runbook-")) / "report.json"
     pipeline_flow(
-        service_dir=str(service_dir), environment=env, strategy=strategy, target=target,
-        build_args=build_args, report_path=str(report_path), return_state=True,
+        service_dir=str(service_dir), environment=env, strategy=strategy, target=infra.target,
+        build_args=build_args, report_path=str(report_path), image=image,
+        config=os.environ.get(CONFIG_ENV) if config else None, return_state=True,
     )
     if not report_path.exists():
         err.print("error: the pipeline ended without a report; see the Prefect UI")
@@ -103,25 +135,29 @@ def render(
     image: Annotated[str | None, typer.Option(
         help="Image by digest (REPO@sha256:...); default: the registry's digest of the "
              "service's current content revision")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Print the manifests of a release as YAML (review, GitOps)."""
     import yaml
 
     from runbook.build import content_revision
+    from runbook.infra import resolve
     from runbook.kube.manifests import render_all
     from runbook.kube.settings import KubernetesSettings
 
     service = load_service(service_dir)
     if target is not TargetKind.KUBERNETES:
         raise ConfigurationError(f"--target {target.value}: only kubernetes has manifests")
-    settings = StackSettings()
+    settings = _settings(config)
+    infra = resolve(settings, env.value, target)
     revision = content_revision(service, service.spec.build.args,
                                 _base_ids(service, settings))
-    image = image or _image_by_digest(settings, service.spec.name, revision)
+    image = image or _image_by_digest(infra, service.spec.name, revision)
     if "@sha256:" not in image:
         raise ConfigurationError(f"--image {image!r}: expected REPOSITORY@sha256:DIGEST")
     policy = service.spec.policy_for(env.value)
-    manifests = render_all(service.spec, env.value, KubernetesSettings().namespace(env.value),
+    namespace = KubernetesSettings.for_environment(infra).namespace(env.value)
+    manifests = render_all(service.spec, env.value, namespace,
                            revision, image, policy.deploy.health_timeout_s)
     print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
 
@@ -139,25 +175,17 @@ def _base_ids(service: Service, settings: StackSettings) -> dict[str, str]:
         return {}
 
 
-def _image_by_digest(settings: StackSettings, name: str, revision: str) -> str:
+def _image_by_digest(infra: EnvironmentInfra, name: str, revision: str) -> str:
     from runbook.adapters.registry import Registry
     from runbook.build import repository
 
-    digest = Registry(settings.registry).manifest_digest(name, revision)
+    digest = Registry.of(infra.registry).manifest_digest(name, revision)
     if digest is None:
         raise ConfigurationError(
-            f"{name}:{revision} is not in the registry {settings.registry}: build it first "
+            f"{name}:{revision} is not in the {infra.registry.label}: build it first "
             "(runbook pipeline) or pass --image REPOSITORY@sha256:DIGEST"
         )
-    return f"{repository(settings.registry, name)}@{digest}"
-
-
-def _check_cluster_config() -> None:
-    """Bad kubeconfig / settings are bad input: one line, exit 2, before anything starts."""
-    from runbook.kube.api import connect
-    from runbook.kube.settings import KubernetesSettings
-
-    connect(KubernetesSettings())
+    return f"{repository(infra.registry.host, name)}@{digest}"
 
 
 @app.command()
@@ -167,21 +195,29 @@ def rollback(
     to: Annotated[str | None, typer.Option(
         "--to", help="Revision to return to: the standby, or any revision the registry "
                      "still has")] = None,
-    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
+    target: TargetOption = None,
     service_dir: Annotated[Path | None, typer.Option(
         help="The service directory, when the target does not keep its service.yaml")] = None,
     verify_window: Annotated[float | None, typer.Option(
         help="Seconds the standard checks watch the revision rolled back to")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Send the environment's traffic back to an earlier revision, then check its health:
     exit 0 only when the application is healthy afterwards."""
+    from runbook.infra import resolve
+    from runbook.preflight import check_cluster, check_local_stack
+
     _check_service_name(name)
-    settings = StackSettings()
-    _require_stack(settings)
+    settings = _settings(config)
+    infra = resolve(settings, env.value, target)
+    check_local_stack(settings, infra.local_components(builds=False)
+                      + ([] if "PREFECT_API_URL" in os.environ else ["prefect"]))
+    if infra.target is TargetKind.KUBERNETES:
+        check_cluster(infra)
     _use_stack_prefect(settings)
     from flows.rollback import rollback as rollback_flow
 
-    result = rollback_flow(service=name, environment=env, to_revision=to, target=target,
+    result = rollback_flow(service=name, environment=env, to_revision=to, target=infra.target,
                            service_dir=str(service_dir) if service_dir else None,
                            verify_window_s=verify_window)
     health = result.check.summary if result.check else "health not checked"
@@ -194,13 +230,17 @@ def rollback(
 def status(
     name: Annotated[str, typer.Argument(help="Service name")],
     env: Annotated[Environment, typer.Option("--env")],
-    target: Annotated[TargetKind, typer.Option(help="Deploy target")] = TargetKind.DOCKER,
+    target: TargetOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """What serves the environment now and what is kept for rollback (JSON)."""
     _check_service_name(name)
+    from runbook.infra import public_endpoint, resolve
     from runbook.targets import make_target
 
-    deploy_target = make_target(target, StackSettings())
+    settings = _settings(config)
+    infra = resolve(settings, env.value, target)
+    deploy_target = make_target(infra.target, settings, env.value)
     live = deploy_target.live(name, env.value)
     standby = deploy_target.standby(name, env.value)
     if live is None and standby is None:
@@ -208,7 +248,7 @@ def status(
     print(json.dumps({
         "service": name,
         "environment": env.value,
-        "endpoint": deploy_target.endpoint(name, env.value),
+        "endpoint": public_endpoint(infra, name) or deploy_target.endpoint(name, env.value),
         "live": live.model_dump() if live else None,
         "standby": standby.model_dump() if standby else None,
     }, indent=2))
@@ -344,16 +384,6 @@ def _print_report(report: RunReport, settings: StackSettings) -> None:
 def _check_service_name(name: str) -> None:
     if not DNS_LABEL.match(name):
         raise ConfigurationError(f"{name!r} is not a service name (DNS-safe: a-z, 0-9, '-')")
-
-
-def _require_stack(settings: StackSettings) -> None:
-    from runbook import stack
-
-    down = [s.name for s in stack.status(settings) if not s.healthy]
-    if down:
-        raise RunbookError(
-            f"local stack not healthy ({', '.join(down)}): run `runbook stack up`"
-        )
 
 
 def main() -> None:

@@ -13,8 +13,10 @@ from rich.console import Console
 
 from runbook.config import CONFIG_ENV
 from runbook.errors import RunbookError
+from runbook.infra import configured_settings, resolve
 from runbook.models import Environment, TargetKind
 from runbook.perf.check import PerfCheckReport
+from runbook.preflight import check_environment
 from runbook.service import load_service
 from runbook.settings import StackSettings
 
@@ -44,8 +46,10 @@ def perf(
     from flows.perf_check import chosen_target, perf_check
 
     chosen = chosen_target(env.value, target, config_path)
-    settings = StackSettings()
-    _check_parts(chosen, settings)
+    settings = configured_settings(config_path)
+    # The parts the check uses, with their logins, and of the local stack only those.
+    check_environment(resolve(settings, env.value, chosen), settings, builds=False,
+                      local_prefect="PREFECT_API_URL" not in os.environ)
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     report_path = report or Path(tempfile.mkdtemp(prefix="runbook-perf-")) / "report.json"
     perf_check(service_dir=str(service_dir), environment=env, target=chosen,
@@ -55,22 +59,6 @@ def perf(
     result = PerfCheckReport.model_validate_json(report_path.read_text())
     _print(result, settings)
     raise typer.Exit(0 if result.passed else 1)
-
-
-def _check_parts(target: TargetKind, settings: StackSettings) -> None:
-    """What the check needs before it starts: the cluster's access (bad kubeconfig: one
-    line, exit 2), or the local stack for the docker target."""
-    if target is TargetKind.KUBERNETES:
-        from runbook.kube.api import connect
-        from runbook.kube.settings import KubernetesSettings
-
-        connect(KubernetesSettings())
-        return
-    from runbook import stack
-
-    down = [s.name for s in stack.status(settings) if not s.healthy]
-    if down:
-        raise RunbookError(f"local stack not healthy ({', '.join(down)}): run `runbook stack up`")
 
 
 def _print(report: PerfCheckReport, settings: StackSettings) -> None:

@@ -13,7 +13,9 @@ from prefect.context import TaskRunContext
 from runbook.adapters import docker_engine
 from runbook.adapters.base_images import BaseResolution, resolve_bases
 from runbook.adapters.registry import Registry
-from runbook.build import dockerfile_bases
+from runbook.build import dockerfile_bases, prebuilt_ref
+from runbook.errors import ConfigurationError
+from runbook.infra import docker_auth_config, registry_for_image, resolve
 from runbook.models import ImageRef
 from runbook.service import Service
 from runbook.settings import StackSettings
@@ -59,8 +61,9 @@ def build_image(
     """
     logger = get_run_logger()
     docker_engine.check_deadline(deadline, f"building {repository}:{revision}")
-    registry = Registry(settings.registry)
-    name = repository.removeprefix(f"{settings.registry}/")
+    target = registry_for_image(settings, repository)
+    registry = Registry.of(target)
+    name = repository.removeprefix(f"{target.host}/")
     existing = registry.manifest_digest(name, revision)
     if existing is not None:
         logger.info("%s:%s is in the registry already; not rebuilding", repository, revision)
@@ -75,7 +78,8 @@ def build_image(
         on_line=logger.info,
         deadline=deadline,
     )
-    digest = docker_engine.push(client, repository, revision, deadline)
+    digest = docker_engine.push(client, repository, revision, deadline,
+                                auth_config=docker_auth_config(target))
     logger.info("pushed %s@%s", repository, digest)
     return ImageRef(repository=repository, tag=revision, digest=digest)
 
@@ -90,5 +94,25 @@ def _read_timeout(deadline: float | None) -> int:
 @task(name="image_in_registry", **TRANSIENT_RETRIES)
 def image_in_registry(image: ImageRef, settings: StackSettings) -> bool:
     """Whether a (possibly cached) image reference still exists in the registry."""
-    name = image.repository.removeprefix(f"{settings.registry}/")
-    return Registry(settings.registry).manifest_digest(name, image.digest) is not None
+    target = registry_for_image(settings, image.repository)
+    name = image.repository.removeprefix(f"{target.host}/")
+    return Registry.of(target).manifest_digest(name, image.digest) is not None
+
+
+@task(name="prebuilt_image", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def prebuilt_image(reference: str, environment: str, pull: bool,
+                   settings: StackSettings) -> ImageRef:
+    """An image built elsewhere (``--image REPO@sha256:...``), checked to exist in the
+    environment's registry; pulled onto the local engine when the run uses one (``pull``:
+    tests or the docker target run it there)."""
+    target = resolve(settings, environment).registry
+    image = prebuilt_ref(reference, target.host)
+    name = image.repository.removeprefix(f"{target.host}/")
+    if Registry.of(target).manifest_digest(name, image.digest) is None:
+        raise ConfigurationError(f"--image {reference}: no such manifest in {target.label}")
+    if pull:
+        client = docker_engine.connect(settings.docker_host)
+        docker_engine.pull(client, image.by_digest, docker_auth_config(target))
+    get_run_logger().info("using %s (built elsewhere) as revision %s", image.by_digest,
+                          image.revision)
+    return image

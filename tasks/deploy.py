@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from runbook.infra import public_endpoint, resolve
 from runbook.models import ImageRef, Slot, TargetKind
 from runbook.policy import DeploySettings
 from runbook.service import ServiceSpec
@@ -17,10 +18,13 @@ from tasks.retry import TRANSIENT_RETRIES
 def read_live_slot(
     target: TargetKind, service: str, environment: str, settings: StackSettings
 ) -> tuple[Slot | None, str | None]:
-    """The slot serving the environment now, and the environment's endpoint URL (None
-    before its first deploy: reading never creates a route)."""
-    deploy_target = make_target(target, settings)
-    return deploy_target.live(service, environment), deploy_target.endpoint(service, environment)
+    """The slot serving the environment now, and the environment's endpoint URL: the one
+    ``runbook.yaml`` names, else the target's own (None before its first deploy: reading
+    never creates a route)."""
+    deploy_target = make_target(target, settings, environment)
+    endpoint = public_endpoint(resolve(settings, environment, target), service) \
+        or deploy_target.endpoint(service, environment)
+    return deploy_target.live(service, environment), endpoint
 
 
 @task(name="read_endpoint", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -28,7 +32,8 @@ def read_endpoint(
     target: TargetKind, service: str, environment: str, settings: StackSettings
 ) -> str | None:
     """The environment's endpoint URL once the target made one (after a first deploy)."""
-    return make_target(target, settings).endpoint(service, environment)
+    return (public_endpoint(resolve(settings, environment, target), service)
+            or make_target(target, settings, environment).endpoint(service, environment))
 
 
 @task(name="deploy_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -37,7 +42,7 @@ def deploy_candidate(
     deploy: DeploySettings, settings: StackSettings,
 ) -> tuple[Slot, str]:
     """Start the image in the idle color and wait for its health; returns it and its preview URL."""
-    deploy_target = make_target(target, settings)
+    deploy_target = make_target(target, settings, environment)
     slot = deploy_target.deploy_candidate(spec, environment, image, deploy)
     get_run_logger().info("%s is healthy in %s", slot.revision, slot.color)
     return slot, deploy_target.preview_url(spec.name, environment)
@@ -50,14 +55,15 @@ def restore_standby(
 ) -> Slot:
     """Put a revision back in the idle color as the rollback standby (healthy, no traffic,
     not on the preview)."""
-    slot = make_target(target, settings).restore_standby(spec, environment, image, deploy)
+    deploy_target = make_target(target, settings, environment)
+    slot = deploy_target.restore_standby(spec, environment, image, deploy)
     get_run_logger().info("%s is the standby again in %s", slot.revision, slot.color)
     return slot
 
 
 @task(name="switch_traffic", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def switch_traffic(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
-    make_target(target, settings).switch(slot)
+    make_target(target, settings, slot.environment).switch(slot)
     get_run_logger().info("traffic of %s/%s now goes to %s", slot.service, slot.environment,
                           slot.server)
 
@@ -65,12 +71,12 @@ def switch_traffic(target: TargetKind, slot: Slot, settings: StackSettings) -> N
 @task(name="discard_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def discard_candidate(target: TargetKind, slot: Slot, settings: StackSettings) -> str:
     """Remove a candidate that will not (or no longer) serve; returns its last log lines."""
-    return make_target(target, settings).discard(slot)
+    return make_target(target, settings, slot.environment).discard(slot)
 
 
 @task(name="retire_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def retire_slot(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
-    make_target(target, settings).retire(slot)
+    make_target(target, settings, slot.environment).retire(slot)
 
 
 @task(name="read_standby_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -78,7 +84,7 @@ def read_standby_slot(
     target: TargetKind, service: str, environment: str, settings: StackSettings
 ) -> Slot | None:
     """The previous revision kept for rollback, if the target still has it."""
-    return make_target(target, settings).standby(service, environment)
+    return make_target(target, settings, environment).standby(service, environment)
 
 
 @task(name="isolate_service", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -86,7 +92,7 @@ def isolate_service(
     target: TargetKind, service: str, environment: str, settings: StackSettings
 ) -> list[Slot]:
     """Zero traffic to the service in the environment; returns the slots that were serving."""
-    isolated = make_target(target, settings).isolate(service, environment)
+    isolated = make_target(target, settings, environment).isolate(service, environment)
     get_run_logger().warning("%s/%s isolated: no traffic reaches it (was %s)", service,
                              environment, ", ".join(s.server for s in isolated) or "nothing")
     return isolated
@@ -98,7 +104,7 @@ def roll_out_release(
     deploy: DeploySettings, settings: StackSettings,
 ) -> Slot:
     """Rolling strategy: replace the live revision in place and wait for the rollout."""
-    return make_target(target, settings).roll_out(spec, environment, image, deploy)
+    return make_target(target, settings, environment).roll_out(spec, environment, image, deploy)
 
 
 @task(name="undo_rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -107,7 +113,7 @@ def undo_rollout(
     settings: StackSettings,
 ) -> Slot:
     """Rolling strategy: back to the revision before the last rollout."""
-    return make_target(target, settings).undo(service, environment, deploy)
+    return make_target(target, settings, environment).undo(service, environment, deploy)
 
 
 @task(name="tidy_environment", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -116,7 +122,7 @@ def tidy_environment(
 ) -> list[str]:
     """Release what the target keeps only past its keep-delay (the standby's replicas on
     Kubernetes), keeping the rollback possible; returns what was done."""
-    done = make_target(target, settings).tidy(service, environment)
+    done = make_target(target, settings, environment).tidy(service, environment)
     for action in done:
         get_run_logger().info("%s/%s: %s", service, environment, action)
     return done

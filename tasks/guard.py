@@ -12,6 +12,7 @@ from runbook import guard as guards
 from runbook.adapters.prometheus import RouterMetrics
 from runbook.analysis import CheckResult, Verdict
 from runbook.guard import GuardRecord, GuardStep, GuardStore
+from runbook.infra import resolve
 from runbook.settings import StackSettings
 from runbook.targets import make_target
 from runbook.verify import Schedule, analyze, checks_for, target_for
@@ -73,7 +74,8 @@ def watch_release(record: GuardRecord, settings: StackSettings) -> Verdict:
     watched = target_for(record.spec, record.slot, record.endpoint,
                          namespace_of(record.target, record.environment))
     verdict = analyze(watched, checks_for(record.spec, record.policy, record.target), analysis,
-                      RouterMetrics(settings.prometheus_url), settings.scrape_interval_s,
+                      RouterMetrics.of(resolve(settings, record.environment).prometheus),
+                      settings.scrape_interval_s,
                       schedule=schedule, on_result=log, stop_reason=superseded,
                       traffic_timeout_s=record.policy.thresholds.rollback_avg_latency_s * 2)
     logger.info("guard verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from runbook.adapters.pushgateway import Pushgateway
+from runbook.infra import resolve
 from runbook.models import RunReport
 from runbook.run_metrics import run_sample
 from runbook.settings import StackSettings
@@ -18,8 +19,9 @@ def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
     """Push the final report's stage durations and outcome (Prometheus scrapes them), as
     the flow run's own group: a retry replaces it, never counts it twice."""
     sample = run_sample(report, flow_run.id)
-    Pushgateway(settings.pushgateway_url).push_run(sample)
+    gateway = resolve(settings, report.environment).pushgateway
+    Pushgateway.of(gateway).push_run(sample)
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
                           len(sample.stages), sample.service, sample.environment,
-                          sample.outcome, settings.pushgateway_url)
+                          sample.outcome, gateway.label)
 

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from runbook.adapters.prometheus import RouterMetrics
 from runbook.analysis import CheckResult, Verdict, format_value
+from runbook.infra import resolve
 from runbook.models import Slot, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
@@ -47,7 +48,8 @@ def analyze_release(
 
     checks = checks_for(spec, policy, target)
     watched = target_for(spec, slot, endpoint, namespace_of(target, slot.environment))
-    verdict = analyze(watched, checks, policy.analysis, RouterMetrics(settings.prometheus_url),
+    prometheus = RouterMetrics.of(resolve(settings, slot.environment).prometheus)
+    verdict = analyze(watched, checks, policy.analysis, prometheus,
                       settings.scrape_interval_s, on_result=log,
                       traffic_timeout_s=policy.thresholds.rollback_avg_latency_s * 2)
     logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))

@@ -88,10 +88,14 @@ def build(
 
 
 def push(client: docker.DockerClient, repository: str, tag: str,
-         deadline: float | None = None) -> str:
-    """Push ``repository:tag`` and return the registry's manifest digest."""
+         deadline: float | None = None, auth_config: dict[str, str] | None = None) -> str:
+    """Push ``repository:tag`` and return the registry's manifest digest. ``auth_config``
+    (:func:`runbook.infra.docker_auth_config`) is the registry login, sent to the engine
+    with this call only; the engine must trust the registry's CA itself
+    (``/etc/docker/certs.d/HOST:PORT/ca.crt``)."""
     stream = call_engine(
-        lambda: client.api.push(repository, tag=tag, stream=True, decode=True)
+        lambda: client.api.push(repository, tag=tag, stream=True, decode=True,
+                                auth_config=auth_config)
     )
     digest = None
     for chunk in _stream(stream):
@@ -106,6 +110,26 @@ def push(client: docker.DockerClient, repository: str, tag: str,
     if digest is None:
         raise TransientError(f"push of {repository}:{tag} reported no digest")
     return digest
+
+
+def pull(client: docker.DockerClient, reference: str,
+         auth_config: dict[str, str] | None = None) -> str:
+    """Make ``REPO@sha256:...`` present on the engine (pulled with the registry login when
+    it is not there yet); returns the local image id."""
+    try:
+        return str(client.images.get(reference).id)
+    except docker.errors.ImageNotFound:
+        pass
+    repository, _, digest = reference.partition("@")
+    stream = call_engine(lambda: client.api.pull(repository, tag=digest, stream=True,
+                                                 decode=True, auth_config=auth_config))
+    for chunk in _stream(stream):
+        if "error" in chunk:
+            message = chunk["error"].strip()
+            if _TRANSIENT_PUSH.search(message):
+                raise TransientError(f"pull of {reference} failed: {message}")
+            raise DeployError(f"pull of {reference} refused: {message}")
+    return str(call_engine(lambda: client.images.get(reference)).id)
 
 
 def call_engine(call: Callable[[], Any]) -> Any:

@@ -11,18 +11,50 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from runbook.adapters.access import refusal, transport_error
 from runbook.errors import ConfigurationError, TransientError
+from runbook.infra import HttpService, bearer_token, credentials
 
 QUERY_TIMEOUT_S = 5
 
 
 class RouterMetrics:
-    """Queries over the router's series for one backend server."""
+    """Queries over the router's series for one backend server. ``service`` (from
+    :func:`runbook.infra.resolve`) carries the login and CA of a Prometheus that is not
+    the local stack's; its URL wins over ``url``."""
 
-    def __init__(self, url: str, timeout_s: float = QUERY_TIMEOUT_S) -> None:
+    def __init__(self, url: str, timeout_s: float = QUERY_TIMEOUT_S, *,
+                 service: HttpService | None = None) -> None:
+        self._url = service.url if service else url
+        self._label = service.label if service else f"prometheus {url}"
+        self._timeout_s = timeout_s
+        self._session = authenticated_session(service)
+        self._who = _who(service)
         # The client's own retries hide a down Prometheus for ~6 s per call; the analysis
         # loop has its own error budget, so it must see each failure at once.
-        self._client = PrometheusConnect(url=url, timeout=timeout_s, retry=Retry(total=0))
+        self._client = PrometheusConnect(url=self._url, timeout=timeout_s, retry=Retry(total=0),
+                                         session=self._session)
+
+    @classmethod
+    def of(cls, service: HttpService, timeout_s: float = QUERY_TIMEOUT_S) -> RouterMetrics:
+        return cls(service.url, timeout_s, service=service)
+
+    def check(self) -> None:
+        """One authenticated request (build info): the preflight's probe. Raises
+        :class:`ConfigurationError` (login, TLS) or :class:`TransientError` (unreachable)."""
+        try:
+            # verify explicitly: requests lets REQUESTS_CA_BUNDLE override a session's CA.
+            response = self._session.get(f"{self._url}/api/v1/status/buildinfo",
+                                         timeout=self._timeout_s, verify=self._session.verify)
+        except requests.RequestException as exc:
+            raise transport_error(self._label, exc) from None
+        if response.status_code in (401, 403):
+            raise ConfigurationError(refusal(self._label, response.status_code, self._who))
+        if response.status_code >= 500:
+            raise TransientError(f"{self._label} answered {response.status_code}")
+        if response.status_code != 200:
+            raise ConfigurationError(f"{self._label}: answered {response.status_code} to its "
+                                     "API's build info: is this a Prometheus?")
 
     def requests(self, proxy: str, server: str, range_s: int) -> float | None:
         selector = _selector(proxy, server)
@@ -91,6 +123,28 @@ class RouterMetrics:
 def _value(series: dict) -> float | None:  # type: ignore[type-arg]
     value = float(series["value"][1])
     return None if value != value else value  # NaN is no data
+
+
+def authenticated_session(service: HttpService | None) -> requests.Session:
+    """A requests session carrying ``service``'s login (basic or bearer) and CA; the
+    secret is read now and lives only in the session."""
+    session = requests.Session()
+    if service is None:
+        return session
+    session.verify = service.verify
+    login = credentials(service)
+    if login is not None:
+        session.auth = (login.username, login.password.get_secret_value())
+    token = bearer_token(service)
+    if token is not None:
+        session.headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+    return session
+
+
+def _who(service: HttpService | None) -> str | None:
+    if service is None or (not service.username and service.bearer_token is None):
+        return None
+    return f"user {service.username}" if service.username else "the bearer token"
 
 
 def _selector(proxy: str, server: str) -> str:

@@ -15,16 +15,16 @@ means.
 from __future__ import annotations
 
 import time
-import urllib.error
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import delete_from_gateway, push_to_gateway
 
-from runbook.errors import TransientError
+from runbook.adapters.access import httpx_verify, refusal, transport_error, who
+from runbook.errors import ConfigurationError, RunbookError, TransientError
+from runbook.infra import HttpService, credentials
 from runbook.models import Outcome
 from runbook.run_metrics import RunSample
 
@@ -48,40 +48,74 @@ _SEEDED_OUTCOMES = {"deploy": ("passed", "failed", "blocked")}
 
 
 def push(url: str, job: str, registry: CollectorRegistry, timeout_s: float,
-         grouping_key: dict[str, str] | None = None) -> None:
-    """Replace ``job``'s group on the Pushgateway; 5xx and unreachable are transient."""
-    with _sorted_errors(url):
-        push_to_gateway(url, job, registry, grouping_key=grouping_key, timeout=timeout_s)
+         grouping_key: dict[str, str] | None = None, service: HttpService | None = None) -> None:
+    """Replace ``job``'s group on the Pushgateway; 5xx and unreachable are transient.
+    ``service`` carries the login and CA of a gateway that is not the local stack's."""
+    push_to_gateway(service.url if service else url, job, registry,
+                    grouping_key=grouping_key, timeout=timeout_s, handler=_handler(service))
 
 
-@contextmanager
-def _sorted_errors(url: str) -> Iterator[None]:
-    """HTTP 5xx and connection faults become TransientError; 4xx stays what it is."""
+def _handler(service: HttpService | None) -> Callable[..., Callable[[], None]]:
+    """prometheus_client's push and delete go through this: the configured login and CA,
+    and the gateway's answers sorted into runbook's error kinds."""
+    label = service.label if service else "Pushgateway"
+
+    def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
+                data: bytes) -> Callable[[], None]:
+        def send() -> None:
+            response = _send(service, label, method, url, timeout or TIMEOUT_S,
+                             content=data, headers=dict(headers))
+            if response.status_code >= 400:
+                # The gateway says why (e.g. an inconsistent metric); its text is no secret.
+                raise RunbookError(f"{label} refused {method} ({response.status_code}): "
+                                   f"{response.text.strip()[:300]}")
+        return send
+    return handler
+
+
+def _send(service: HttpService | None, label: str, method: str, url: str, timeout_s: float,
+          **request: object) -> httpx.Response:
+    login = credentials(service) if service else None
+    auth = httpx.BasicAuth(login.username, login.password.get_secret_value()) if login else None
     try:
-        yield
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise TransientError(f"Pushgateway {url} answered {exc.code}") from exc
-        raise
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransientError(f"Pushgateway {url} unreachable: {exc}") from exc
+        with httpx.Client(verify=httpx_verify(service.verify if service else True),
+                          timeout=timeout_s, auth=auth) as client:
+            response = client.request(method, url, **request)  # type: ignore[arg-type]
+    except httpx.TransportError as exc:
+        raise transport_error(label, exc) from None
+    if response.status_code >= 500:
+        raise TransientError(f"{label} answered {response.status_code}")
+    if response.status_code in (401, 403):
+        raise ConfigurationError(refusal(label, response.status_code, who(login)))
+    return response
 
 
 class Pushgateway:
     """Pushes one run's sample as its own group, and the service's last-run gauges."""
 
-    def __init__(self, url: str, timeout_s: float = TIMEOUT_S) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, url: str, timeout_s: float = TIMEOUT_S, *,
+                 service: HttpService | None = None) -> None:
+        self.url = (service.url if service else url).rstrip("/")
         self.timeout_s = timeout_s
+        self._service = service
+        self._label = service.label if service else f"Pushgateway {self.url}"
+
+    @classmethod
+    def of(cls, service: HttpService, timeout_s: float = TIMEOUT_S) -> Pushgateway:
+        return cls(service.url, timeout_s, service=service)
+
+    def check(self) -> None:
+        """Reach the gateway with the configured login: the preflight's probe."""
+        self._get("/-/ready").raise_for_status()
 
     def push_run(self, sample: RunSample) -> None:
         """The run's own group (replaced by a retry, never added twice), the service's
         last-run group, then old run groups pruned."""
         group = {"service": sample.service, "environment": sample.environment}
         push(self.url, JOB, _registry(_RunCollector(sample)), self.timeout_s,
-             grouping_key={**group, "run": sample.run})
+             grouping_key={**group, "run": sample.run}, service=self._service)
         push(self.url, JOB, _registry(_LastRunCollector(sample)), self.timeout_s,
-             grouping_key=group)
+             grouping_key=group, service=self._service)
         self.prune_runs()
 
     def prune_runs(self, now_s: float | None = None) -> int:
@@ -89,18 +123,12 @@ class Pushgateway:
         cutoff = (now_s if now_s is not None else time.time()) - RUN_RETENTION_S
         old = [labels for labels, pushed_at in self._run_groups() if pushed_at < cutoff]
         for labels in old:
-            with _sorted_errors(self.url):
-                delete_from_gateway(self.url, JOB, grouping_key=labels,
-                                    timeout=self.timeout_s)
+            delete_from_gateway(self.url, JOB, grouping_key=labels, timeout=self.timeout_s,
+                                handler=_handler(self._service))
         return len(old)
 
     def _run_groups(self) -> Iterator[tuple[dict[str, str], float]]:
-        try:
-            response = httpx.get(f"{self.url}/api/v1/metrics", timeout=self.timeout_s)
-        except httpx.TransportError as exc:
-            raise TransientError(f"Pushgateway {self.url} unreachable: {exc}") from exc
-        if response.status_code >= 500:
-            raise TransientError(f"Pushgateway {self.url} answered {response.status_code}")
+        response = self._get("/api/v1/metrics")
         response.raise_for_status()
         for group in response.json().get("data", []):
             labels = dict(group.get("labels", {}))
@@ -108,6 +136,10 @@ class Pushgateway:
                 continue
             pushed = group.get("push_time_seconds", {}).get("metrics", [{}])
             yield labels, float(pushed[0].get("value", 0) if pushed else 0)
+
+
+    def _get(self, path: str) -> httpx.Response:
+        return _send(self._service, self._label, "GET", f"{self.url}{path}", self.timeout_s)
 
 
 def _registry(collector: object) -> CollectorRegistry:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runbook.infra import EnvironmentInfra, HttpService
+
 
 class KubernetesSettings(BaseSettings):
     """Connection and pacing of the kubernetes target; thresholds stay in the policy."""
@@ -51,6 +53,30 @@ class KubernetesSettings(BaseSettings):
         default="http", description="Scheme of the image registry's HTTP API v2."
     )
 
+    registry: HttpService | None = Field(
+        default=None, exclude=True,
+        description="The environment's registry from runbook.yaml (login, CA) for the "
+        "diagnostics' image check; unset: anonymous, registry_scheme.",
+    )
+
     def namespace(self, environment: str) -> str:
         """The namespace an environment's objects live in."""
         return self.namespaces.get(environment, environment)
+
+    @classmethod
+    def for_environment(cls, infra: EnvironmentInfra) -> KubernetesSettings:
+        """``RUNBOOK_K8S_*`` with what ``runbook.yaml`` says of the environment on top:
+        its kubeconfig, context, namespace, registry and (when not the local stack's)
+        Prometheus."""
+        base = cls()
+        given = infra.kubernetes
+        changes: dict[str, object] = {"registry": infra.registry}
+        if given.kubeconfig is not None:
+            changes["kubeconfig"] = given.kubeconfig
+        if given.context is not None:
+            changes["context"] = given.context
+        if given.namespace is not None:
+            changes["namespaces"] = {**base.namespaces, infra.environment: given.namespace}
+        if not infra.prometheus.local:
+            changes["prometheus_url"] = infra.prometheus.url
+        return base.model_copy(update=changes)

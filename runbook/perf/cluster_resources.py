@@ -14,6 +14,7 @@ import time
 
 from runbook.adapters.prometheus import RouterMetrics
 from runbook.errors import TransientError
+from runbook.infra import HttpService
 from runbook.models import ResourceUsage
 
 SOURCE = "Prometheus container metrics (cAdvisor + kube-state-metrics)"
@@ -42,8 +43,9 @@ def memory_query(selector: str, window_s: int) -> str:
 class PrometheusContainerSampler:
     """Reads the slot's usage over the test window once the test ends."""
 
-    def __init__(self, prometheus_url: str, namespace: str, deployment: str) -> None:
-        self._metrics = RouterMetrics(prometheus_url)
+    def __init__(self, prometheus_url: str, namespace: str, deployment: str, *,
+                 service: HttpService | None = None) -> None:
+        self._metrics = RouterMetrics(prometheus_url, service=service)
         self._selector = pod_selector(namespace, deployment)
         self._started = time.monotonic()
 

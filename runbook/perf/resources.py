@@ -134,14 +134,18 @@ class UnmeasuredResources:
 def resource_sampler(target: TargetKind, slot: Slot, settings: StackSettings) -> ResourceSampler:
     """The sampler for the slot's target (the only place that branches on it here)."""
     if TargetKind(target) is TargetKind.KUBERNETES:
+        from runbook.infra import resolve
         from runbook.kube.manifests import deployment_name
         from runbook.kube.settings import KubernetesSettings
         from runbook.perf.cluster_resources import PrometheusContainerSampler
 
-        kube = KubernetesSettings()
+        infra = resolve(settings, slot.environment, target)
+        kube = KubernetesSettings.for_environment(infra)
+        # runbook.yaml's Prometheus of the environment, with its login; else RUNBOOK_K8S_'s.
+        prometheus = None if infra.prometheus.local else infra.prometheus
         return PrometheusContainerSampler(
             kube.prometheus_url or settings.prometheus_url, kube.namespace(slot.environment),
-            deployment_name(slot.service, slot.color),
+            deployment_name(slot.service, slot.color), service=prometheus,
         )
     from runbook.adapters.docker_engine import connect
     from runbook.targets.docker import LABEL

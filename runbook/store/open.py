@@ -1,8 +1,9 @@
 """The one way runbook code opens its state store.
 
-``store_for(settings)`` is SQLite in the stack's state directory (the embedded default);
-``store_for(settings, config.state)`` is what ``runbook.yaml``'s ``state`` says (a
-PostgreSQL URL, the password from the variable ``password_env`` names). Stores are shared
+``store_for(settings)`` is what the ``runbook.yaml`` in force says
+(``settings.configuration.state``: a PostgreSQL URL, the password from the variable
+``password_env`` names), else SQLite in the stack's state directory (the embedded default);
+``store_for(settings, state)`` takes an explicit ``state`` section. Stores are shared
 per process and URL (:func:`runbook.store.open_store`).
 """
 
@@ -26,7 +27,10 @@ def store_for(settings: StackSettings, state_config: StateConfig | None = None
     Raises:
         ConfigurationError: ``password_env`` names a variable that is not set.
     """
-    if state_config is None or state_config.url is None:
+    # Unset: the runbook.yaml in force (settings.configuration), so every store of a run
+    # follows its state.url without each caller passing it.
+    state_config = state_config or settings.configuration.state
+    if state_config.url is None:
         return _sqlite_in(settings.state_dir)
     password = None
     if state_config.password_env:

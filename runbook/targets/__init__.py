@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from runbook.adapters.docker_engine import connect
 from runbook.errors import ConfigurationError
+from runbook.infra import resolve
 from runbook.models import TargetKind
 from runbook.router import HAProxyRouter
 from runbook.settings import StackSettings
 from runbook.targets.base import DeployTarget
 
 
-def make_target(kind: TargetKind | str, settings: StackSettings) -> DeployTarget:
+def make_target(kind: TargetKind | str, settings: StackSettings,
+                environment: str | None = None) -> DeployTarget:
+    """The deploy target of ``kind``. ``environment``: take its cluster (context,
+    namespace, kubeconfig) and registry from ``runbook.yaml``; without it, ``RUNBOOK_K8S_*``
+    only (commands that span environments)."""
     kind = TargetKind(kind)
     if kind is TargetKind.DOCKER:
         from runbook.targets.docker import DockerTarget
@@ -22,6 +27,7 @@ def make_target(kind: TargetKind | str, settings: StackSettings) -> DeployTarget
         from runbook.kube.settings import KubernetesSettings
         from runbook.targets.kubernetes import KubernetesTarget
 
-        k8s = KubernetesSettings()
+        k8s = (KubernetesSettings.for_environment(resolve(settings, environment, kind))
+               if environment is not None else KubernetesSettings())
         return KubernetesTarget(KubeApi(connect_cluster(k8s), k8s.request_timeout_s), k8s)
     raise ConfigurationError(f"the {kind.value} target is not available; use --target docker")

@@ -362,7 +362,11 @@ class KubernetesTarget:
     def _diagnose(self, ns: str, selector: dict[str, str], names: set[str],
                   image: str) -> Diagnostics:
         host, _, _ = split_image(image)
-        registry = Registry(host, scheme=self.settings.registry_scheme) if host else None
+        configured = self.settings.registry
+        if configured is not None and configured.host == host:
+            registry: Registry | None = Registry.of(configured)
+        else:
+            registry = Registry(host, scheme=self.settings.registry_scheme) if host else None
         return diagnose(self.api, registry, ns, selector, names, image,
                         self.settings.log_tail_lines, self.settings.event_limit)
 
