@@ -36,6 +36,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A killed run (CI timeout, Ctrl-C) still stops its PostgreSQL and Prefect server.
+trap "exit 143" TERM
+trap "exit 130" INT
 as_cluster_user "$PG_BIN/initdb" -D "$WORK/data" -A trust -U prefect >/dev/null
 # fsync off: a throw-away cluster; durability is not what these tests check.
 as_cluster_user "$PG_BIN/pg_ctl" -D "$WORK/data" -w -t 60 -l "$WORK/postgres.log" \
