@@ -242,13 +242,23 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(srv.get("/nope")[0], 404)
         self.assertEqual(srv.get("/health/x")[0], 404)
 
+    def metrics_after(self, srv: Any, expected: str) -> tuple[int, dict[str, str], str]:
+        """/metrics once it shows ``expected``: a handler counts its request after the
+        response is sent, so a client can ask for /metrics before the count is in."""
+        deadline = time.monotonic() + 5
+        while True:
+            status, headers, body = srv.get("/metrics")
+            text = body.decode()
+            if expected in text or time.monotonic() > deadline:
+                return status, headers, text
+            time.sleep(0.01)
+
     def test_metrics(self) -> None:
         srv, _, _ = self.start(version="3")
         srv.get("/")
         srv.get("/")
         srv.get("/nope")
-        status, headers, body = srv.get("/metrics")
-        text = body.decode()
+        status, headers, text = self.metrics_after(srv, 'code="404"} 1\n')
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         self.assertIn('http_requests_total{path="/",code="200"} 2\n', text)
