@@ -29,6 +29,10 @@ FAST_POLICY = {
     # cores slows every other test; the guard's own tests (test_verification_checks) set it.
     "analysis": {"window_s": 15, "interval_s": 3, "guard_s": 0},
     "deploy": {"health_timeout_s": 10},
+    # A 4-user, 4 s load test on a shared 2-core machine swings its p95 by several times
+    # between two releases of the same code (0.08 s -> 0.32 s seen): only a slowdown of
+    # seconds counts here. The degradation gate itself is tested in tests/unit/test_perf.py.
+    "thresholds": {"perf_degradation_floor_s": 2.0},
 }
 
 
