@@ -90,10 +90,11 @@ def test_the_operations_loop(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    # Trivy cannot be installed here; production fails closed on a missing scanner. One
+    # Trivy has no vulnerability database here; production fails closed on it. One
     # request of a load test failing on this shared 2-core machine is not this test's subject.
     service_dir = sample_service(policy={**FAST_POLICY, "scan": {"fail_closed_environments": []},
-                                         "thresholds": {"gate_error_rate": 0.05}})
+                                         "thresholds": {**FAST_POLICY["thresholds"],
+                                                        "gate_error_rate": 0.05}})
     # Not the shared "e2e-" prefix: a test session starting elsewhere on this machine
     # decommissions every "e2e-" route it finds as a leftover, mid-run (tests/conftest.py).
     spec = yaml.safe_load((service_dir / "service.yaml").read_text())
