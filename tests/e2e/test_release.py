@@ -170,7 +170,9 @@ def test_slow_release_does_not_stay_live(
     # Fast through preview and load test, 6 s per request once live: verification catches it.
     late, code = deliver(service, tmp_path, "VERSION=3", "LATENCY_MS=6000", "DEGRADE_AFTER_S=9")
     assert (late.outcome, code != 0) == (Outcome.ROLLED_BACK, True), late.reason
-    assert "latency" in late.reason  # avg-latency or traffic-latency
+    # avg-latency or traffic-latency; or, when no 6 s request completes within an interval,
+    # the windowed error rate has no data: inconclusive, which is never a pass either.
+    assert "latency" in late.reason or "no data" in late.reason, late.reason
     assert version_at(str(good.endpoint)) == "1"
 
 
