@@ -31,10 +31,14 @@ def promotion_gate(service_dir: str) -> tuple[bool, RunReport]:
     started.put(str(flow_run.id))
     run = _Run(load_service(service_dir), Environment.PRODUCTION, Strategy.BLUE_GREEN,
                TargetKind.DOCKER, StackSettings(), {})
-    live, _ = run._read_live()
+    live = run.read_live()
     candidate = Slot(service=run.spec.name, environment="production", color="green",
                      revision=f"r{uuid.uuid4().hex[:8]}", image="unused", address="127.0.0.1:9")
-    return run._promotion_approved(candidate, live), run.builder.report
+    ending = run.approve_promotion(candidate, live)
+    if ending is not None:
+        # As `_Run.execute` does with the step's ending: the one place a run ends.
+        run.builder.finish(ending.outcome, ending.reason)
+    return ending is None, run.builder.report
 
 
 def _answer_when_paused(answer: dict[str, object]) -> None:
