@@ -28,8 +28,8 @@ from runbook.ops.markdown import (
 )
 from runbook.ops.policy import OpsPolicy
 from runbook.ops.review import RunbookReview
+from runbook.ops.rotation import SecretStatus
 from runbook.ops.scan_review import ScanReview
-from runbook.secrets.rotate import SecretStatus
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from tasks.deploy import read_live_slot, tidy_environment

@@ -24,8 +24,8 @@ from runbook.config import load_config
 from runbook.errors import GateFailed
 from runbook.infra import configured_settings
 from runbook.models import Environment, Gate, ImageRef, Slot, TargetKind
-from runbook.perf.baseline import judge_degradation
 from runbook.perf.check import PerfCheckReport, check_alert
+from runbook.perf.degradation import judge_degradation
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
 from tasks.deploy import (

@@ -50,7 +50,7 @@ from runbook.models import (
     Strategy,
     TargetKind,
 )
-from runbook.perf.baseline import judge_degradation
+from runbook.perf.degradation import judge_degradation
 from runbook.policy import Policy
 from runbook.release_record import ReleasePhase, ReleaseRecord, is_verified
 from runbook.report import ReportBuilder

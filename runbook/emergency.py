@@ -11,8 +11,8 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from runbook.alerts.models import Alert, AlertKind, make_alert
+from runbook.ops.rotation import SecretStatus
 from runbook.ops.rotation import Step as RotationStep
-from runbook.secrets.rotate import SecretStatus
 
 ROTATION_PENDING = (
     "secrets NOT rotated: no service directory was given, so runbook does not know the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runbook import testresults
 from runbook.models import Gate, PerfReport, ResourceUsage, SuiteResult
-from runbook.perf.baseline import Degradation
+from runbook.perf.degradation import Degradation
 from runbook.policy import Thresholds
 
 TIMEOUT_EXIT_CODE = 124  # what run_to_completion reports for a command past its deadline

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from runbook.config import CONFIG_ENV
 from runbook.errors import ConfigurationError, RunbookError, TransientError
-from runbook.incidents import IncidentStore
+from runbook.incident_store import IncidentStore
 from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
 from runbook.service import DNS_LABEL, Service, load_service
 from runbook.settings import StackSettings

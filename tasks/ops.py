@@ -45,12 +45,13 @@ from runbook.ops.policy import (
     ScanSla,
 )
 from runbook.ops.review import RunbookReview, runbook_review
+from runbook.ops.rotation import SecretStatus
 from runbook.ops.scan_review import ScanReview, review
 from runbook.ops.trend import daily_trend
 from runbook.scan import suppressions
 from runbook.secrets.docker import DockerSecretPublisher
 from runbook.secrets.kubernetes import KubernetesSecretPublisher
-from runbook.secrets.rotate import Publisher, SecretStatus, rotate
+from runbook.secrets.rotate import Publisher, rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings

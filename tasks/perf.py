@@ -19,8 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from runbook.models import Gate, PerfReport, Slot, TargetKind
-from runbook.perf.baseline import BaselineStore, Degradation, StoredReport
+from runbook.perf.baseline import BaselineStore, StoredReport
 from runbook.perf.chart import latency_chart
+from runbook.perf.degradation import Degradation
 from runbook.perf.locustfile import resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.progress import ConsoleProgress

@@ -20,7 +20,8 @@ from runbook.alerts.errors import DeliveryFailed
 from runbook.alerts.models import Alert, AlertKind, Channel, make_alert
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
-from runbook.incidents import IncidentStatus, IncidentStore, Step, complete_step
+from runbook.incident_store import IncidentStore
+from runbook.incidents import IncidentStatus, Step, complete_step
 from runbook.models import PerfReport
 from runbook.perf.baseline import BaselineStore
 from runbook.store import StateStore, StoreUnavailable

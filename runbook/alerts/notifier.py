@@ -25,12 +25,12 @@ from runbook.alerts.settings import AlertSettings, ServiceRouting
 from runbook.alerts.slack import send_slack
 from runbook.config import StateConfig
 from runbook.errors import ConfigurationError
+from runbook.incident_store import IncidentStore
 from runbook.incidents import (
     Category,
     Escalation,
     Incident,
     IncidentStatus,
-    IncidentStore,
     TimelineEntry,
     acknowledge,
     communicate,

@@ -44,6 +44,18 @@ class RotationState(BaseModel):
     """When ``step`` was reached."""
 
 
+class SecretStatus(BaseModel):
+    """What a run reports per secret; never a value."""
+
+    name: str
+    automatic: bool
+    step: Step
+    age_days: float | None
+    max_age_days: float
+    overdue: bool
+    actions: list[Action]
+
+
 def age_days(state: RotationState, now: datetime) -> float | None:
     since = state.rotated_at or state.created_at
     return (now - since).total_seconds() / 86400 if since else None

@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 
 from runbook.models import EndpointStats, Gate, PerfReport
-from runbook.perf.baseline import Degradation
+from runbook.perf.degradation import Degradation
 
 
 def _ms(value: float | None) -> str:

@@ -8,9 +8,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
-from runbook.ops.rotation import Action, RotationState, Step, age_days, is_due, next_action
+from runbook.ops.rotation import (
+    Action,
+    RotationState,
+    SecretStatus,
+    Step,
+    age_days,
+    is_due,
+    next_action,
+)
 from runbook.secrets.generate import new_value
 from runbook.secrets.spec import SecretSpec
 from runbook.secrets.store import SecretStore, StoredSecret
@@ -32,16 +40,6 @@ class Publisher(Protocol):
         ...
 
 
-class SecretStatus(BaseModel):
-    """What a run reports per secret; never a value."""
-
-    name: str
-    automatic: bool
-    step: Step
-    age_days: float | None
-    max_age_days: float
-    overdue: bool
-    actions: list[Action]
 
 
 def rotate(specs: list[SecretSpec], store: SecretStore, publisher: Publisher,

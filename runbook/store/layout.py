@@ -91,9 +91,9 @@ ALERT_SENT = kind("alert-sent", "<entry id>", "runbook.alerts.outbox",
                   "any time; pruned after 30 days", "OutboxEntry")
 ALERT_OPEN = kind("alert-open", "<dedup key>", "runbook.alerts.outbox",
                   "deleting re-opens the problem on its next trigger", "Alert")
-INCIDENT = kind("incident", "<incident id>", "runbook.incidents",
+INCIDENT = kind("incident", "<incident id>", "runbook.incident_store",
                 "resolved ones after their review", "Incident")
-INCIDENT_OPEN = kind("incident-open", "<dedup key>", "runbook.incidents",
+INCIDENT_OPEN = kind("incident-open", "<dedup key>", "runbook.incident_store",
                      "only with its incident's resolution", "OpenIncident")
 PERF_REPORT = kind("perf-report", "<service>/<environment>/<stamp>_<revision>",
                    "runbook.perf.baseline", "any time (shorter trends)", "StoredReport")

@@ -16,7 +16,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from runbook.incidents import IncidentStatus, IncidentStore, Priority
+from runbook.incident_store import IncidentStore
+from runbook.incidents import IncidentStatus, Priority
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
 from tests.conftest import FAST_POLICY

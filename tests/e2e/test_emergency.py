@@ -16,7 +16,8 @@ from pytest_httpserver import HTTPServer
 from flows.emergency import production_outage, security_incident
 from runbook import stack
 from runbook.emergency import ROTATION_PENDING, EmergencyResult, EmergencyStatus
-from runbook.incidents import IncidentStatus, IncidentStore, Priority, Step
+from runbook.incident_store import IncidentStore
+from runbook.incidents import IncidentStatus, Priority, Step
 from runbook.models import Outcome
 from runbook.settings import StackSettings
 from runbook.targets import make_target

@@ -36,7 +36,8 @@ from flows.emergency import security_incident
 from flows.incidents import escalate_incidents
 from flows.maintenance import daily_health
 from runbook.emergency import EmergencyStatus
-from runbook.incidents import IncidentStatus, IncidentStore, Priority, Step, step_record
+from runbook.incident_store import IncidentStore
+from runbook.incidents import IncidentStatus, Priority, Step, step_record
 from runbook.models import Outcome
 from runbook.ops.rotation import RotationState
 from runbook.secrets.store import SecretStore, StoredSecret

@@ -14,7 +14,8 @@ from werkzeug import Request, Response
 from flows.maintenance import runbook_review_reminder
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import load_alert_settings
-from runbook.incidents import Category, IncidentStore
+from runbook.incident_store import IncidentStore
+from runbook.incidents import Category
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]

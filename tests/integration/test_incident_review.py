@@ -18,7 +18,8 @@ from werkzeug import Request, Response
 from runbook.alerts.models import AlertKind, make_alert
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
-from runbook.incidents import IncidentStatus, IncidentStore
+from runbook.incident_store import IncidentStore
+from runbook.incidents import IncidentStatus
 from runbook.settings import StackSettings
 
 pytestmark = pytest.mark.stack

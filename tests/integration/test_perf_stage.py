@@ -21,7 +21,8 @@ from runbook.adapters import docker_engine
 from runbook.build import repository
 from runbook.gates import describe_failures, failed, perf_gates
 from runbook.models import ImageRef, PerfReport, TargetKind
-from runbook.perf.baseline import BaselineStore, judge_degradation
+from runbook.perf.baseline import BaselineStore
+from runbook.perf.degradation import judge_degradation
 from runbook.perf.locustfile import resolve_locustfile
 from runbook.perf.resources import DockerStatsSampler
 from runbook.perf.runner import LocustJob, run_locust

@@ -16,7 +16,8 @@ from werkzeug import Request, Response
 from runbook.alerts.models import AlertKind, Channel, make_alert
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
-from runbook.incidents import IncidentStatus, IncidentStore, Step, open_incident
+from runbook.incident_store import IncidentStore
+from runbook.incidents import IncidentStatus, Step, open_incident
 
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
 

@@ -12,8 +12,8 @@ import pytest
 from runbook.errors import ConfigurationError
 from runbook.gates import describe_failures, failed, perf_gates
 from runbook.models import PerfReport, ResourceUsage
-from runbook.perf.baseline import judge_degradation
 from runbook.perf.chart import latency_chart
+from runbook.perf.degradation import judge_degradation
 from runbook.perf.locustfile import render_locustfile, resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.resources import cpu_cores, memory_bytes, summarize_docker_stats
