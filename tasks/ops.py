@@ -22,10 +22,10 @@ from runbook.adapters.scan_history import stored_scans
 from runbook.incidents import Category, Incident
 from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus, ResolvedImage, base_image_status
-from runbook.ops.chart import trend_chart
+from runbook.ops.chart import dora_chart, trend_chart
 from runbook.ops.cleanup import CleanupPlan, TagInfo, plan_cleanup
 from runbook.ops.deploys import PipelineRun
-from runbook.ops.dora_trend import dora_by_day, dora_chart
+from runbook.ops.dora_trend import dora_by_day
 from runbook.ops.health import (
     DeployEvent,
     Dora,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runbook.models import PerfReport
+from runbook.png_chart import png_figure
 
 CHART_METRICS = (("avg", "avg_latency_s"), ("p50", "p50_latency_s"), ("p90", "p90_latency_s"),
                  ("p95", "p95_latency_s"), ("p99", "p99_latency_s"))
@@ -19,17 +20,11 @@ def latency_chart(
     current_label: str = "this release", baseline_label: str = "baseline",
 ) -> Path:
     """Grouped bars of average and percentile latency (ms); written to ``path`` as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: a worker renders to files only
-    from matplotlib import pyplot
-
     series = [(current_label, _millis(current))]
     if baseline is not None:
         series.append((baseline_label, _millis(baseline)))
     width = 0.8 / len(series)
-    figure, axes = pyplot.subplots(figsize=(7, 3.5), dpi=100)
-    try:
+    with png_figure(path, size=(7, 3.5)) as axes:
         for index, (label, values) in enumerate(series):
             positions = [i + index * width for i in range(len(CHART_METRICS))]
             bars = axes.bar(positions, values, width, label=label)
@@ -39,9 +34,4 @@ def latency_chart(
         axes.set_ylabel("latency (ms)")
         axes.set_title(title, fontsize=10)
         axes.legend()
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png")
-    finally:
-        pyplot.close(figure)
     return path
