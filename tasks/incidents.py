@@ -3,6 +3,8 @@ the post-incident review (record in the store, Prefect artifact)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -29,10 +31,8 @@ def escalate_overdue_incidents() -> tuple[list[Incident], NotifyResult]:
 
 @task(name="assess_incident", cache_policy=NO_CACHE)
 def assess_incident(incident_id: str, by: str, impact: str) -> Incident:
-    store = open_notifier().incidents
-    incident = assess(store.get(incident_id), now_utc(), by, impact)
-    store.save(incident)
-    return incident
+    """Record the impact assessment (step 2), under the incident's row lock."""
+    return _changed(incident_id, lambda incident: assess(incident, now_utc(), by, impact))
 
 
 @task(name="communicate_incident", cache_policy=NO_CACHE)
@@ -46,10 +46,14 @@ def communicate_incident(incident_id: str, by: str, message: str) -> Incident:
 
 @task(name="mitigate_incident", cache_policy=NO_CACHE)
 def mitigate_incident(incident_id: str, by: str, action: str) -> Incident:
-    store = open_notifier().incidents
-    incident = mitigate(store.get(incident_id), now_utc(), by, action)
-    store.save(incident)
-    return incident
+    """Record the mitigation taken (step 4), under the incident's row lock."""
+    return _changed(incident_id, lambda incident: mitigate(incident, now_utc(), by, action))
+
+
+def _changed(incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
+    # A read-modify-write under the row lock: an acknowledge or resolve arriving from the
+    # receiver at the same moment is not overwritten by a stale copy.
+    return open_notifier().incidents.change(incident_id, change)[1]
 
 
 @task(name="review_incident", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

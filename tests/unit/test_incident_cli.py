@@ -67,6 +67,23 @@ def test_ack_records_who_and_when(tmp_path: Path) -> None:
     assert step.done_at == incident.acknowledged_at and step.by == "alice"
 
 
+
+def test_assess_then_mitigate_keep_the_acknowledgement(tmp_path: Path) -> None:
+    # Each step is a change under the incident's row lock: a later step never writes back a
+    # copy read before an earlier one landed.
+    overdue, _ = seed(tmp_path)
+
+    steps = [run(tmp_path, "ack", overdue, "--by", "alice"),
+             run(tmp_path, "assess", overdue, "--impact", "checkout down", "--by", "bob"),
+             run(tmp_path, "mitigate", overdue, "--action", "rolled back", "--by", "carol")]
+
+    assert [s.returncode for s in steps] == [0, 0, 0], [s.stderr for s in steps]
+    incident = IncidentStore(tmp_path).get(overdue)
+    assert incident.status is IncidentStatus.ACKNOWLEDGED and incident.acknowledged_by == "alice"
+    assert incident.impact == "checkout down"
+    done = {s.step: s.by for s in incident.steps if s.done_at is not None}
+    assert done[Step.ASSESS] == "bob" and done[Step.MITIGATE] == "carol"
+
 class Channels:
     """A local PagerDuty (``/v2/enqueue``) and Slack (``chat.postMessage``) on one server;
     PagerDuty answers the scripted statuses first, then 202."""
