@@ -72,24 +72,16 @@ def _remove_leftover_test_services(settings: StackSettings) -> None:
     """Services of an earlier, interrupted test session would keep their containers and
     route ports forever (and be restarted by every `stack up`). Only sessions whose process
     is gone are cleaned, and only of the services they recorded."""
+    from runbook.stack.processes import process_alive
+
     sessions = settings.path("test-sessions")
     if not sessions.is_dir():
         return
     for marker in sessions.glob("*.services"):
-        if _alive(int(marker.stem)):
+        if process_alive(int(marker.stem)):
             continue
         _decommission(settings, set(marker.read_text().split()))
         marker.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 from docker.errors import ImageNotFound
 
-from runbook import baseimage
+from runbook.stack import baseimage, debootstrap
 
 
 class _Images:
@@ -25,16 +25,16 @@ def client(labels: dict[str, str] | None) -> Any:
 
 
 def test_recipe_names_the_coverage_tool() -> None:
-    assert "python3-coverage" in baseimage.DEBOOTSTRAP_PACKAGES
-    assert "python3-coverage" in baseimage.RECIPE
+    assert "python3-coverage" in debootstrap.DEBOOTSTRAP_PACKAGES
+    assert "python3-coverage" in debootstrap.RECIPE
 
 
 def test_only_our_images_of_another_recipe_are_outdated() -> None:
-    ours = {baseimage.SOURCE_LABEL: "built with debootstrap"}
+    ours = {debootstrap.SOURCE_LABEL: "built with debootstrap"}
     assert baseimage.outdated(client(ours), "python:3.11-slim")  # before recipes existed
-    assert baseimage.outdated(client({**ours, baseimage.RECIPE_LABEL: "bookworm python3"}),
+    assert baseimage.outdated(client({**ours, debootstrap.RECIPE_LABEL: "bookworm python3"}),
                               "python:3.11-slim")
     assert not baseimage.outdated(
-        client({**ours, baseimage.RECIPE_LABEL: baseimage.RECIPE}), "python:3.11-slim")
+        client({**ours, debootstrap.RECIPE_LABEL: debootstrap.RECIPE}), "python:3.11-slim")
     assert not baseimage.outdated(client({}), "python:3.11-slim")  # Docker Hub's image
     assert not baseimage.outdated(client(None), "python:3.11-slim")  # not there at all

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import baseimage, stack
+from runbook import stack
 from runbook.errors import ConfigurationError
 from runbook.settings import StackSettings
+from runbook.stack import baseimage, components, debootstrap, packages, processes
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +86,7 @@ def test_alertmanager_config_is_the_repository_config_pointed_at_the_stack_recei
 def test_the_receiver_is_a_stack_component_running_the_receiver_module(
     settings: StackSettings,
 ):
-    (receiver,) = [c for c in stack._components(settings) if c.name == "receiver"]
+    (receiver,) = [c for c in components.stack_components(settings) if c.name == "receiver"]
     assert isinstance(receiver, stack.ProcessComponent)
     command = receiver.command()
     assert command[1:3] == ["-m", "runbook.alerts.receiver"]
@@ -103,10 +104,10 @@ def test_a_module_process_is_recognised_as_ours_and_an_unrelated_one_is_not(tmp_
     try:
         # Seen flaky under load right after Popen: give the child a moment to show its argv.
         deadline = time.monotonic() + 5
-        while not stack._runs_program(process.pid, "http.server"):
+        while not processes.runs_program(process.pid, "http.server"):
             assert time.monotonic() < deadline, Path(f"/proc/{process.pid}/cmdline").read_bytes()
             time.sleep(0.05)
-        assert not stack._runs_program(process.pid, "runbook.alerts.receiver")
+        assert not processes.runs_program(process.pid, "runbook.alerts.receiver")
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -160,19 +161,19 @@ def test_missing_programs_lists_only_what_is_not_installed(
     present.write_text("#!/bin/sh\n")
     present.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(stack, "_SBIN_DIRECTORIES", ())
+    monkeypatch.setattr(packages, "_SBIN_DIRECTORIES", ())
 
-    assert stack.missing_programs(["prometheus", "haproxy", "dockerd"]) == ["dockerd", "haproxy"]
+    assert packages.missing_programs(["prometheus", "haproxy", "dockerd"]) == ["dockerd", "haproxy"]
 
 
 def test_missing_programs_where_nothing_can_be_installed_names_programs_and_packages(
     settings: StackSettings, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(stack, "missing_programs", lambda programs: ["dockerd", "haproxy"])
-    monkeypatch.setattr(stack, "can_install_packages", lambda: False)
+    monkeypatch.setattr(packages, "missing_programs", lambda programs: ["dockerd", "haproxy"])
+    monkeypatch.setattr(packages, "can_install_packages", lambda: False)
 
     with pytest.raises(ConfigurationError) as raised:
-        stack.ensure_programs(["dockerd", "haproxy", "prometheus"], settings)
+        packages.ensure_programs(["dockerd", "haproxy", "prometheus"], settings)
 
     message = str(raised.value)
     assert "missing programs: dockerd, haproxy" in message
@@ -180,14 +181,14 @@ def test_missing_programs_where_nothing_can_be_installed_names_programs_and_pack
 
 
 def test_nothing_missing_installs_nothing(settings: StackSettings, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(stack, "missing_programs", lambda programs: [])
+    monkeypatch.setattr(packages, "missing_programs", lambda programs: [])
 
     def fail(*args: object) -> None:
         raise AssertionError("apt-get must not run")
 
-    monkeypatch.setattr(stack, "_apt_install", fail)
+    monkeypatch.setattr(packages, "_apt_install", fail)
 
-    stack.ensure_programs(["prometheus"], settings)
+    packages.ensure_programs(["prometheus"], settings)
 
 
 DEBIAN_SOURCES = """\
@@ -207,7 +208,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 
 def test_deb822_sources_give_the_mirror_of_the_suite_not_the_security_archive():
-    assert baseimage.parse_deb822_sources(DEBIAN_SOURCES, "bookworm") == [
+    assert debootstrap.parse_deb822_sources(DEBIAN_SOURCES, "bookworm") == [
         "http://deb.debian.org/debian"
     ]
 
@@ -232,7 +233,7 @@ URIs: https://mirror.example/debian/
  http://second.example/debian
 Suites: bookworm
 """
-    assert baseimage.parse_deb822_sources(text, "bookworm") == [
+    assert debootstrap.parse_deb822_sources(text, "bookworm") == [
         "https://mirror.example/debian",
         "http://second.example/debian",
     ]
@@ -247,7 +248,7 @@ deb [arch=amd64 signed-by=/etc/k.gpg] http://mirror.example/debian/ bookworm mai
 deb cdrom:[Debian GNU/Linux]/ bookworm main
 deb http://second.example/debian bookworm main contrib
 """
-    assert baseimage.parse_one_line_sources(text, "bookworm") == [
+    assert debootstrap.parse_one_line_sources(text, "bookworm") == [
         "http://mirror.example/debian",
         "http://second.example/debian",
     ]
@@ -258,7 +259,7 @@ def test_mirror_comes_from_sources_list_before_sources_list_d(tmp_path: Path):
     (tmp_path / "sources.list").write_text("deb http://first.example/debian bookworm main\n")
     (tmp_path / "sources.list.d" / "debian.sources").write_text(DEBIAN_SOURCES)
 
-    assert baseimage.debian_mirror(tmp_path) == "http://first.example/debian"
+    assert debootstrap.debian_mirror(tmp_path) == "http://first.example/debian"
 
 
 def test_mirror_comes_from_a_deb822_file_when_sources_list_is_absent(tmp_path: Path):
@@ -268,13 +269,13 @@ def test_mirror_comes_from_a_deb822_file_when_sources_list_is_absent(tmp_path: P
         "Types: deb\nURIs: http://ignored.example/debian\nSuites: bookworm\n"
     )
 
-    assert baseimage.debian_mirror(tmp_path) == "http://deb.debian.org/debian"
+    assert debootstrap.debian_mirror(tmp_path) == "http://deb.debian.org/debian"
 
 
 def test_mirror_falls_back_to_the_public_debian_mirror(tmp_path: Path):
     (tmp_path / "sources.list").write_text("deb http://archive.ubuntu.com/ubuntu jammy main\n")
 
-    assert baseimage.debian_mirror(tmp_path) == "http://deb.debian.org/debian"
+    assert debootstrap.debian_mirror(tmp_path) == "http://deb.debian.org/debian"
 
 
 def test_the_local_registry_keeps_the_base_image_under_its_own_name(settings: StackSettings):

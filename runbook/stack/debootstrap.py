@@ -1,18 +1,6 @@
-"""The Python base image that service Dockerfiles build ``FROM``, present under its usual name.
-
-``docker build`` (legacy builder) uses a local image of the exact name without pulling. Where
-Docker Hub is reachable that is the real image; where it is not (this kind of machine), an
-equivalent is made from Debian packages and kept in the local registry for the next engine.
-
-Where it comes from, first that works:
-
-1. already present locally;
-2. the local registry, as ``{registry}/{base_image}`` (made earlier by any stack);
-3. a normal pull (Docker Hub), with a short deadline;
-4. ``debootstrap`` of a minimal Debian with ``python3``, imported as an image.
-
-After 3 and 4 the image is pushed to the local registry so that step 2 finds it next time.
-"""
+"""Step 4 of the base image (:mod:`runbook.stack.baseimage`): a minimal Debian made with
+``debootstrap`` (python3 + python3-coverage, no apt lists), imported as an image labelled
+with where it came from and its recipe; the Debian mirror this machine's apt uses."""
 
 from __future__ import annotations
 
@@ -20,20 +8,18 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import DockerException, ImageNotFound
-from docker.utils import parse_repository_tag
+from docker.errors import DockerException
 
 from runbook.errors import TransientError
 from runbook.settings import StackSettings
-
-ProgressCallback = Callable[[str], None]
+from runbook.stack.images import explain, require_local, split_reference
+from runbook.stack.packages import ensure_programs, find_program, run_logged
+from runbook.stack.records import ProgressCallback
 
 DEBIAN_SUITE = "bookworm"  # its python3 is 3.11, like python:3.11-slim
 # python3-coverage: services measure their own test coverage (the image has no pip).
@@ -50,193 +36,16 @@ IMAGE_CHANGES = (
     'CMD ["python3"]',
 )
 
-REGISTRY_PULL_DEADLINE_S = 300.0
-UPSTREAM_PULL_DEADLINE_S = 120.0
-PUSH_DEADLINE_S = 300.0
 DEBOOTSTRAP_DEADLINE_S = 900.0
 TAR_EXIT_DEADLINE_S = 60.0
 UMOUNT_DEADLINE_S = 30.0
 TAR_CHUNK_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class ProvidedImage:
-    """The local base image and how it was obtained."""
-
-    image_id: str
-    source: str
-    obtained: bool  # False when it was present locally already
-
-
-def ensure_base_image(
-    settings: StackSettings,
-    client: docker.DockerClient,
-    on_progress: ProgressCallback | None = None,
-) -> str:
-    """Make ``settings.base_image`` exist locally under that exact name; return its image id."""
-    return provide_base_image(settings, client, on_progress).image_id
-
-
-def provide_base_image(
-    settings: StackSettings,
-    client: docker.DockerClient,
-    on_progress: ProgressCallback | None = None,
-) -> ProvidedImage:
-    """Like :func:`ensure_base_image`, and say how the image was obtained."""
-    report = on_progress or _ignore_progress
-    name = settings.base_image
-    present = local_image_id(client, name)
-    if present is not None and not outdated(client, name):
-        return ProvidedImage(present, "present locally", obtained=False)
-    if present is not None:
-        report(f"{name} was built to an older recipe; rebuilding it as {RECIPE!r}")
-
-    mirrored = mirror_reference(settings)
-    report(f"looking for {mirrored} in the local registry…")
-    try:
-        _pull(client, mirrored, REGISTRY_PULL_DEADLINE_S)
-        if outdated(client, mirrored):
-            raise TransientError(f"{mirrored} was built to an older recipe")
-        image_id = _tag(client, mirrored, name)
-        return ProvidedImage(image_id, f"pulled from the local registry ({mirrored})", True)
-    except TransientError as exc:
-        report(f"not in the local registry: {exc}")
-
-    report(f"pulling {name}…")
-    try:
-        _pull(client, name, UPSTREAM_PULL_DEADLINE_S)
-        image_id = _require_local(client, name)
-        pushed = _push_to_local_registry(client, name, mirrored, report)
-        return ProvidedImage(image_id, f"pulled {name}; {pushed}", True)
-    except TransientError as exc:
-        report(f"cannot pull {name}: {exc}")
-
-    started = time.monotonic()
-    image_id, built_from = build_with_debootstrap(settings, client, report)
-    pushed = _push_to_local_registry(client, name, mirrored, report)
-    took = time.monotonic() - started
-    return ProvidedImage(image_id, f"{built_from} in {took:.0f} s; {pushed}", True)
-
-
-def mirror_reference(settings: StackSettings) -> str:
-    """Where the local registry keeps the base image."""
-    return f"{settings.registry}/{settings.base_image}"
-
-
-def local_image_id(client: docker.DockerClient, name: str) -> str | None:
-    try:
-        return str(client.images.get(name).id)
-    except ImageNotFound:
-        return None
-
-
-def outdated(client: docker.DockerClient, name: str) -> bool:
-    """True for an image runbook built (it carries SOURCE_LABEL) to another recipe than
-    RECIPE; an image from elsewhere (Docker Hub's python) is never ours to rebuild."""
-    try:
-        labels = client.images.get(name).labels or {}
-    except ImageNotFound:
-        return False
-    return SOURCE_LABEL in labels and labels.get(RECIPE_LABEL) != RECIPE
-
-
-def describe_local_image(client: docker.DockerClient, name: str) -> str | None:
-    """One line about the local image of that name (its origin when we made it), or None."""
-    try:
-        image = client.images.get(name)
-    except ImageNotFound:
-        return None
-    labels = image.labels or {}
-    origin = labels.get(SOURCE_LABEL)
-    short_id = str(image.id)[:19]
-    return f"present locally ({short_id}, {origin})" if origin else f"present locally ({short_id})"
-
-
-# --------------------------------------------------------------------------------------------
-# Registry transfers
-# --------------------------------------------------------------------------------------------
-
-
-def _split_reference(reference: str) -> tuple[str, str]:
-    repository, tag = parse_repository_tag(reference)
-    return repository, tag or "latest"
-
-
-def _pull(client: docker.DockerClient, reference: str, deadline_s: float) -> None:
-    repository, tag = _split_reference(reference)
-    try:
-        events = client.api.pull(repository, tag=tag, stream=True, decode=True)
-        _follow(events, f"pull {reference}", deadline_s)
-    except DockerException as exc:
-        raise TransientError(f"pull {reference}: {_explain(exc)}") from exc
-
-
-def _push(client: docker.DockerClient, reference: str, deadline_s: float) -> None:
-    repository, tag = _split_reference(reference)
-    try:
-        events = client.api.push(repository, tag=tag, stream=True, decode=True)
-        _follow(events, f"push {reference}", deadline_s)
-    except DockerException as exc:
-        raise TransientError(f"push {reference}: {_explain(exc)}") from exc
-
-
-def _follow(events: Iterable[dict[str, Any]], what: str, deadline_s: float) -> None:
-    """Read a pull/push progress stream; errors arrive in the stream, not as HTTP codes."""
-    deadline = time.monotonic() + deadline_s
-    for event in events:
-        if "error" in event:
-            raise TransientError(f"{what}: {event['error']}")
-        # The engine sends progress at least every few seconds while it works.
-        if time.monotonic() > deadline:
-            raise TransientError(f"{what}: not done within {deadline_s:.0f} s")
-
-
-def _tag(client: docker.DockerClient, source: str, target: str) -> str:
-    repository, tag = _split_reference(target)
-    try:
-        client.api.tag(source, repository, tag=tag, force=True)
-    except DockerException as exc:
-        raise TransientError(f"tag {source} as {target}: {_explain(exc)}") from exc
-    return _require_local(client, target)
-
-
-def _require_local(client: docker.DockerClient, name: str) -> str:
-    image_id = local_image_id(client, name)
-    if image_id is None:
-        raise TransientError(f"{name} is not present locally after it was obtained")
-    return image_id
-
-
-def _push_to_local_registry(
-    client: docker.DockerClient, name: str, mirrored: str, report: ProgressCallback
-) -> str:
-    """Push for the next engine; a failure here does not undo the local image."""
-    report(f"pushing {mirrored}…")
-    try:
-        _tag(client, name, mirrored)
-        _push(client, mirrored, PUSH_DEADLINE_S)
-    except TransientError as exc:
-        return f"not pushed to the local registry: {exc}"
-    return f"pushed as {mirrored}"
-
-
-def _explain(exc: DockerException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc)
-
-
-# --------------------------------------------------------------------------------------------
-# Built from Debian packages
-# --------------------------------------------------------------------------------------------
-
-
 def build_with_debootstrap(
     settings: StackSettings, client: docker.DockerClient, report: ProgressCallback
 ) -> tuple[str, str]:
     """Build the base image from a minimal Debian; return its id and where it came from."""
-    # Imported here because runbook.stack imports this module.
-    from runbook.stack import ensure_programs, find_program
-
     ensure_programs(["debootstrap"], settings, report)
     mirror = debian_mirror()
     built_from = f"built with debootstrap {DEBIAN_SUITE} from {mirror}"
@@ -268,22 +77,10 @@ def _debootstrap(program: str, rootfs: Path, mirror: str, log_path: Path) -> Non
         str(rootfs),
         mirror,
     ]
-    with open(log_path, "ab") as log:
-        log.write(f"$ {' '.join(command)}\n".encode())
-        log.flush()
-        try:
-            result = subprocess.run(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                timeout=DEBOOTSTRAP_DEADLINE_S, check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise TransientError(
-                f"debootstrap did not finish within {DEBOOTSTRAP_DEADLINE_S:.0f} s; "
-                f"log: {log_path}"
-            ) from exc
-    if result.returncode != 0:
+    code = run_logged(command, log_path, DEBOOTSTRAP_DEADLINE_S)
+    if code != 0:
         raise TransientError(
-            f"debootstrap {DEBIAN_SUITE} from {mirror} failed with code {result.returncode}; "
+            f"debootstrap {DEBIAN_SUITE} from {mirror} failed with code {code}; "
             f"log: {log_path}"
         )
 
@@ -308,7 +105,7 @@ def _drop_package_caches(rootfs: Path) -> None:
 def _import_rootfs(
     client: docker.DockerClient, rootfs: Path, name: str, built_from: str, log_path: Path
 ) -> str:
-    repository, tag = _split_reference(name)
+    repository, tag = split_reference(name)
     changes = [*IMAGE_CHANGES, f"LABEL {SOURCE_LABEL}={json.dumps(built_from)}",
                f"LABEL {RECIPE_LABEL}={json.dumps(RECIPE)}"]
     with open(log_path, "ab") as log:
@@ -324,12 +121,12 @@ def _import_rootfs(
                 stream_src=True,
             )
         except DockerException as exc:
-            raise TransientError(f"docker import of {rootfs}: {_explain(exc)}") from exc
+            raise TransientError(f"docker import of {rootfs}: {explain(exc)}") from exc
         finally:
             _close_tar(tar)
     if tar.returncode != 0:
         raise TransientError(f"tar of {rootfs} failed with code {tar.returncode}; log: {log_path}")
-    return _require_local(client, name)
+    return require_local(client, name)
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:
@@ -475,8 +272,3 @@ def _deb822_stanzas(text: str) -> list[dict[str, str]]:
 
 def _is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
-
-
-def _ignore_progress(message: str) -> None:
-    return None
-
