@@ -32,8 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runbook.settings import StackSettings
-from runbook.stack.baseimage import current_status as _base_image_current
-from runbook.stack.baseimage import provide_for_stack as _provide_base_image
+from runbook.stack import baseimage
 from runbook.stack.components import stack_components
 from runbook.stack.configs import (
     app_discovery_job,
@@ -89,7 +88,7 @@ def up(
         for component, startup in zip(components, startups, strict=True):
             statuses[component.name] = component.finish(startup, report)
             if component.name == "registry":
-                statuses["base-image"] = _provide_base_image(settings, statuses, report)
+                statuses["base-image"] = baseimage.provide_for_stack(settings, statuses, report)
         statuses["deployments"] = restore_deployments(settings, statuses, report)
         return [statuses[c.name] for c in components] + [
             statuses["base-image"], statuses["deployments"]
@@ -110,7 +109,7 @@ def down(
 def status(settings: StackSettings) -> list[ComponentStatus]:
     """Health of every component, base image last; changes nothing."""
     statuses = [component.current() for component in stack_components(settings)]
-    return [*statuses, _base_image_current(settings)]
+    return [*statuses, baseimage.current_status(settings)]
 
 
 def status_of(settings: StackSettings, names: Iterable[str]) -> list[ComponentStatus]:
