@@ -1,8 +1,34 @@
-"""Error kinds. Only :class:`TransientError` is retried; everything else fails fast."""
+"""Error kinds. Only :class:`TransientError` is retried; everything else fails fast.
+
+Like pip's ``DiagnosticPipError``, an error says what went wrong (its message, ``str()``),
+and may say what to do about it (``hint``) and where that is explained (``reference``: a
+path in this repository, with an anchor: ``README.md#exit-codes``). The message stays one
+fact, so reports and logs carry it unchanged; the command line renders the three once, each
+on its own line (``runbook_cli/errors.py``). This module imports nothing of runbook.
+"""
 
 
 class RunbookError(Exception):
-    """Base of runbook's own errors."""
+    """Base of runbook's own errors.
+
+    Attributes:
+        hint: What the reader can do about it, one sentence; None when nothing obvious.
+        reference: Where it is explained (``docs/operations.md#incidents``); a subclass may
+            set it for all its instances.
+    """
+
+    hint: str | None = None
+    reference: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None,
+                 reference: str | None = None) -> None:
+        super().__init__(*args)
+        # Instance attributes only when given, so a subclass's class-level ones stay.
+        # Both survive pickling (BaseException pickles __dict__), e.g. in Prefect results.
+        if hint is not None:
+            self.hint = hint
+        if reference is not None:
+            self.reference = reference
 
 
 class TransientError(RunbookError):

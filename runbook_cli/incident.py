@@ -1,17 +1,25 @@
-"""``runbook incident assess|communicate|mitigate|review``: the response steps between
-acknowledge and resolve, each recorded with who, when and what (registered on the
-``incident`` command group of :mod:`runbook_cli`)."""
+"""``runbook incident list|ack|assess|communicate|mitigate|resolve|review``: the incident
+response steps, each recorded with who, when and what."""
 
 from __future__ import annotations
 
 import getpass
-from typing import Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
+from runbook.errors import ConfigurationError
 from runbook.settings import StackSettings
-from runbook_cli import _use_stack_prefect, incident_app, out
+from runbook_cli.common import out, use_stack_prefect
 
+if TYPE_CHECKING:
+    from runbook.alerts.notifier import Notifier
+
+incident_app = typer.Typer(help="Incidents: list, acknowledge, resolve.", no_args_is_help=True)
+
+IncidentId = Annotated[str, typer.Argument(help="Incident id (INC-...)")]
 By = Annotated[str | None, typer.Option(help="Who (default: your login)")]
 
 
@@ -19,9 +27,58 @@ def _who(by: str | None) -> str:
     return by or getpass.getuser()
 
 
+def _notifier() -> Notifier:
+    from runbook.alerts.notifier import notifier_for
+    from runbook.alerts.settings import load_alert_settings
+
+    return notifier_for(load_alert_settings())
+
+
+def _stamp(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "-"
+
+
+def _outbox_note(waiting: int) -> str:
+    return f"; {waiting} alert(s) wait in the outbox" if waiting else ""
+
+
+@incident_app.command("list")
+def incident_list(
+    all_: Annotated[bool, typer.Option("--all", help="Resolved incidents too")] = False,
+) -> None:
+    """Incidents with priority, response deadline and whether it was missed."""
+    from runbook.incidents import now_utc
+
+    now = now_utc()
+    incidents = [i for i in _notifier().incidents.all() if all_ or i.is_open]
+    table = Table("id", "priority", "status", "service", "environment", "opened",
+                  "respond by", "overdue", "title")
+    for i in incidents:
+        table.add_row(i.id, i.priority.value, i.status.value, i.service, i.environment,
+                      _stamp(i.opened_at), _stamp(i.respond_by),
+                      "OVERDUE" if i.overdue(now) else "no", i.title)
+    out.print(table)
+
+
+@incident_app.command("ack")
+def incident_ack(
+    incident_id: IncidentId,
+    by: Annotated[str | None, typer.Option(help="Who takes it (default: your login)")] = None,
+) -> None:
+    """Acknowledge an incident: records who and when (its response clock stops), and tells
+    the alert's channels (PagerDuty stops escalating, a note in Slack)."""
+    notifier = _notifier()
+    published = notifier.acknowledge_incident(incident_id, _who(by))
+    incident = published.incident or notifier.incidents.get(incident_id)
+    # Delivered now if the channels answer; otherwise the outbox keeps it for the next run.
+    waiting = notifier.flush().waiting
+    out.print(f"{incident.id} acknowledged by {incident.acknowledged_by} at "
+              f"{_stamp(incident.acknowledged_at)}" + _outbox_note(waiting))
+
+
 @incident_app.command("assess")
 def incident_assess(
-    incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
+    incident_id: IncidentId,
     impact: Annotated[str, typer.Option(help="Which users, since when, how bad")],
     by: By = None,
 ) -> None:
@@ -34,7 +91,7 @@ def incident_assess(
 
 @incident_app.command("communicate")
 def incident_communicate(
-    incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
+    incident_id: IncidentId,
     message: Annotated[str, typer.Option(help="The status update to send")],
     by: By = None,
 ) -> None:
@@ -46,13 +103,12 @@ def incident_communicate(
     incident = notifier.communicate(incident_id, _who(by), message)
     waiting = notifier.flush().waiting
     record = step_record(incident, Step.COMMUNICATE)
-    out.print(f"{incident.id}: update sent to {', '.join(record.to)}"
-              + (f"; {waiting} alert(s) wait in the outbox" if waiting else ""))
+    out.print(f"{incident.id}: update sent to {', '.join(record.to)}" + _outbox_note(waiting))
 
 
 @incident_app.command("mitigate")
 def incident_mitigate(
-    incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
+    incident_id: IncidentId,
     action: Annotated[str, typer.Option(help="What was done (rolled back, isolated, ...)")],
     by: By = None,
 ) -> None:
@@ -63,9 +119,29 @@ def incident_mitigate(
     out.print(f"{incident.id} mitigation recorded")
 
 
+@incident_app.command("resolve")
+def incident_resolve(
+    incident_id: IncidentId,
+    note: Annotated[str, typer.Option(help="What resolved it")],
+    by: Annotated[str | None, typer.Option(help="Who resolved it (default: your login)")] = None,
+) -> None:
+    """Resolve an incident and its alert (PagerDuty too); publish the post-incident review."""
+    incident = _notifier().incidents.get(incident_id)
+    if not incident.is_open:
+        raise ConfigurationError(f"{incident_id} is resolved already")
+    use_stack_prefect(StackSettings())
+    from flows.incidents import resolve_incident_flow
+
+    resolution = resolve_incident_flow(incident_id=incident_id,
+                                       note=f"{note} (by {_who(by)})")
+    out.print(f"{incident_id} resolved at {_stamp(resolution.incident.resolved_at)}; review "
+              f"artifact incident-review-{incident_id.lower()}"
+              + _outbox_note(resolution.notify.waiting))
+
+
 @incident_app.command("review")
 def incident_review(
-    incident_id: Annotated[str, typer.Argument(help="Incident id (INC-...)")],
+    incident_id: IncidentId,
     cause: Annotated[str, typer.Option(help="What caused it")],
     action: Annotated[list[str] | None, typer.Option(
         "--action", help="A follow-up action with its owner (repeatable)")] = None,
@@ -73,7 +149,7 @@ def incident_review(
 ) -> None:
     """Step 6: the post-incident review (timeline from the run, alert and incident records;
     cause; actions), stored with the incident and published as a Prefect artifact."""
-    _use_stack_prefect(StackSettings())
+    use_stack_prefect(StackSettings())
     from flows.incidents import review_incident_flow
 
     incident = review_incident_flow(incident_id=incident_id, cause=cause,

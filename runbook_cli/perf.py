@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from runbook.config import CONFIG_ENV
 from runbook.errors import RunbookError
@@ -19,8 +17,8 @@ from runbook.perf.check import PerfCheckReport
 from runbook.preflight import check_environment
 from runbook.service import load_service
 from runbook.settings import StackSettings
-
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+from runbook_cli.common import out
+from runbook_cli.exit_codes import ExitCode
 
 
 def perf(
@@ -55,10 +53,11 @@ def perf(
     perf_check(service_dir=str(service_dir), environment=env, target=chosen,
                report_path=str(report_path), config=config_path, return_state=True)
     if not report_path.exists():
-        raise RunbookError("the perf check ended without a report; see the Prefect UI")
+        raise RunbookError("the perf check ended without a report",
+                           hint=f"the run's logs are in the Prefect UI ({settings.prefect_ui_url})")
     result = PerfCheckReport.model_validate_json(report_path.read_text())
     _print(result, settings)
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(ExitCode.OK if result.passed else ExitCode.FAILED)
 
 
 def _print(report: PerfCheckReport, settings: StackSettings) -> None:

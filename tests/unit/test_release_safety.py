@@ -171,7 +171,7 @@ def test_build_and_push_stop_at_their_deadline_and_are_not_retried() -> None:
 
 
 def test_a_failed_rollback_has_its_own_exit_code() -> None:
-    from runbook_cli import _EXIT_CODES
+    from runbook_cli.exit_codes import exit_code_for
 
-    assert _EXIT_CODES[Outcome.RELEASED] == 0 and _EXIT_CODES[Outcome.ROLLBACK_FAILED] == 3
+    assert exit_code_for(Outcome.RELEASED) == 0 and exit_code_for(Outcome.ROLLBACK_FAILED) == 3
     assert Outcome.ROLLBACK_FAILED.value == "rollback_failed"

@@ -1,0 +1,5 @@
+"""``python -m runbook_cli``: the same as the ``runbook`` command."""
+
+from runbook_cli.app import main
+
+main()
