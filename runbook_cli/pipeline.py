@@ -15,7 +15,12 @@ from runbook.models import Environment, Outcome, RunReport, Strategy
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook_cli.common import (
-    ConfigOption, TargetOption, local_prefect, out, settings_for, use_stack_prefect,
+    ConfigOption,
+    TargetOption,
+    local_prefect,
+    out,
+    settings_for,
+    use_stack_prefect,
 )
 from runbook_cli.exit_codes import exit_code_for
 

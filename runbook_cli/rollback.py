@@ -9,7 +9,12 @@ import typer
 
 from runbook.models import Environment, TargetKind
 from runbook_cli.common import (
-    ConfigOption, TargetOption, check_service_name, local_prefect, out, settings_for,
+    ConfigOption,
+    TargetOption,
+    check_service_name,
+    local_prefect,
+    out,
+    settings_for,
     use_stack_prefect,
 )
 from runbook_cli.exit_codes import ExitCode
