@@ -128,8 +128,16 @@ def pipeline(
     if report.outcome is not Outcome.RELEASED:
         # A Failed final state (not an exception): `prefect deployment run --watch` and CI
         # see a failure, and the logs keep the verdict instead of a traceback.
-        return Failed(message=f"{report.outcome.value}: {report.reason}", data=report)
+        return Failed(name=final_state_name(report.outcome),
+                      message=f"{report.outcome.value}: {report.reason}", data=report)
     return report
+
+
+def final_state_name(outcome: Outcome) -> str:
+    """The name of a run's final Failed state (``Blocked``, ``RolledBack``,
+    ``RollbackFailed``, ``Failed``): `prefect deployment run --watch` prints it, so a CI log
+    says which outcome ended the run although the exit code is Prefect's 1."""
+    return "".join(word.title() for word in outcome.value.split("_"))
 
 
 def _conclude(report: RunReport, report_path: str | None, settings: StackSettings) -> None:

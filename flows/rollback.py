@@ -112,8 +112,8 @@ def _redeploy(target: TargetKind, spec: ServiceSpec | None, env: str, revision: 
               settings: StackSettings) -> Slot:
     if spec is None:
         raise ConfigurationError(
-            f"the service.yaml of {env} is not known to the {target} target: pass the "
-            "service directory (--service-dir) to redeploy an older revision")
+            f"the service.yaml of {env} is not known to the {target} target",
+            hint="pass the service directory (--service-dir) to redeploy an older revision")
     image = find_revision_image(spec.name, revision, settings)
     if image is None:
         raise ConfigurationError(

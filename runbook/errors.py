@@ -29,6 +29,10 @@ class RunbookError(Exception):
             self.hint = hint
         if reference is not None:
             self.reference = reference
+        # A traceback (a run's log in the Prefect UI) shows them too; str() stays the fact.
+        for label, text in (("hint", self.hint), ("see", self.reference)):
+            if text:
+                self.add_note(f"{label}: {text}")
 
 
 class TransientError(RunbookError):

@@ -100,8 +100,9 @@ def install_workflows(repo_root: Path, settings: WorkflowSettings | None = None,
     conflicts = [path for path, _, action in planned if action is WriteAction.REPLACED]
     if conflicts and not force:
         raise ConfigurationError(
-            "changed locally, not overwritten (use --force to replace): "
-            + ", ".join(str(path.relative_to(repo_root)) for path in conflicts))
+            "changed locally, not overwritten: "
+            + ", ".join(str(path.relative_to(repo_root)) for path in conflicts),
+            hint="use --force to replace them")
     target.mkdir(parents=True, exist_ok=True)
     for path, text, action in planned:
         if action is not WriteAction.UNCHANGED:

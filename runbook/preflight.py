@@ -55,9 +55,8 @@ def check_local_stack(settings: StackSettings, components: list[str]) -> None:
 
     down = [s.name for s in stack.status_of(settings, components) if not s.healthy]
     if down:
-        raise RunbookError(
-            f"local stack not healthy ({', '.join(down)}): run `runbook stack up`"
-        )
+        raise RunbookError(f"local stack not healthy ({', '.join(down)})",
+                           hint="run `runbook stack up`", reference="README.md#the-local-stack")
 
 
 def check_cluster(infra: EnvironmentInfra) -> None:

@@ -481,8 +481,8 @@ class HAProxyRouter:
         if len(free) < 2:
             raise ConfigurationError(
                 f"no free ports left in {self.settings.route_port_min}-"
-                f"{self.settings.route_port_max} (RUNBOOK_ROUTE_PORT_MIN/MAX)"
-            )
+                f"{self.settings.route_port_max}",
+                hint="widen the range with RUNBOOK_ROUTE_PORT_MIN / RUNBOOK_ROUTE_PORT_MAX")
         return free[0], free[1]
 
 

@@ -1,5 +1,5 @@
 """``python -m runbook_cli``: the same as the ``runbook`` command."""
 
-from runbook_cli.app import main
+from runbook_cli.cli import main
 
 main()

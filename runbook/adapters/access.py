@@ -47,9 +47,9 @@ def tls_problem(label: str, exc: BaseException) -> ConfigurationError | None:
         seen.add(id(cause))
         if isinstance(cause, ssl.SSLCertVerificationError):
             return ConfigurationError(
-                f"{label}: TLS certificate not trusted ({cause.verify_message}): set ca_file "
-                "to the CA that signed it"
-            )
+                f"{label}: TLS certificate not trusted ({cause.verify_message})",
+                hint="set ca_file to the CA that signed it",
+                reference="README.md#use-your-own-infrastructure")
         if isinstance(cause, ssl.SSLError):
             return ConfigurationError(f"{label}: TLS handshake failed ({cause.reason})")
         nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) \

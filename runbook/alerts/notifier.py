@@ -251,8 +251,10 @@ class Notifier:
         plan = route(update, routing, self.settings.configured())
         recipients = [_recipient(channel, routing, self.settings) for channel in plan.channels]
         if not recipients:
-            raise ConfigurationError("communicate: no alert channel is configured "
-                                     "(RUNBOOK_ALERT_SLACK_TOKEN, RUNBOOK_ALERT_SMTP_HOST)")
+            raise ConfigurationError(
+                "communicate: no alert channel is configured",
+                hint="set RUNBOOK_ALERT_SLACK_TOKEN or RUNBOOK_ALERT_SMTP_HOST",
+                reference="README.md#on-call-and-contacts")
         with self.store.transaction() as tx:
             self.outbox.add(update, tx)
             _, incident = self.incidents.within(tx).change(

@@ -30,4 +30,5 @@ def make_target(kind: TargetKind | str, settings: StackSettings,
         k8s = (KubernetesSettings.for_environment(resolve(settings, environment, kind))
                if environment is not None else KubernetesSettings())
         return KubernetesTarget(KubeApi(connect_cluster(k8s), k8s.request_timeout_s), k8s)
-    raise ConfigurationError(f"the {kind.value} target is not available; use --target docker")
+    raise ConfigurationError(f"the {kind.value} target is not available",
+                             hint="use --target docker")

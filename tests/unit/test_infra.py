@@ -167,7 +167,8 @@ def test_certificate_errors_are_configuration_and_the_rest_transient() -> None:
     wrapper = OSError("connect failed")
     wrapper.__cause__ = inner
     problem = tls_problem("registry https://r:1", wrapper)
-    assert isinstance(problem, ConfigurationError) and "set ca_file" in str(problem)
+    assert isinstance(problem, ConfigurationError) and problem.hint is not None
+    assert "set ca_file" in problem.hint and "not trusted" in str(problem)
     assert isinstance(transport_error("registry https://r:1", ConnectionRefusedError()),
                       TransientError)
 

@@ -173,8 +173,9 @@ def test_init_github_keeps_local_edits_unless_forced(repo: Path) -> None:
     ci.write_text(edited)
     refused = _init_github(*args)
     assert refused.returncode == 2
-    assert refused.stderr.strip() == ("error: changed locally, not overwritten (use --force "
-                                      "to replace): .github/workflows/ci.yml")
+    assert refused.stderr.strip().splitlines() == [
+        "error: changed locally, not overwritten: .github/workflows/ci.yml",
+        "hint: use --force to replace them"]
     assert ci.read_text() == edited
 
     forced = _init_github(*args, "--force")
