@@ -46,6 +46,7 @@ from runbook.router import HAProxyRouter
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.targets import make_target
+from runbook_cli.exit_codes import ExitCode
 from tasks.notify import flush_outbox
 
 pytestmark = pytest.mark.stack
@@ -435,7 +436,7 @@ def test_sigkill_before_and_after_the_switch_never_leaves_an_unverified_release_
     # first, then delivered again from the start, and its verification says no.
     rerun, rerun_report = start_cli(service, tmp_path, env, *bad)
     again, code = finish_cli(rerun, rerun_report)
-    assert again.outcome is Outcome.ROLLED_BACK and code == 1, again.reason
+    assert again.outcome is Outcome.ROLLED_BACK and code == ExitCode.ROLLED_BACK, again.reason
     recover = next(s for s in again.stages if s.name == "recover")
     assert record.candidate in recover.detail and f"back on {first.revision}" in recover.detail
     assert version() == "1" and again.revision == first.revision

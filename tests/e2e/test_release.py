@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from runbook import stack
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
+from runbook_cli.exit_codes import ExitCode, exit_code_for
 
 pytestmark = pytest.mark.stack
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
@@ -121,7 +122,7 @@ def test_good_switch_then_bad_release_rolls_back_without_dropping_requests(
         bad, code = deliver(service, tmp_path, "VERSION=3", "ERROR_RATE=0.3",
                             "DEGRADE_AFTER_S=9")
         assert bad.outcome is Outcome.ROLLED_BACK, bad.reason
-        assert code != 0
+        assert code == ExitCode.ROLLED_BACK
         assert "error-rate" in bad.reason
         assert bad.revision == second.revision and bad.previous == second.revision
         time.sleep(1)
@@ -143,7 +144,7 @@ def test_unhealthy_release_never_receives_traffic(
     assert good.outcome is Outcome.RELEASED, good.reason
     with ContinuousClient(str(good.endpoint)) as client:
         bad, code = deliver(service, tmp_path, "VERSION=2", "HEALTH_FAIL=1")
-    assert (bad.outcome, code) == (Outcome.BLOCKED, 1)
+    assert (bad.outcome, code) == (Outcome.BLOCKED, ExitCode.BLOCKED)
     assert "never became healthy" in bad.reason
     assert [g.name for g in bad.gates if not g.passed] == ["candidate_health"]
     assert "promote" not in {s.name for s in bad.stages}
@@ -162,14 +163,14 @@ def test_slow_release_does_not_stay_live(
     assert good.outcome is Outcome.RELEASED, good.reason
     slow, code = deliver(service, tmp_path, "VERSION=2", "LATENCY_MS=6000")
     assert slow.outcome in (Outcome.BLOCKED, Outcome.ROLLED_BACK)
-    assert code != 0
+    assert code == exit_code_for(slow.outcome)
     latency_gate = next(g for g in slow.gates if g.name == "perf_avg_latency_s")
     assert not latency_gate.passed and float(latency_gate.value or 0) >= 6.0
     assert version_at(str(good.endpoint)) == "1"
 
     # Fast through preview and load test, 6 s per request once live: verification catches it.
     late, code = deliver(service, tmp_path, "VERSION=3", "LATENCY_MS=6000", "DEGRADE_AFTER_S=9")
-    assert (late.outcome, code != 0) == (Outcome.ROLLED_BACK, True), late.reason
+    assert (late.outcome, code) == (Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK), late.reason
     # avg-latency or traffic-latency; or, when no 6 s request completes within an interval,
     # the windowed error rate has no data: inconclusive, which is never a pass either.
     assert "latency" in late.reason or "no data" in late.reason, late.reason
@@ -216,7 +217,7 @@ def test_rolling_release_retires_the_old_one_and_undoes_a_bad_one(
 
     bad, code = deliver(service, tmp_path, "VERSION=3", "ERROR_RATE=0.3", "DEGRADE_AFTER_S=4",
                         strategy="rolling")
-    assert (bad.outcome, code != 0) == (Outcome.ROLLED_BACK, True), bad.reason
+    assert (bad.outcome, code) == (Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK), bad.reason
     assert "rollout undone" in next(s.detail for s in bad.stages if s.name == "rollback")
     assert bad.revision == second.revision
     assert version_at(str(first.endpoint)) == "2"
