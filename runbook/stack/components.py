@@ -252,7 +252,6 @@ def _prefect_executable() -> str:
     found = shutil.which("prefect")
     if found is None:
         raise ConfigurationError(
-            f"no prefect executable next to {sys.executable} or on PATH; "
-            "install the project (make demo) first"
-        )
+            f"no prefect executable next to {sys.executable} or on PATH",
+            hint="install the project first (make demo)")
     return found

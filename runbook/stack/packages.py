@@ -94,10 +94,10 @@ def ensure_programs(
     packages = packages_for(missing)
     if not can_install_packages():
         raise ConfigurationError(
-            f"missing programs: {', '.join(missing)}; install the packages "
-            f"{', '.join(packages)} (Debian/Ubuntu names), or run as root on Debian/Ubuntu "
-            "to have them installed"
-        )
+            f"missing programs: {', '.join(missing)}",
+            hint=f"install the packages {', '.join(packages)} (Debian/Ubuntu names), or run "
+                 "as root on Debian/Ubuntu to have them installed",
+            reference="README.md#the-local-stack")
     report(f"installing {', '.join(packages)}…")
     _apt_install(packages, settings.path("logs", "apt.log"))
     still_missing = missing_programs(missing)
