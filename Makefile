@@ -45,11 +45,18 @@ test-unit: venv
 # The flow tests run once, against a Prefect server on PostgreSQL (one extra server start,
 # overlapping the rest of the suite, which uses the stack's server). Both parts run; either
 # failing fails the target. The list is the script's own (PG_TESTS): they cannot drift apart.
+# The rest runs on TEST_WORKERS pytest-xdist workers, one test file at a time each
+# (--dist loadfile: a file's module fixtures and its private ports stay on one worker). The
+# e2e tests mostly wait (windows, health checks, process starts), so three workers on two
+# cores keep the load near 3 and the suite near a third of its serial length; see
+# docs/field-notes.md ("The suite in parallel") for what keeps tests safe side by side.
+TEST_WORKERS ?= 3
 PG_FLOW_TESTS := $(shell sed -n 's/^PG_TESTS=(\(.*\))$$/\1/p' scripts/flow_tests_on_postgres.sh)
 test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
 	scripts/flow_tests_on_postgres.sh \
-		--alongside $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS)) -- -ra
+		--alongside $(BIN)/pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=30 \
+		$(addprefix --ignore=,$(PG_FLOW_TESTS)) -- -ra
 
 stack-up: venv
 	$(BIN)/runbook stack up
