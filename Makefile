@@ -48,15 +48,19 @@ test-unit: venv
 # The rest runs on TEST_WORKERS pytest-xdist workers, one test file at a time each
 # (--dist loadfile: a file's module fixtures and its private ports stay on one worker). The
 # e2e tests mostly wait (windows, health checks, process starts), so three workers on two
-# cores keep the load near 3 and the suite near a third of its serial length; see
-# docs/field-notes.md ("The suite in parallel") for what keeps tests safe side by side.
+# cores cost little per test. Tests marked `exclusive` (they read or change the whole
+# stack's state) run last, alone, after the flow tests too. docs/field-notes.md ("The suite
+# in parallel") says what keeps tests safe side by side.
 TEST_WORKERS ?= 3
 PG_FLOW_TESTS := $(shell sed -n 's/^PG_TESTS=(\(.*\))$$/\1/p' scripts/flow_tests_on_postgres.sh)
+PYTEST_SUITE := $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS))
 test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
-	scripts/flow_tests_on_postgres.sh \
-		--alongside $(BIN)/pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=30 \
-		$(addprefix --ignore=,$(PG_FLOW_TESTS)) -- -ra
+	status=0; \
+	scripts/flow_tests_on_postgres.sh --alongside $(PYTEST_SUITE) -m 'not exclusive' \
+		-n $(TEST_WORKERS) --dist loadfile --durations=30 -- -ra || status=$$?; \
+	$(PYTEST_SUITE) -m exclusive || status=$$?; \
+	exit $$status
 
 stack-up: venv
 	$(BIN)/runbook stack up

@@ -11,7 +11,9 @@ import pytest
 from runbook import stack
 from runbook.settings import StackSettings
 
-pytestmark = pytest.mark.stack
+# `stack up` twice, comparing every pid and rendered file: a route added by any other test
+# in between changes haproxy.cfg and the router pid. `make test` runs it after the rest.
+pytestmark = [pytest.mark.stack, pytest.mark.exclusive]
 
 COMPONENTS = [
     "docker",
