@@ -11,8 +11,9 @@ import pytest
 from runbook import stack
 from runbook.settings import StackSettings
 
-# `stack up` twice, comparing every pid and rendered file: a route added by any other test
-# in between changes haproxy.cfg and the router pid. `make test` runs it after the rest.
+# `stack up` twice, asserting it restarts no deployment and resumes no guard: any other
+# test stopping a routed container or leaving a dead guard meanwhile (and `stack up`
+# restores those of every service) would change that. `make test` runs it after the rest.
 pytestmark = [pytest.mark.stack, pytest.mark.exclusive]
 
 COMPONENTS = [
