@@ -45,11 +45,22 @@ test-unit: venv
 # The flow tests run once, against a Prefect server on PostgreSQL (one extra server start,
 # overlapping the rest of the suite, which uses the stack's server). Both parts run; either
 # failing fails the target. The list is the script's own (PG_TESTS): they cannot drift apart.
+# The rest runs on TEST_WORKERS pytest-xdist workers, one test file at a time each
+# (--dist loadfile: a file's module fixtures and its private ports stay on one worker). The
+# e2e tests mostly wait (windows, health checks, process starts), so three workers on two
+# cores cost little per test. Tests marked `exclusive` (they read or change the whole
+# stack's state) run last, alone, after the flow tests too. docs/field-notes.md ("The suite
+# in parallel") says what keeps tests safe side by side.
+TEST_WORKERS ?= 3
 PG_FLOW_TESTS := $(shell sed -n 's/^PG_TESTS=(\(.*\))$$/\1/p' scripts/flow_tests_on_postgres.sh)
+PYTEST_SUITE := $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS))
 test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
-	scripts/flow_tests_on_postgres.sh \
-		--alongside $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS)) -- -ra
+	status=0; \
+	scripts/flow_tests_on_postgres.sh --alongside $(PYTEST_SUITE) -m 'not exclusive' \
+		-n $(TEST_WORKERS) --dist loadfile --durations=30 -- -ra || status=$$?; \
+	$(PYTEST_SUITE) -m exclusive || status=$$?; \
+	exit $$status
 
 stack-up: venv
 	$(BIN)/runbook stack up

@@ -6,8 +6,10 @@
 # (PostgreSQL refuses root).
 # Usage: scripts/flow_tests_on_postgres.sh [--alongside COMMAND... --] [pytest args...]
 #   --alongside: run COMMAND while the cluster and server start (their start, with the
-#   schema migrations, takes a minute or more), then the flow tests; the exit status is
-#   the first failure's. `make test` runs the rest of the suite that way.
+#   schema migrations, takes a minute or more) and while the flow tests run, which start
+#   as soon as the server is healthy (their output is printed once COMMAND ends, so the
+#   two never interleave); the exit status is the first failure's. `make test` runs the
+#   rest of the suite that way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 alongside=()
@@ -29,8 +31,10 @@ as_cluster_user() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; els
 WORK=$(mktemp -d /tmp/runbook-pg.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres "$WORK"
 server_pid=""
+alongside_pid=""
 # shellcheck disable=SC2329  # invoked by the EXIT trap
 cleanup() {
+  if [ -n "$alongside_pid" ]; then kill "$alongside_pid" 2>/dev/null; wait "$alongside_pid" || true; fi
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" || true; fi
   as_cluster_user "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -50,7 +54,16 @@ PREFECT_HOME="$WORK/prefect-home" PREFECT_SERVER_ANALYTICS_ENABLED=false \
   .venv/bin/prefect server start --host 127.0.0.1 --port "$API_PORT" >"$WORK/server.log" 2>&1 &
 server_pid=$!
 status=0
-if [ ${#alongside[@]} -gt 0 ]; then "${alongside[@]}" || status=$?; fi
+if [ ${#alongside[@]} -gt 0 ]; then "${alongside[@]}" & alongside_pid=$!; fi
+# The alongside COMMAND's status, once it ended (and only then: the flow tests' own
+# failure comes second).
+finish_alongside() {
+  [ -n "$alongside_pid" ] || return 0
+  local code=0
+  wait "$alongside_pid" || code=$?
+  alongside_pid=""
+  return "$code"
+}
 healthy() { .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
   "http://127.0.0.1:$API_PORT/api/health" 2>/dev/null; }
 for _ in $(seq 120); do
@@ -58,9 +71,18 @@ for _ in $(seq 120); do
   kill -0 "$server_pid" 2>/dev/null || break
   sleep 1
 done
-healthy || {
-  echo "Prefect server on PostgreSQL did not become healthy:"; tail -20 "$WORK/server.log"; exit 1; }
-echo "flow tests on a Prefect server backed by PostgreSQL (127.0.0.1:$API_PORT, pg :$PG_PORT)"
+if ! healthy; then
+  finish_alongside || true
+  echo "Prefect server on PostgreSQL did not become healthy:"; tail -20 "$WORK/server.log"
+  exit 1
+fi
+flow_tests=0
+flow_log="$WORK/flow-tests.log"
+[ -n "$alongside_pid" ] || flow_log=/dev/stdout
 PREFECT_API_URL="http://127.0.0.1:$API_PORT/api" .venv/bin/pytest -q "${PG_TESTS[@]}" "$@" \
-  || status=$?
+  >"$flow_log" 2>&1 || flow_tests=$?
+finish_alongside || status=$?
+echo "flow tests on a Prefect server backed by PostgreSQL (127.0.0.1:$API_PORT, pg :$PG_PORT)"
+[ "$flow_log" = /dev/stdout ] || cat "$flow_log"
+[ "$status" -ne 0 ] || status=$flow_tests
 exit "$status"

@@ -11,7 +11,10 @@ import pytest
 from runbook import stack
 from runbook.settings import StackSettings
 
-pytestmark = pytest.mark.stack
+# `stack up` twice, asserting it restarts no deployment and resumes no guard: any other
+# test stopping a routed container or leaving a dead guard meanwhile (and `stack up`
+# restores those of every service) would change that. `make test` runs it after the rest.
+pytestmark = [pytest.mark.stack, pytest.mark.exclusive]
 
 COMPONENTS = [
     "docker",
