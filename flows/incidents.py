@@ -13,7 +13,12 @@ from tasks.notify import IncidentResolution, publish_incident_review, resolve_in
 @flow(name="resolve-incident")
 def resolve_incident_flow(incident_id: str, note: str) -> IncidentResolution:
     """Resolve the incident (Slack and PagerDuty hear of it) and publish its review as a
-    markdown artifact of this run."""
+    markdown artifact of this run.
+
+    Args:
+        incident_id: The incident (INC-...).
+        note: What resolved it, kept in the incident's timeline and review.
+    """
     resolution = resolve_incident(incident_id, note)
     publish_incident_review(resolution.incident)
     return resolution

@@ -66,8 +66,15 @@ def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None =
                  alert: bool = True, routes: list[str] | None = None) -> PipelineHealth:
     """Build/deploy success and durations over 1 and 7 days and the four DORA keys per
     service and environment beside the elite levels, pushed, reported with the routes'
-    application metrics and trend charts, alerted. ``routes``: the router routes
-    (``<service>.<env>``) to report; None: every route Prometheus saw that day."""
+    application metrics and trend charts, alerted.
+
+    Args:
+        flow_names: The flows whose runs are counted; default ``["pipeline"]``.
+        policy: The health targets, DORA and trend windows; default the runbook's.
+        alert: Raise a warning alert when a health target is breached.
+        routes: The router routes (``<service>.<env>``) to report; None: every route
+            Prometheus saw that day.
+    """
     with _alerted("daily-health"):
         policy = policy or OpsPolicy()
         settings = StackSettings()
@@ -100,7 +107,14 @@ def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None =
 def weekly_scan_review(services: dict[ServiceName, str | None],
                        policy: OpsPolicy | None = None,
                        alert: bool = True) -> list[ScanReview]:
-    """New, resolved and aging findings per service (name -> service directory or None)."""
+    """New, resolved and aging findings per service.
+
+    Args:
+        services: Service name -> its service directory, whose declared suppressions
+            apply (None: no suppressions).
+        policy: The scan SLAs; default the runbook's.
+        alert: Raise an alert for each service with findings open past their SLA.
+    """
     with _alerted("weekly-scan-review"):
         policy = policy or OpsPolicy()
         settings = StackSettings()
@@ -121,7 +135,15 @@ def weekly_scan_review(services: dict[ServiceName, str | None],
 def secret_rotation(service_dir: str, environment: Environment, policy: OpsPolicy | None = None,
                     force: bool = False, target: str = "docker") -> list[SecretStatus]:
     """Rotate the service's declared secrets; alert on what is overdue and manual, and on a
-    rotation that failed (the service may hold a half-published secret)."""
+    rotation that failed (the service may hold a half-published secret).
+
+    Args:
+        service_dir: The service's directory (its ``service.yaml`` declares the secrets).
+        environment: The environment whose secrets are rotated.
+        policy: Maximum ages of the secrets; default the runbook's.
+        force: Rotate every automatic secret now, due or not.
+        target: The deploy target the service runs on (``docker`` or ``kubernetes``).
+    """
     policy = policy or OpsPolicy()
     spec = load_service(service_dir).spec
     env = Environment(environment).value
@@ -143,7 +165,16 @@ def secret_rotation(service_dir: str, environment: Environment, policy: OpsPolic
 def registry_cleanup(services: list[ServiceName], environments: list[Environment] | None = None,
                      target: str = "docker", policy: OpsPolicy | None = None,
                      dry_run: bool = False) -> list[CleanupPlan]:
-    """Keep the newest tags and every deployed or standby revision; delete the rest."""
+    """Keep the newest tags and every deployed or standby revision; delete the rest.
+
+    Args:
+        services: Service names whose repositories are cleaned.
+        environments: Environments whose live and standby revisions are kept; default
+            staging and production.
+        target: The deploy target asked what is deployed (``docker`` or ``kubernetes``).
+        policy: How many of the newest tags are kept; default the runbook's.
+        dry_run: Report the plan without deleting anything.
+    """
     with _alerted("registry-cleanup"):
         policy = policy or OpsPolicy()
         settings = StackSettings()
@@ -170,6 +201,12 @@ def base_image_check(services: dict[ServiceName, str | None],
 
     Args:
         services: Service name -> its service directory (None: check only, no rebuild).
+        environments: Environments whose live images are checked; default staging and
+            production.
+        target: The deploy target asked what is live (``docker`` or ``kubernetes``).
+        base_image: The base image reference to compare with; default the stack's base
+            image in the local registry.
+        alert: Raise a warning alert when a live image is not built on the current base.
         rebuild: Run the pipeline for every stale environment of a service whose directory
             is known, after putting the current base under the name Dockerfiles use. The
             base's id is part of the revision, so the rebuild makes a new image.
