@@ -24,6 +24,7 @@ from runbook.incident_store import IncidentStore
 from runbook.models import Environment, Outcome, RunReport, Strategy, TargetKind
 from runbook.service import DNS_LABEL, Service, load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook_cli.init import init_app
 from runbook_cli.perf import perf as perf_command
 
@@ -106,7 +107,7 @@ def pipeline(
     settings = _settings(config)
     infra = resolve(settings, env.value, target)
     # Every part this run uses answers with its login before anything is built.
-    check_environment(infra, settings, builds=image is None,
+    check_environment(infra, RunbookSettings.of(settings), builds=image is None,
                       local_prefect="PREFECT_API_URL" not in os.environ)
     if image is not None:
         check_prebuilt(infra, image)
@@ -143,7 +144,6 @@ def render(
     from runbook.build import content_revision
     from runbook.infra import resolve
     from runbook.kube.manifests import render_all
-    from runbook.kube.settings import KubernetesSettings
 
     service = load_service(service_dir)
     if target is not TargetKind.KUBERNETES:
@@ -156,7 +156,7 @@ def render(
     if "@sha256:" not in image:
         raise ConfigurationError(f"--image {image!r}: expected REPOSITORY@sha256:DIGEST")
     policy = service.spec.policy_for(env.value)
-    namespace = KubernetesSettings.for_environment(infra).namespace(env.value)
+    namespace = RunbookSettings.of(settings).kubernetes_for(env.value, target).namespace(env.value)
     manifests = render_all(service.spec, env.value, namespace,
                            revision, image, policy.deploy.health_timeout_s)
     print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
@@ -213,7 +213,7 @@ def rollback(
     check_local_stack(settings, infra.local_components(builds=False)
                       + ([] if "PREFECT_API_URL" in os.environ else ["prefect"]))
     if infra.target is TargetKind.KUBERNETES:
-        check_cluster(infra)
+        check_cluster(RunbookSettings.of(settings).kubernetes_for(env.value, infra.target))
     _use_stack_prefect(settings)
     from flows.rollback import rollback as rollback_flow
 
@@ -240,7 +240,7 @@ def status(
 
     settings = _settings(config)
     infra = resolve(settings, env.value, target)
-    deploy_target = make_target(infra.target, settings, env.value)
+    deploy_target = make_target(infra.target, RunbookSettings.of(settings), env.value)
     live = deploy_target.live(name, env.value)
     standby = deploy_target.standby(name, env.value)
     if live is None and standby is None:
@@ -296,10 +296,9 @@ def _incident_store() -> IncidentStore:
 
 
 def _notifier() -> Notifier:
-    from runbook.alerts.notifier import notifier_for
-    from runbook.alerts.settings import load_alert_settings
+    from tasks.notify import open_notifier
 
-    return notifier_for(load_alert_settings())
+    return open_notifier(RunbookSettings.load())
 
 
 def _stamp(value: datetime | None) -> str:

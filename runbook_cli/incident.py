@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook_cli import _use_stack_prefect, incident_app, out
 
 By = Annotated[str | None, typer.Option(help="Who (default: your login)")]
@@ -28,7 +29,7 @@ def incident_assess(
     """Step 2: record the impact."""
     from tasks.incidents import assess_incident
 
-    incident = assess_incident.fn(incident_id, _who(by), impact)
+    incident = assess_incident.fn(incident_id, _who(by), impact, RunbookSettings.load())
     out.print(f"{incident.id} assessed: {incident.impact}")
 
 
@@ -42,7 +43,7 @@ def incident_communicate(
     from runbook.incidents import Step, step_record
     from tasks.notify import open_notifier
 
-    notifier = open_notifier()
+    notifier = open_notifier(RunbookSettings.load())
     incident = notifier.communicate(incident_id, _who(by), message)
     waiting = notifier.flush().waiting
     record = step_record(incident, Step.COMMUNICATE)
@@ -59,7 +60,7 @@ def incident_mitigate(
     """Step 4: record the mitigation."""
     from tasks.incidents import mitigate_incident
 
-    incident = mitigate_incident.fn(incident_id, _who(by), action)
+    incident = mitigate_incident.fn(incident_id, _who(by), action, RunbookSettings.load())
     out.print(f"{incident.id} mitigation recorded")
 
 
