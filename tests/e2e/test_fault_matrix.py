@@ -184,12 +184,12 @@ def test_engine_down_with_slack_5xx_pagerduty_429_and_smtp_down_keeps_one_alert_
     assert channels.delivered("slack") == [] and channels.delivered("pagerduty") == []
 
     channels.script = {"slack": [], "pagerduty": []}  # the channels are back
-    flow(flush_outbox.fn)()
+    flow(flush_outbox.fn)(RunbookSettings.load())
     assert waiting(state) == []
     assert len(channels.delivered("slack")) == 1
     (page,) = channels.delivered("pagerduty")
     assert page["event_action"] == "trigger" and page["dedup_key"] == entry.alert.dedup_key
-    flow(flush_outbox.fn)()  # nothing is sent twice
+    flow(flush_outbox.fn)(RunbookSettings.load())  # nothing is sent twice
     assert len(channels.delivered("slack")) == 1 and len(channels.delivered("pagerduty")) == 1
 
 
