@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from runbook.models import RunReport  # noqa: E402
 from runbook.router import HAProxyRouter  # noqa: E402
 from runbook.settings import StackSettings  # noqa: E402
+from runbook.settings_root import RunbookSettings  # noqa: E402
 from tests.postgres_cluster import postgres_cluster  # noqa: E402
 
 PREFECT = REPO / ".venv" / "bin" / "prefect"
@@ -235,7 +236,7 @@ def p95(values: list[float]) -> float:
 def decommission(services: list[Path], settings: StackSettings) -> None:
     from runbook.targets import make_target
 
-    target = make_target("docker", settings)
+    target = make_target("docker", RunbookSettings.of(settings))
     for service in services:
         target.decommission(service.name, ENVIRONMENT)
 

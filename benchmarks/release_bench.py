@@ -34,6 +34,7 @@ import yaml
 from runbook import stack
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +155,7 @@ def main() -> int:
         try:
             rows = run(service, args)
         finally:
-            make_target("docker", settings).decommission(name, "staging")
+            make_target("docker", RunbookSettings.of(settings)).decommission(name, "staging")
     width = max(len(label) for label, _ in rows)
     print(f"\nrelease benchmark (analysis interval {args.interval:g} s, window "
           f"{args.window:g} s, guard {args.guard:g} s)")

@@ -39,7 +39,7 @@ from runbook.incidents import Step
 from runbook.models import Environment, ServiceName, Slot, TargetKind
 from runbook.ops.policy import OpsPolicy, RotationSettings
 from runbook.rollback import rollback_check_window
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tasks.deploy import isolate_service, read_live_slot, read_standby_slot, switch_traffic
 from tasks.emergency import publish_emergency_result
 from tasks.incidents import communicate_incident, mitigate_incident
@@ -62,10 +62,11 @@ def production_outage(
         environment: Where (production unless said otherwise).
         target: The deploy target.
     """
-    settings = StackSettings()
+    settings = RunbookSettings.load()
     env = Environment(environment).value
     link = flow_run.get_flow_run_ui_url()
-    notified = publish_alert(outage_alert(service, env, reason, link), return_state=True)
+    notified = publish_alert(outage_alert(service, env, reason, link), settings,
+                             return_state=True)
     result = EmergencyResult(procedure=Procedure.PRODUCTION_OUTAGE, service=service,
                              environment=env, reason=reason,
                              status=EmergencyStatus.NOT_MITIGATED, flow_run_url=link)
@@ -77,15 +78,15 @@ def production_outage(
         result.actions.append(f"traffic switched from {result.serving_before} to "
                               f"{result.serving_after} (the kept standby)")
         _check_health(result, TargetKind(target), str(serving), settings)
-        return _conclude(result, notified, mitigation=result.actions[0], problem=None)
+        return _conclude(result, notified, settings, mitigation=result.actions[0], problem=None)
     result.pending.append(f"{problem}: restore service by hand (redeploy a known good "
                           "revision with `runbook pipeline`)")
-    return _conclude(result, notified, mitigation=None, problem=problem,
+    return _conclude(result, notified, settings, mitigation=None, problem=problem,
                      second=outage_rollback_failed_alert(service, env, problem, serving, link))
 
 
 def _roll_back_to_standby(service: str, env: str, target: TargetKind,
-                          settings: StackSettings,
+                          settings: RunbookSettings,
                           result: EmergencyResult) -> tuple[str | None, str | None]:
     """The automatic step; returns (the problem, or None) and the revision serving after."""
     read = read_live_slot(target, service, env, settings, return_state=True)
@@ -128,11 +129,11 @@ def security_incident(
             rotate. None: nothing can be rotated and the result says so.
         grace_s: How long old and new values overlap before the old one is revoked.
     """
-    settings = StackSettings()
+    settings = RunbookSettings.load()
     env = Environment(environment).value
     link = flow_run.get_flow_run_ui_url()
     rotation = "rotating every declared secret now" if service_dir else ROTATION_PENDING
-    notified = publish_alert(security_alert(service, env, reason, link, rotation),
+    notified = publish_alert(security_alert(service, env, reason, link, rotation), settings,
                              return_state=True)
     isolated_state = isolate_service(TargetKind(target), service, env, settings,
                                      return_state=True)
@@ -153,11 +154,11 @@ def security_incident(
     )
     if problem is not None:
         result.pending.insert(0, f"{problem}: isolate by hand")
-        return _conclude(result, notified, mitigation=None, problem=problem,
+        return _conclude(result, notified, settings, mitigation=None, problem=problem,
                          second=isolation_failed_alert(service, env, problem, link))
     result.actions.append("service isolated: zero traffic")
-    _rotate(result, service_dir, env, TargetKind(target), grace_s)
-    concluded = _conclude(result, notified, mitigation="; ".join(result.actions),
+    _rotate(result, service_dir, env, TargetKind(target), grace_s, settings)
+    concluded = _conclude(result, notified, settings, mitigation="; ".join(result.actions),
                           problem=None, follow_up=_report_to_incident)
     if result.status is EmergencyStatus.NOT_MITIGATED:
         return Failed(message=result.pending[0], data=result)
@@ -165,7 +166,7 @@ def security_incident(
 
 
 def _rotate(result: EmergencyResult, service_dir: str | None, env: str, target: TargetKind,
-            grace_s: float) -> None:
+            grace_s: float, settings: RunbookSettings) -> None:
     """Every declared secret through the rotation flow (generate, overlap, restart,
     verify, revoke), forced: a leaked value does not wait for its age."""
     if service_dir is None:
@@ -183,29 +184,31 @@ def _rotate(result: EmergencyResult, service_dir: str | None, env: str, target: 
     if result.rotated:
         result.actions.append(f"secrets rotated (old values revoked): {result.rotated}; the "
                               "service serves again on fresh containers with the new values")
-        live = read_live_slot(target, result.service, env, StackSettings())[0]
+        live = read_live_slot(target, result.service, env, settings)[0]
         result.serving_after = live.revision if live else None
     elif not statuses:
         result.actions.append("the service declares no secrets: nothing to rotate")
     result.pending[:0] = rotation_pending(statuses)
 
 
-def _report_to_incident(result: EmergencyResult) -> None:
+def _report_to_incident(result: EmergencyResult, settings: RunbookSettings) -> None:
     """Tell the incident's channels (the security team's) what was done; open the review."""
     assert result.incident_id is not None
     message = "; ".join(result.actions) + (
         f". Left to people: {'; '.join(result.pending)}" if result.pending else "")
-    told = communicate_incident(result.incident_id, "runbook", message, return_state=True)
+    told = communicate_incident(result.incident_id, "runbook", message, settings,
+                                return_state=True)
     if not told.is_completed():
         result.pending.append(f"stakeholders not told ({told.message})")
-    incident = mitigate_incident(result.incident_id, "runbook", "; ".join(result.actions))
+    incident = mitigate_incident(result.incident_id, "runbook", "; ".join(result.actions),
+                                 settings)
     publish_incident_review(incident)
     result.actions.append(f"post-incident review opened (artifact "
                           f"incident-review-{incident.id.lower()})")
 
 
 def _check_health(result: EmergencyResult, target: TargetKind, revision: str,
-                  settings: StackSettings) -> None:
+                  settings: RunbookSettings) -> None:
     """The standard checks on the revision switched back to, for a short window."""
     spec = read_deployed_spec(target, result.service, result.environment, settings)
     read = read_live_slot(target, result.service, result.environment, settings)
@@ -226,15 +229,15 @@ def _check_health(result: EmergencyResult, target: TargetKind, revision: str,
         result.pending.append(f"{restored.revision} is not healthy either: restore by hand")
 
 
-def _conclude(result: EmergencyResult, notified: State[NotifyResult], mitigation: str | None,
-              problem: str | None, second: Alert | None = None,
-              follow_up: Callable[[EmergencyResult], None] | None = None,
+def _conclude(result: EmergencyResult, notified: State[NotifyResult], settings: RunbookSettings,
+              mitigation: str | None, problem: str | None, second: Alert | None = None,
+              follow_up: Callable[[EmergencyResult, RunbookSettings], None] | None = None,
               ) -> EmergencyResult | State[EmergencyResult]:
     """Record the mitigation on the page's incident, alert a failed automatic step, then
     publish the result."""
     pages = [notified]
     if second is not None:
-        pages.append(publish_alert(second, return_state=True))
+        pages.append(publish_alert(second, settings, return_state=True))
     for state in pages:
         if state.is_completed():
             sent: NotifyResult = state.result()
@@ -245,12 +248,13 @@ def _conclude(result: EmergencyResult, notified: State[NotifyResult], mitigation
     first = notified.result() if notified.is_completed() else None
     if first is not None and first.incidents:
         incident = record_incident_step(first.incidents[0], Step.MITIGATE,
-                                        mitigation or f"automatic mitigation failed: {problem}")
+                                        mitigation or f"automatic mitigation failed: {problem}",
+                                        settings)
         result.incident_id, result.priority = incident.id, incident.priority.value
         result.actions.append(f"incident {incident.id} ({incident.priority.value}) opened; "
                               "page sent before the automatic step")
         if follow_up is not None:
-            follow_up(result)
+            follow_up(result, settings)
     publish_emergency_result(result)
     get_run_logger().warning("%s %s/%s: %s", result.procedure.value, result.service,
                              result.environment, result.status.value)

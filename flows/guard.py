@@ -23,6 +23,7 @@ from runbook.guard import GuardRecord, GuardStep
 from runbook.models import CheckMeasurement, Outcome, RunReport, Strategy
 from runbook.report import ReportBuilder
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tasks.deploy import (
     discard_candidate,
     retire_slot,
@@ -44,7 +45,7 @@ def guard(service: str, environment: str, revision: str) -> RunReport | State[Ru
         environment: The environment it was released to.
         revision: The released revision; a guard of any other revision is superseded.
     """
-    settings = StackSettings()
+    settings = RunbookSettings.load()
     record = claim_guard(service, environment, revision, settings)
     if record is None:
         return Completed(message=f"{service}/{environment} {revision}: superseded, no guard")
@@ -73,13 +74,13 @@ def guard(service: str, environment: str, revision: str) -> RunReport | State[Ru
     report = builder.report
     publish_report(report, None)
     if report.outcome is not Outcome.RELEASED:
-        notify_release(report)
+        notify_release(report, settings)
         return Failed(message=f"{report.outcome.value}: {report.reason}", data=report)
     return report
 
 
 def _hold(builder: ReportBuilder, record: GuardRecord, step: GuardStep,
-          settings: StackSettings) -> None:
+          settings: RunbookSettings) -> None:
     """The guard expired (or a newer release took over): release what it kept ready."""
     if step is GuardStep.SUPERSEDED:
         end_guard(record, settings)  # a newer release's record stays
@@ -100,11 +101,12 @@ def _hold(builder: ReportBuilder, record: GuardRecord, step: GuardStep,
 
 
 def _roll_back(builder: ReportBuilder, record: GuardRecord, verdict: Verdict,
-               settings: StackSettings) -> None:
+               settings: RunbookSettings) -> None:
     logger = get_run_logger()
     reason = f"guard: verification {verdict.phase.value}: " + "; ".join(verdict.reasons)
     with builder.stage("rollback") as stage, one_deploy_at_a_time(
-            record.service, record.environment, record.policy.deploy.lock_timeout_s):
+            record.service, record.environment, record.policy.deploy.lock_timeout_s,
+            settings.stack):
         # Under the deploy slot, again: a newer release may have gone live while we waited.
         if guard_step(record, settings) is GuardStep.SUPERSEDED:
             stage.detail = "superseded while waiting for the deploy slot: nothing rolled back"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 
 from runbook.incidents import Incident
+from runbook.settings_root import RunbookSettings
 from tasks.incidents import escalate_overdue_incidents, review_incident
 from tasks.notify import IncidentResolution, publish_incident_review, resolve_incident
 
@@ -13,8 +14,13 @@ from tasks.notify import IncidentResolution, publish_incident_review, resolve_in
 @flow(name="resolve-incident")
 def resolve_incident_flow(incident_id: str, note: str) -> IncidentResolution:
     """Resolve the incident (Slack and PagerDuty hear of it) and publish its review as a
-    markdown artifact of this run."""
-    resolution = resolve_incident(incident_id, note)
+    markdown artifact of this run.
+
+    Args:
+        incident_id: The incident (INC-...).
+        note: What resolved it, kept in the incident's timeline and review.
+    """
+    resolution = resolve_incident(incident_id, note, RunbookSettings.load())
     publish_incident_review(resolution.incident)
     return resolution
 
@@ -28,7 +34,7 @@ def escalate_incidents() -> list[str]:
     Returns:
         The ids of the incidents escalated by this run.
     """
-    escalated, _ = escalate_overdue_incidents()
+    escalated, _ = escalate_overdue_incidents(RunbookSettings.load())
     return [incident.id for incident in escalated]
 
 
@@ -43,4 +49,4 @@ def review_incident_flow(incident_id: str, cause: str, actions: list[str] | None
         actions: What changes so it does not happen again (with owners).
         by: Who wrote the review.
     """
-    return review_incident(incident_id, by, cause, actions or [])
+    return review_incident(incident_id, by, cause, actions or [], RunbookSettings.load())

@@ -59,17 +59,19 @@ def ensure_limit(name: str, limit: int = 1) -> None:
 
 
 @contextlib.contextmanager
-def one_deploy_at_a_time(service: str, environment: str, timeout_s: float) -> Iterator[None]:
+def one_deploy_at_a_time(service: str, environment: str, timeout_s: float,
+                         settings: StackSettings) -> Iterator[None]:
     """Hold the service/environment's deploy slot for the duration of the block.
 
     Args:
         service: The service's name.
         environment: The target environment.
         timeout_s: Deadline for getting the slot; past it ``TimeoutError`` is raised.
+        settings: The run's stack settings (the state store keeping the slot's holders).
     """
     name = deploy_limit_name(service, environment)
     ensure_limit(name)
-    holders = SlotHolders(state_store(StackSettings()))
+    holders = SlotHolders(state_store(settings))
     run_id = _current_run_id()
     _logger().info("waiting for the deploy slot %s (up to %.0f s)", name, timeout_s)
     lease_id = _acquire(name, holders, run_id, timeout_s)

@@ -32,6 +32,7 @@ from runbook.ops.rotation import SecretStatus
 from runbook.ops.scan_review import ScanReview
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tasks.deploy import read_live_slot, tidy_environment
 from tasks.incidents import read_incidents
 from tasks.notify import flush_outbox, publish_alert
@@ -66,23 +67,31 @@ def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None =
                  alert: bool = True, routes: list[str] | None = None) -> PipelineHealth:
     """Build/deploy success and durations over 1 and 7 days and the four DORA keys per
     service and environment beside the elite levels, pushed, reported with the routes'
-    application metrics and trend charts, alerted. ``routes``: the router routes
-    (``<service>.<env>``) to report; None: every route Prometheus saw that day."""
-    with _alerted("daily-health"):
+    application metrics and trend charts, alerted.
+
+    Args:
+        flow_names: The flows whose runs are counted; default ``["pipeline"]``.
+        policy: The health targets, DORA and trend windows; default the runbook's.
+        alert: Raise a warning alert when a health target is breached.
+        routes: The router routes (``<service>.<env>``) to report; None: every route
+            Prometheus saw that day.
+    """
+    settings = RunbookSettings.load()
+    stack = settings.stack
+    with _alerted(settings, "daily-health"):
         policy = policy or OpsPolicy()
-        settings = StackSettings()
         flows = flow_names or ["pipeline"]
         targets = policy.health
         runs = read_pipeline_runs(flows, max(*targets.windows_days, targets.dora_days,
                                              targets.trend_days))
         health = compute_pipeline_health(targets, flows, runs)
-        push_health_metrics(health, settings)
-        keys, events = compute_dora(targets, runs, read_incidents(),
+        push_health_metrics(health, stack)
+        keys, events = compute_dora(targets, runs, read_incidents(settings),
                                     policy.review.git_timeout_s)
-        push_dora_metrics(keys, settings)
-        app = application_metrics(targets, settings, routes)
-        chart = health_trend_chart(targets, flows, runs, settings)
-        dora_trend = dora_trend_chart(targets, events, settings)
+        push_dora_metrics(keys, stack)
+        app = application_metrics(targets, stack, routes)
+        chart = health_trend_chart(targets, flows, runs, stack)
+        dora_trend = dora_trend_chart(targets, events, stack)
         publish_ops_report("pipeline-health", health_markdown(health, app, chart)
                            + "\n" + dora_markdown(keys, dora_trend),
                            "daily pipeline health and DORA")
@@ -91,8 +100,8 @@ def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None =
                 AlertKind.PIPELINE_FAILURE, "runbook", OPS_ENVIRONMENT,
                 f"pipeline health: {len(health.breaches)} target(s) breached",
                 details="\n".join(b.summary for b in health.breaches), severity=Severity.WARNING,
-                cause="pipeline-health"))
-        flush_outbox()
+                cause="pipeline-health"), settings)
+        flush_outbox(settings)
         return health
 
 
@@ -100,11 +109,18 @@ def daily_health(flow_names: list[str] | None = None, policy: OpsPolicy | None =
 def weekly_scan_review(services: dict[ServiceName, str | None],
                        policy: OpsPolicy | None = None,
                        alert: bool = True) -> list[ScanReview]:
-    """New, resolved and aging findings per service (name -> service directory or None)."""
-    with _alerted("weekly-scan-review"):
+    """New, resolved and aging findings per service.
+
+    Args:
+        services: Service name -> its service directory, whose declared suppressions
+            apply (None: no suppressions).
+        policy: The scan SLAs; default the runbook's.
+        alert: Raise an alert for each service with findings open past their SLA.
+    """
+    settings = RunbookSettings.load()
+    with _alerted(settings, "weekly-scan-review"):
         policy = policy or OpsPolicy()
-        settings = StackSettings()
-        reviews = [review_scans(name, settings, policy.scan, directory)
+        reviews = [review_scans(name, settings.stack, policy.scan, directory)
                    for name, directory in services.items()]
         publish_ops_report("weekly-scan-review", scan_review_markdown(reviews),
                            "weekly security scan review")
@@ -113,7 +129,7 @@ def weekly_scan_review(services: dict[ServiceName, str | None],
                 publish_alert(make_alert(
                     AlertKind.VULNERABILITY, found.service, OPS_ENVIRONMENT,
                     f"{len(found.sla_breaches)} finding(s) open past their SLA",
-                    cause="scan-sla"))
+                    cause="scan-sla"), settings)
         return reviews
 
 
@@ -121,21 +137,31 @@ def weekly_scan_review(services: dict[ServiceName, str | None],
 def secret_rotation(service_dir: str, environment: Environment, policy: OpsPolicy | None = None,
                     force: bool = False, target: str = "docker") -> list[SecretStatus]:
     """Rotate the service's declared secrets; alert on what is overdue and manual, and on a
-    rotation that failed (the service may hold a half-published secret)."""
+    rotation that failed (the service may hold a half-published secret).
+
+    Args:
+        service_dir: The service's directory (its ``service.yaml`` declares the secrets).
+        environment: The environment whose secrets are rotated.
+        policy: Maximum ages of the secrets; default the runbook's.
+        force: Rotate every automatic secret now, due or not.
+        target: The deploy target the service runs on (``docker`` or ``kubernetes``).
+    """
+    settings = RunbookSettings.load()
     policy = policy or OpsPolicy()
     spec = load_service(service_dir).spec
     env = Environment(environment).value
-    with _alerted("secret-rotation", spec.name, env):
+    with _alerted(settings, "secret-rotation", spec.name, env):
         # A rotation restarts the service's containers: never at the same time as a deploy.
-        with one_deploy_at_a_time(spec.name, env, spec.policy_for(env).deploy.lock_timeout_s):
-            statuses = rotate_secrets(service_dir, env, policy.rotation, StackSettings(),
+        with one_deploy_at_a_time(spec.name, env, spec.policy_for(env).deploy.lock_timeout_s,
+                                  settings.stack):
+            statuses = rotate_secrets(service_dir, env, policy.rotation, settings,
                                       force, target)
         overdue = [s.name for s in statuses if s.overdue and not s.automatic]
         if overdue:
             publish_alert(make_alert(
                 AlertKind.SECURITY_INCIDENT, spec.name, env,
                 f"secrets past their maximum age, rotate by hand: {overdue}",
-                severity=Severity.WARNING, cause="secret-overdue"))
+                severity=Severity.WARNING, cause="secret-overdue"), settings)
         return statuses
 
 
@@ -143,17 +169,26 @@ def secret_rotation(service_dir: str, environment: Environment, policy: OpsPolic
 def registry_cleanup(services: list[ServiceName], environments: list[Environment] | None = None,
                      target: str = "docker", policy: OpsPolicy | None = None,
                      dry_run: bool = False) -> list[CleanupPlan]:
-    """Keep the newest tags and every deployed or standby revision; delete the rest."""
-    with _alerted("registry-cleanup"):
+    """Keep the newest tags and every deployed or standby revision; delete the rest.
+
+    Args:
+        services: Service names whose repositories are cleaned.
+        environments: Environments whose live and standby revisions are kept; default
+            staging and production.
+        target: The deploy target asked what is deployed (``docker`` or ``kubernetes``).
+        policy: How many of the newest tags are kept; default the runbook's.
+        dry_run: Report the plan without deleting anything.
+    """
+    settings = RunbookSettings.load()
+    with _alerted(settings, "registry-cleanup"):
         policy = policy or OpsPolicy()
-        settings = StackSettings()
         plans = []
         for service in services:
             protected = deployed_revisions(service, environments or ["staging", "production"],
                                            target, settings)
-            plan = plan_registry_cleanup(service, protected, policy.cleanup, settings)
+            plan = plan_registry_cleanup(service, protected, policy.cleanup, settings.stack)
             if not dry_run:
-                apply_registry_cleanup(plan, settings)
+                apply_registry_cleanup(plan, settings.stack)
             plans.append(plan)
         publish_ops_report("registry-cleanup", cleanup_markdown(plans), "registry cleanup")
         return plans
@@ -170,14 +205,21 @@ def base_image_check(services: dict[ServiceName, str | None],
 
     Args:
         services: Service name -> its service directory (None: check only, no rebuild).
+        environments: Environments whose live images are checked; default staging and
+            production.
+        target: The deploy target asked what is live (``docker`` or ``kubernetes``).
+        base_image: The base image reference to compare with; default the stack's base
+            image in the local registry.
+        alert: Raise a warning alert when a live image is not built on the current base.
         rebuild: Run the pipeline for every stale environment of a service whose directory
             is known, after putting the current base under the name Dockerfiles use. The
             base's id is part of the revision, so the rebuild makes a new image.
     """
-    with _alerted("base-image-check"):
-        settings = StackSettings()
-        reference = base_image or f"{settings.registry}/{settings.base_image}"
-        base = resolve_image(reference, settings)
+    settings = RunbookSettings.load()
+    with _alerted(settings, "base-image-check"):
+        stack = settings.stack
+        reference = base_image or f"{stack.registry}/{stack.base_image}"
+        base = resolve_image(reference, stack)
         if base is None:
             raise ValueError(f"base image {reference} is not in the registry")
         statuses = [status for service in services
@@ -192,9 +234,9 @@ def base_image_check(services: dict[ServiceName, str | None],
                 AlertKind.VULNERABILITY, "runbook", OPS_ENVIRONMENT,
                 f"{len(outdated)} deployed image(s) not built on the current base {reference}",
                 details="\n".join(f"{s.service}/{s.environment}: {s.image}" for s in outdated),
-                severity=Severity.WARNING, cause="base-image-stale"))
+                severity=Severity.WARNING, cause="base-image-stale"), settings)
         if rebuild:
-            _rebuild(plan_rebuilds(statuses, services), reference, target, settings)
+            _rebuild(plan_rebuilds(statuses, services), reference, target, stack)
         return statuses
 
 
@@ -226,9 +268,9 @@ def runbook_review_reminder(repo_dir: str = ".", policy: OpsPolicy | None = None
         record: Record the review as completed now, without waiting for the item to be
             resolved (the review happened elsewhere).
     """
-    with _alerted("runbook-review"):
+    settings = RunbookSettings.load()
+    with _alerted(settings, "runbook-review"):
         policy = policy or OpsPolicy()
-        settings = StackSettings()
         review = runbook_changes(repo_dir, policy.review, settings)
         publish_ops_report("runbook-review", review_markdown(review), "quarterly runbook review")
         changes = "\n".join(f"- {c.committed_at:%Y-%m-%d} {c.subject}"
@@ -238,9 +280,9 @@ def runbook_review_reminder(repo_dir: str = ".", policy: OpsPolicy | None = None
             f"quarterly runbook review due: {len(review.commits)} change(s) to review; ack "
             "to own it, resolve when reviewed",
             details=changes or "no changes since the last review",
-            link=flow_run.get_flow_run_ui_url(), cause="runbook-review"))
+            link=flow_run.get_flow_run_ui_url(), cause="runbook-review"), settings)
         if record:
-            record_runbook_review(review, settings)
+            record_runbook_review(review, settings.stack)
         return review
 
 
@@ -262,7 +304,7 @@ def tidy(services: list[ServiceName], environments: list[Environment] | None = N
     Returns:
         What was done, by ``service/environment``.
     """
-    settings = StackSettings()
+    settings = RunbookSettings.load()
     logger = get_run_logger()
     done: dict[str, list[str]] = {}
     for service in services:
@@ -270,7 +312,7 @@ def tidy(services: list[ServiceName], environments: list[Environment] | None = N
             env = Environment(environment).value
             try:
                 # Never while a deploy of it runs: its rollback may be scaling the standby up.
-                with one_deploy_at_a_time(service, env, slot_wait_s):
+                with one_deploy_at_a_time(service, env, slot_wait_s, settings.stack):
                     done[f"{service}/{env}"] = _tidy_one(service, env, TargetKind(target),
                                                          settings)
             except TimeoutError:
@@ -278,12 +320,12 @@ def tidy(services: list[ServiceName], environments: list[Environment] | None = N
             except Exception as exc:
                 # One environment's failure is alerted and the others are still tidied.
                 logger.exception("tidying %s/%s failed", service, env)
-                _publish_failure("tidy", service, env, exc)
+                _publish_failure(settings, "tidy", service, env, exc)
     return done
 
 
 def _tidy_one(service: str, environment: str, target: TargetKind,
-              settings: StackSettings) -> list[str]:
+              settings: RunbookSettings) -> list[str]:
     link = flow_run.get_flow_run_ui_url()
     recovered = recover_interrupted_release(service, environment, settings, None,
                                             return_state=True)
@@ -293,30 +335,33 @@ def _tidy_one(service: str, environment: str, target: TargetKind,
         live_now = ((live.result()[0].revision if live.result()[0] else "nothing")
                     if live.is_completed() else "unknown")
         publish_alert(interrupted_recovery_failed_alert(
-            service, environment, str(recovered.message), live_now, link), return_state=True)
+            service, environment, str(recovered.message), live_now, link), settings,
+            return_state=True)
         actions.append(f"interrupted release NOT rolled back: {recovered.message}")
     elif (recovery := recovered.result()) is not None:
         publish_alert(interrupted_release_alert(
             service, environment, recovery.interrupted.candidate, recovery.interrupted.owner_run,
-            recovery.serving, recovery.detail, link), return_state=True)
+            recovery.serving, recovery.detail, link), settings, return_state=True)
         actions.append(recovery.detail)
     return actions + tidy_environment(target, service, environment, settings)
 
 
 @contextmanager
-def _alerted(operation: str, service: str = "runbook", environment: str = OPS_ENVIRONMENT,
+def _alerted(settings: RunbookSettings, operation: str, service: str = "runbook",
+             environment: str = OPS_ENVIRONMENT,
              kind: AlertKind = AlertKind.PIPELINE_FAILURE) -> Iterator[None]:
     """A scheduled operation that fails alerts (nobody watches a schedule), then fails."""
     try:
         yield
     except Exception as exc:
-        _publish_failure(operation, service, environment, exc, kind)
+        _publish_failure(settings, operation, service, environment, exc, kind)
         raise
 
 
-def _publish_failure(operation: str, service: str, environment: str, exc: Exception,
+def _publish_failure(settings: RunbookSettings, operation: str, service: str,
+                     environment: str, exc: Exception,
                      kind: AlertKind = AlertKind.PIPELINE_FAILURE) -> None:
     publish_alert(make_alert(
         kind, service, environment, f"{operation} failed: {type(exc).__name__}",
         details=str(exc)[:2000], link=flow_run.get_flow_run_ui_url(),
-        cause=f"{operation}-failed"), return_state=True)
+        cause=f"{operation}-failed"), settings, return_state=True)

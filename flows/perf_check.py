@@ -22,12 +22,11 @@ from flows.locks import one_deploy_at_a_time
 from runbook import gates as gate_rules
 from runbook.config import load_config
 from runbook.errors import GateFailed
-from runbook.infra import configured_settings
 from runbook.models import Environment, Gate, ImageRef, Slot, TargetKind
 from runbook.perf.check import PerfCheckReport, check_alert
 from runbook.perf.degradation import judge_degradation
 from runbook.service import Service, load_service
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tasks.deploy import (
     deploy_candidate,
     discard_candidate,
@@ -68,13 +67,14 @@ def perf_check(
     """
     service = load_service(service_dir)
     env = Environment(environment).value
-    check = _Check(service, env, chosen_target(env, target, config), configured_settings(config))
+    settings = RunbookSettings.load(config)
+    check = _Check(service, env, chosen_target(env, target, config), settings)
     report = check.run()
     publish_perf_check(report, report_path)
     alert = check_alert(report)
     if alert is not None:
         # Undeliverable alerts wait in the outbox; delivery never changes the verdict.
-        publish_alert(alert, return_state=True)
+        publish_alert(alert, settings, return_state=True)
     if not report.passed:
         return Failed(message=f"perf check failed: {report.reason}", data=report)
     return report
@@ -97,7 +97,7 @@ class _Check:
     """One check's sequence; every step a task, every decision a pure function."""
 
     def __init__(self, service: Service, environment: str, target: TargetKind,
-                 settings: StackSettings) -> None:
+                 settings: RunbookSettings) -> None:
         self.service = service
         self.spec = service.spec
         self.env = environment
@@ -115,7 +115,8 @@ class _Check:
                 if self._live() is None:
                     return self._nothing_live()
                 deploy_slot.enter_context(one_deploy_at_a_time(
-                    self.spec.name, self.env, self.policy.deploy.lock_timeout_s))
+                    self.spec.name, self.env, self.policy.deploy.lock_timeout_s,
+                    self.settings.stack))
                 # Again under the slot: a release that held it may have changed what is live.
                 live = self._live()
                 if live is None:
@@ -162,14 +163,14 @@ class _Check:
         released revision's latest report, so recording one would replace it."""
         perf = load_test_preview(self.target, candidate, preview_url, self.service,
                                  self.policy.perf, self.settings)
-        baseline = read_perf_baseline(self.spec.name, self.env, self.settings)
+        baseline = read_perf_baseline(self.spec.name, self.env, self.settings.stack)
         degradation = judge_degradation(
             perf, baseline.report if baseline else None,
             baseline.revision if baseline else None, self.policy.thresholds)
         gates = gate_rules.perf_gates(perf, self.policy.thresholds,
                                       self.policy.perf.required_rps, degradation)
         publish_perf_results(self.spec.name, self.env, candidate.revision, perf, baseline,
-                             degradation, gates, self.settings)
+                             degradation, gates, self.settings.stack)
         if degradation.critical:
             emit_perf_degraded(self.spec.name, self.env, candidate.revision, degradation)
         self.report.perf, self.report.gates = perf, gates

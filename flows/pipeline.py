@@ -38,7 +38,7 @@ from runbook.approval import (
 from runbook.build import content_revision, repository
 from runbook.errors import GateFailed, RunbookError
 from runbook.guard import GuardRecord, guard_until
-from runbook.infra import configured_settings, resolve
+from runbook.infra import resolve
 from runbook.models import (
     CheckMeasurement,
     Environment,
@@ -58,7 +58,7 @@ from runbook.rollback import rollback_check_window
 from runbook.scan import coverage as coverage_report
 from runbook.scan.verdict import scan_gates
 from runbook.service import Service, load_service
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tasks.build import build_image, image_in_registry, prebuilt_image, resolve_base_images
 from tasks.deploy import (
     deploy_candidate,
@@ -115,8 +115,8 @@ def pipeline(
             ``$RUNBOOK_CONFIG``, else the ``runbook.yaml`` of its checkout, else none.
     """
     service = load_service(service_dir)
-    settings = configured_settings(config)
-    chosen = resolve(settings, Environment(environment).value, target).target
+    settings = RunbookSettings.load(config)
+    chosen = resolve(settings.stack, Environment(environment).value, target).target
     run = _Run(service, Environment(environment), Strategy(strategy), chosen,
                settings, build_args or {})
     run.prebuilt = image
@@ -140,7 +140,7 @@ def final_state_name(outcome: Outcome) -> str:
     return "".join(word.title() for word in outcome.value.split("_"))
 
 
-def _conclude(report: RunReport, report_path: str | None, settings: StackSettings) -> None:
+def _conclude(report: RunReport, report_path: str | None, settings: RunbookSettings) -> None:
     """The report, the run's metrics and its alert, each whatever the others did: one
     unreachable service (Prefect's artifacts, the Pushgateway, Slack) costs only itself.
     Undeliverable alerts wait in the outbox, never fail the run."""
@@ -148,11 +148,11 @@ def _conclude(report: RunReport, report_path: str | None, settings: StackSetting
     published = publish_report(report, report_path, return_state=True)
     # Observability never changes the outcome: a failed push stays a failed task run, and
     # one warning (deduplicated while open) says the pipeline's metrics have a gap.
-    pushed = push_run_metrics(report, settings, return_state=True)
+    pushed = push_run_metrics(report, settings.stack, return_state=True)
     # After the report is final: one alert per problem, or the resolution of open ones.
-    notified = notify_release(report, return_state=True)
+    notified = notify_release(report, settings, return_state=True)
     if not pushed.is_completed():
-        notified = publish_alert(metrics_gap_alert(report, str(pushed.message)),
+        notified = publish_alert(metrics_gap_alert(report, str(pushed.message)), settings,
                                  return_state=True)
     for name, state in (("report", published), ("metrics", pushed), ("alert", notified)):
         if not state.is_completed():
@@ -163,7 +163,8 @@ class _Run:
     """One pipeline run's procedure; every step is a task, every decision a pure function."""
 
     def __init__(self, service: Service, environment: Environment, strategy: Strategy,
-                 target: TargetKind, settings: StackSettings, build_args: dict[str, str]) -> None:
+                 target: TargetKind, settings: RunbookSettings,
+                 build_args: dict[str, str]) -> None:
         self.service = service
         self.spec = service.spec
         self.env = environment.value
@@ -171,6 +172,7 @@ class _Run:
         self.moves: ModuleType = strategy_module(strategy)
         self.target = target
         self.settings = settings
+        self.stack = settings.stack
         self.build_args = {**self.spec.build.args, **build_args}
         self.policy: Policy = self.spec.policy_for(self.env)
         self.builder = ReportBuilder(RunReport(
@@ -207,7 +209,8 @@ class _Run:
         image = self._build()
         if (stop := self._quality_gates(image)) is not None:
             return stop
-        with one_deploy_at_a_time(self.spec.name, self.env, self.policy.deploy.lock_timeout_s):
+        with one_deploy_at_a_time(self.spec.name, self.env, self.policy.deploy.lock_timeout_s,
+                                  self.stack):
             # Again: a run that held the slot before this one may have changed it.
             if (stop := self._recover_interrupted()) is not None:
                 return stop
@@ -244,22 +247,22 @@ class _Run:
         if self.prebuilt is not None:
             # The engine runs the image only for the tests and on the docker target.
             pull = self.spec.test is not None or self.target is TargetKind.DOCKER
-            image = prebuilt_image(self.prebuilt, self.env, pull, self.settings)
+            image = prebuilt_image(self.prebuilt, self.env, pull, self.stack)
             self.builder.skip("build", f"built elsewhere: {image.by_digest}")
             self.builder.report.image = image.by_digest
             return image
         with self.builder.stage("build") as stage:
             # One deadline for resolving, building and pushing, retries included.
             deadline = time.time() + self.spec.build.timeout_s
-            bases = resolve_base_images(self.service, self.build_args, self.settings)
+            bases = resolve_base_images(self.service, self.build_args, self.stack)
             revision = content_revision(self.service, self.build_args, bases.resolved)
-            repo = repository(resolve(self.settings, self.env).registry.host, self.spec.name)
-            image = build_image(self.service, self.build_args, repo, revision, self.settings,
+            repo = repository(resolve(self.stack, self.env).registry.host, self.spec.name)
+            image = build_image(self.service, self.build_args, repo, revision, self.stack,
                                 deadline)
-            if not image_in_registry(image, self.settings):
+            if not image_in_registry(image, self.stack):
                 # A cached result can outlive the registry's copy: rebuild rather than fail.
                 image = build_image.with_options(refresh_cache=True)(
-                    self.service, self.build_args, repo, revision, self.settings, deadline
+                    self.service, self.build_args, repo, revision, self.stack, deadline
                 )
             stage.detail = image.by_digest
             self.builder.report.image = image.by_digest
@@ -271,7 +274,7 @@ class _Run:
             self.builder.skip("test", "no test command declared in service.yaml")
         else:
             with self.builder.stage("test") as stage:
-                result = run_tests(image, self.spec.test, self.settings)
+                result = run_tests(image, self.spec.test, self.stack)
                 stage.detail = gate_rules.describe_suite(result)
                 if (stop := self._gates_pass([gate_rules.suite_gate(result)], stage)):
                     return stop
@@ -279,7 +282,7 @@ class _Run:
                                                            result.coverage_xml)
         with self.builder.stage("scan") as stage:
             scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
-                                self.settings, previous_revision=self.builder.report.previous)
+                                self.stack, previous_revision=self.builder.report.previous)
             gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
             publish_scan(scan, gates)
             stage.detail = (f"{len(scan.findings)} finding(s), {len(scan.suppressed)} "
@@ -313,7 +316,7 @@ class _Run:
         publish_alert(interrupted_release_alert(
             self.spec.name, self.env, interrupted.candidate, interrupted.owner_run,
             recovery.serving, recovery.detail, self.builder.report.flow_run_url),
-            return_state=True)
+            self.settings, return_state=True)
         return None
 
     def _tidy(self) -> None:
@@ -330,7 +333,7 @@ class _Run:
         """Only a *verified* live revision counts: a promoted one whose run died is not."""
         if live is None or live.revision != image.revision:
             return False
-        if not is_verified(read_release_record(self.spec.name, self.env, self.settings),
+        if not is_verified(read_release_record(self.spec.name, self.env, self.stack),
                            image.revision):
             self.logger.warning("%s is live but was never verified: delivering it again",
                                 image.revision)
@@ -365,9 +368,9 @@ class _Run:
             # The preview URL reaches the candidate only: no load on live traffic.
             report = load_test_preview(self.target, candidate, self.preview_url, self.service,
                                        self.policy.perf, self.settings)
-            baseline = read_perf_baseline(self.spec.name, self.env, self.settings)
+            baseline = read_perf_baseline(self.spec.name, self.env, self.stack)
             record_perf_report(self.spec.name, self.env, candidate.revision, report,
-                               self.settings)
+                               self.stack)
             degradation = judge_degradation(
                 report, baseline.report if baseline else None,
                 baseline.revision if baseline else None, self.policy.thresholds,
@@ -375,7 +378,7 @@ class _Run:
             gates = gate_rules.perf_gates(report, self.policy.thresholds,
                                           self.policy.perf.required_rps, degradation)
             publish_perf_results(self.spec.name, self.env, candidate.revision, report,
-                                 baseline, degradation, gates, self.settings)
+                                 baseline, degradation, gates, self.stack)
             if degradation.critical:
                 emit_perf_degraded(self.spec.name, self.env, candidate.revision, degradation)
             stage.detail = (f"{report.requests} requests, {report.rps:.1f} rps, "
@@ -442,7 +445,7 @@ class _Run:
             if not guarded:
                 self.moves.keep(self, candidate, previous)
             self._record(candidate.revision, ReleasePhase.VERIFIED, previous)
-            mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.settings)
+            mark_perf_baseline(self.spec.name, self.env, candidate.revision, self.stack)
             if guarded:
                 self._guard(candidate, previous, endpoint)
             return Ending(Outcome.RELEASED)
@@ -493,7 +496,7 @@ class _Run:
             previous=previous.revision if previous else self.builder.report.previous,
             phase=phase, strategy=self.strategy.value, target=self.target.value,
             owner_run=self.run_id,
-        ), self.settings, return_state=True)
+        ), self.stack, return_state=True)
         if not state.is_completed():
             if must:
                 raise RunbookError(f"release record not written ({state.message}): "

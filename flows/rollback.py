@@ -17,6 +17,7 @@ from runbook.release_record import ReleasePhase, ReleaseRecord
 from runbook.rollback import RollbackKind, RollbackReport, choose, rollback_markdown
 from runbook.service import ServiceSpec, load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tasks.deploy import deploy_candidate, read_live_slot, read_standby_slot, switch_traffic
 from tasks.notify import publish_alert
 from tasks.release import record_release
@@ -51,11 +52,11 @@ def rollback(
         verify_window_s: How long the standard checks watch the revision rolled back to;
             None: the service's analysis window.
     """
-    settings = StackSettings()
+    settings = RunbookSettings.load()
     env = Environment(environment).value
     kind_of_target = TargetKind(target)
     try:
-        with one_deploy_at_a_time(service, env, lock_timeout_s):
+        with one_deploy_at_a_time(service, env, lock_timeout_s, settings.stack):
             live, endpoint = read_live_slot(kind_of_target, service, env, settings)
             standby = read_standby_slot(kind_of_target, service, env, settings)
             kind = choose(service, env, to_revision, live, standby)
@@ -67,7 +68,7 @@ def rollback(
                 assert to_revision is not None
                 restored = _redeploy(kind_of_target, spec, env, to_revision, settings)
             switch_traffic(kind_of_target, restored, settings)
-            _record(service, env, kind_of_target, live, restored, settings)
+            _record(service, env, kind_of_target, live, restored, settings.stack)
             get_run_logger().info("%s/%s rolled back from %s to %s (%s)", service, env,
                                   live.revision if live else None, restored.revision,
                                   kind.value)
@@ -99,7 +100,7 @@ def _record(service: str, env: str, target: TargetKind, live: Slot | None, resto
 
 
 def _spec(target: TargetKind, service: str, env: str, service_dir: str | None,
-          settings: StackSettings) -> ServiceSpec | None:
+          settings: RunbookSettings) -> ServiceSpec | None:
     if service_dir is not None:
         spec = load_service(service_dir).spec
         if spec.name != service:
@@ -109,22 +110,22 @@ def _spec(target: TargetKind, service: str, env: str, service_dir: str | None,
 
 
 def _redeploy(target: TargetKind, spec: ServiceSpec | None, env: str, revision: str,
-              settings: StackSettings) -> Slot:
+              settings: RunbookSettings) -> Slot:
     if spec is None:
         raise ConfigurationError(
             f"the service.yaml of {env} is not known to the {target} target",
             hint="pass the service directory (--service-dir) to redeploy an older revision")
-    image = find_revision_image(spec.name, revision, settings)
+    image = find_revision_image(spec.name, revision, settings.stack)
     if image is None:
         raise ConfigurationError(
-            f"{spec.name}:{revision} is not in the registry {settings.registry} (cleaned up, "
+            f"{spec.name}:{revision} is not in the registry {settings.stack.registry} (cleaned up, "
             "or never built): cannot roll back to it")
     slot, _ = deploy_candidate(target, spec, env, image, spec.policy_for(env).deploy,
                                settings)
     return slot
 
 
-def _alert_failure(service: str, env: str, target: TargetKind, settings: StackSettings,
+def _alert_failure(service: str, env: str, target: TargetKind, settings: RunbookSettings,
                    exc: Exception) -> None:
     """A rollback someone asked for did not happen: they, and the on-call, must know."""
     state = read_live_slot(target, service, env, settings, return_state=True)
@@ -134,4 +135,4 @@ def _alert_failure(service: str, env: str, target: TargetKind, settings: StackSe
         AlertKind.ROLLBACK_FAILED, service, env,
         f"manual rollback FAILED: live now {live_now}: act now",
         details=f"{type(exc).__name__}: {exc}", link=flow_run.get_flow_run_ui_url(),
-        cause=ROLLBACK_CAUSE), return_state=True)
+        cause=ROLLBACK_CAUSE), settings, return_state=True)

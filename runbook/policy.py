@@ -16,7 +16,7 @@ from runbook.models import Severity
 
 
 class Thresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     gate_avg_latency_s: float = Field(default=2.0, gt=0)
     """Quality gate: average API response time under load must stay below this (runbook: 2 s)."""
@@ -41,7 +41,7 @@ class Thresholds(BaseModel):
 
 
 class PerfSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     users: int = Field(default=4, ge=1)
     """Concurrent simulated users (Locust) against the preview slot."""
@@ -72,7 +72,7 @@ class PerfSettings(BaseModel):
 class AnalysisSettings(BaseModel):
     """Post-promotion analysis, shaped like an Argo Rollouts metric check."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     window_s: float = Field(default=30.0, gt=0)
     """Total time the new revision is watched after traffic moves."""
@@ -113,7 +113,7 @@ class AnalysisSettings(BaseModel):
 
 
 class DeploySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     health_timeout_s: float = Field(default=60.0, gt=0)
     """Deadline for a new revision's health check to pass before it is declared unhealthy."""
@@ -136,7 +136,7 @@ class ScanSettings(BaseModel):
     """The scan stage's gates (runbook "Quality Gates": no critical vulnerabilities, no
     secrets in code, container scan passes, no high-severity lint errors)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     block_severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL])
     """Findings of these severities block in every environment (runbook: critical)."""
@@ -190,25 +190,35 @@ class ScanSettings(BaseModel):
 class Policy(BaseModel):
     """The effective policy for one service in one environment."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    """The runbook's gate thresholds (coverage, vulnerabilities, error rate, latency)."""
     perf: PerfSettings = Field(default_factory=PerfSettings)
+    """How the perf stage loads the candidate and what it compares."""
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    """Post-promotion verification: window, interval, failure limit, declared checks."""
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    """Deploy pacing: health timeouts, approval, the deploy lock."""
     scan: ScanSettings = Field(default_factory=ScanSettings)
+    """The security scan: which scanners, how they read the image."""
 
 
 class PolicyOverrides(BaseModel):
     """A partial policy as written in ``service.yaml``; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     thresholds: dict[str, Any] = Field(default_factory=dict)
+    """Fields of ``Thresholds`` to change."""
     perf: dict[str, Any] = Field(default_factory=dict)
+    """Fields of ``PerfSettings`` to change."""
     analysis: dict[str, Any] = Field(default_factory=dict)
+    """Fields of ``AnalysisSettings`` to change."""
     deploy: dict[str, Any] = Field(default_factory=dict)
+    """Fields of ``DeploySettings`` to change."""
     scan: dict[str, Any] = Field(default_factory=dict)
+    """Fields of ``ScanSettings`` to change."""
 
 
 def effective_policy(*layers: PolicyOverrides) -> Policy:

@@ -19,30 +19,33 @@ from runbook.adapters.registry import Registry
 from runbook.build import prebuilt_ref
 from runbook.errors import ConfigurationError, RunbookError, TransientError
 from runbook.infra import EnvironmentInfra, HttpService
+from runbook.kube.settings import KubernetesSettings
 from runbook.models import TargetKind
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 
 Probe = Callable[[], None]
 T = TypeVar("T")
 
 
-def check_environment(infra: EnvironmentInfra, settings: StackSettings, *, builds: bool,
+def check_environment(infra: EnvironmentInfra, settings: RunbookSettings, *, builds: bool,
                       local_prefect: bool) -> None:
     """Probe the parts a pipeline run of ``infra`` uses; raise on the first that fails.
 
     Args:
         infra: The environment's resolved parts.
-        settings: The local stack's settings (for the parts it provides).
+        settings: The run's settings (the local stack for the parts it provides, cluster
+            access).
         builds: The run builds an image (no ``--image``): the Docker engine is needed.
         local_prefect: Runs go to the local stack's Prefect server (no PREFECT_API_URL).
     """
     # Cheapest first: the kubeconfig is read, not dialled.
     if infra.target is TargetKind.KUBERNETES:
-        check_cluster(infra)
+        check_cluster(settings.kubernetes.for_environment(infra))
     for part in infra.http_parts():
         if not part.local:
             _probe(part, _probe_of(part))
-    check_local_stack(settings, infra.local_components(builds=builds)
+    check_local_stack(settings.stack, infra.local_components(builds=builds)
                       + (["prefect"] if local_prefect else []))
 
 
@@ -59,13 +62,13 @@ def check_local_stack(settings: StackSettings, components: list[str]) -> None:
                            hint="run `runbook stack up`", reference="README.md#the-local-stack")
 
 
-def check_cluster(infra: EnvironmentInfra) -> None:
+def check_cluster(kubernetes: KubernetesSettings) -> None:
     """The environment's kubeconfig / context loads (bad cluster configuration is bad
-    input: one line, exit 2)."""
+    input: one line, exit 2). ``kubernetes``: the environment's cluster access
+    (:meth:`RunbookSettings.kubernetes_for`)."""
     from runbook.kube.api import connect
-    from runbook.kube.settings import KubernetesSettings
 
-    connect(KubernetesSettings.for_environment(infra))
+    connect(kubernetes)
 
 
 def check_prebuilt(infra: EnvironmentInfra, reference: str) -> None:

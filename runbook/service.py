@@ -30,7 +30,7 @@ ENVIRONMENTS = ("staging", "production")
 
 
 class Traffic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     paths: Annotated[list[str], Field(min_length=1)] = ["/"]
     """Paths the perf stage and verification traffic request, each starting with '/'."""
@@ -45,11 +45,12 @@ class Traffic(BaseModel):
 
 
 class ServiceTests(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     command: Annotated[list[str], Field(min_length=1)]
     """Command run inside the built image (exec form, no shell)."""
     timeout_s: float = Field(default=600, gt=0)
+    """Deadline of the test command; past it the run fails the test gate."""
     coverage_path: str | None = None
     """Absolute path, inside the test container, of the Cobertura XML the command writes;
     it is copied out after the run and feeds the coverage gate."""
@@ -67,29 +68,33 @@ class ServiceTests(BaseModel):
 
 
 class BuildSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     args: dict[str, str] = Field(default_factory=dict)
     """Docker build arguments; part of the image's content tag."""
     dockerfile: str = "Dockerfile"
+    """Dockerfile path, relative to the service directory."""
     timeout_s: float = Field(default=1200.0, gt=0)
     """Deadline for resolving, building and pushing the image, retries included (runbook:
     average build < 10 min, so twice that is a build that hangs, not a slow one)."""
 
 
 class Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     memory_mb: int | None = Field(default=None, gt=0)
+    """Memory limit (and Kubernetes request) in MiB; unset: none."""
     cpus: float | None = Field(default=None, gt=0)
+    """CPU limit (and Kubernetes request) in cores; unset: none."""
 
 
 class MetricsEndpoint(BaseModel):
     """Where the service serves Prometheus metrics; Prometheus discovers and scrapes it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     path: str = "/metrics"
+    """HTTP path of the Prometheus metrics."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """Container port of the metrics; unset: the service's ``port``."""
     convention: Convention = Convention.CLASSIC
@@ -99,18 +104,28 @@ class MetricsEndpoint(BaseModel):
 class ServiceSpec(BaseModel):
     """``service.yaml``: what runbook needs to know about a service."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
+    """The service's name: DNS-safe, it names images, containers, routes and objects."""
     port: int = Field(ge=1, le=65535)
+    """Container port the service listens on."""
     health_path: str = "/health"
+    """HTTP path answering 200 when the service is healthy."""
     traffic: Traffic = Field(default_factory=Traffic)
+    """What the perf stage and verification request."""
     test: ServiceTests | None = None
+    """The test stage's command; unset: the test stage is skipped."""
     build: BuildSpec = Field(default_factory=BuildSpec)
+    """How the image is built."""
     replicas: int = Field(default=1, ge=1)
+    """Pods per color on the kubernetes target."""
     resources: Resources = Field(default_factory=Resources)
+    """Memory and CPU limits of each container or pod."""
     overrides: PolicyOverrides = Field(default_factory=PolicyOverrides, alias="policy")
+    """``policy``: the service's changes to the runbook's policy, in every environment."""
     environments: dict[str, PolicyOverrides] = Field(default_factory=dict)
+    """Per-environment policy changes, over ``policy``."""
     analysis: dict[str, Any] = Field(default_factory=dict)
     """Shorthand for ``policy.analysis`` (where ``analysis.metrics`` are declared);
     ``policy.analysis`` and ``environments.<env>.analysis`` win over it."""
@@ -185,8 +200,12 @@ class ServiceSpec(BaseModel):
 class Service(BaseModel):
     """A loaded service: its directory and its validated spec."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     directory: Path
+    """The service directory (``service.yaml``, Dockerfile, sources)."""
     spec: ServiceSpec
+    """Its validated ``service.yaml``."""
 
     @property
     def dockerfile(self) -> Path:

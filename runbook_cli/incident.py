@@ -12,6 +12,7 @@ from rich.table import Table
 
 from runbook.errors import ConfigurationError
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook_cli.common import out, use_stack_prefect
 
 if TYPE_CHECKING:
@@ -28,10 +29,9 @@ def _who(by: str | None) -> str:
 
 
 def _notifier() -> Notifier:
-    from runbook.alerts.notifier import notifier_for
-    from runbook.alerts.settings import load_alert_settings
+    from tasks.notify import open_notifier
 
-    return notifier_for(load_alert_settings())
+    return open_notifier(RunbookSettings.load())
 
 
 def _stamp(value: datetime | None) -> str:
@@ -85,7 +85,7 @@ def incident_assess(
     """Step 2: record the impact."""
     from tasks.incidents import assess_incident
 
-    incident = assess_incident.fn(incident_id, _who(by), impact)
+    incident = assess_incident.fn(incident_id, _who(by), impact, RunbookSettings.load())
     out.print(f"{incident.id} assessed: {incident.impact}")
 
 
@@ -99,7 +99,7 @@ def incident_communicate(
     from runbook.incidents import Step, step_record
     from tasks.notify import open_notifier
 
-    notifier = open_notifier()
+    notifier = open_notifier(RunbookSettings.load())
     incident = notifier.communicate(incident_id, _who(by), message)
     waiting = notifier.flush().waiting
     record = step_record(incident, Step.COMMUNICATE)
@@ -115,7 +115,7 @@ def incident_mitigate(
     """Step 4: record the mitigation."""
     from tasks.incidents import mitigate_incident
 
-    incident = mitigate_incident.fn(incident_id, _who(by), action)
+    incident = mitigate_incident.fn(incident_id, _who(by), action, RunbookSettings.load())
     out.print(f"{incident.id} mitigation recorded")
 
 

@@ -17,6 +17,7 @@ from runbook.perf.check import PerfCheckReport
 from runbook.preflight import check_environment
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook_cli.common import out
 from runbook_cli.exit_codes import ExitCode
 
@@ -46,7 +47,8 @@ def perf(
     chosen = chosen_target(env.value, target, config_path)
     settings = configured_settings(config_path)
     # The parts the check uses, with their logins, and of the local stack only those.
-    check_environment(resolve(settings, env.value, chosen), settings, builds=False,
+    check_environment(resolve(settings, env.value, chosen), RunbookSettings.of(settings),
+                      builds=False,
                       local_prefect="PREFECT_API_URL" not in os.environ)
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     report_path = report or Path(tempfile.mkdtemp(prefix="runbook-perf-")) / "report.json"

@@ -14,6 +14,7 @@ from runbook.errors import ConfigurationError, RunbookError
 from runbook.models import Environment, Outcome, RunReport, Strategy
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook_cli.common import (
     ConfigOption,
     TargetOption,
@@ -50,7 +51,8 @@ def pipeline(
     settings = settings_for(config)
     infra = resolve(settings, env.value, target)
     # Every part this run uses answers with its login before anything is built.
-    check_environment(infra, settings, builds=image is None, local_prefect=local_prefect())
+    check_environment(infra, RunbookSettings.of(settings), builds=image is None,
+                      local_prefect=local_prefect())
     if image is not None:
         check_prebuilt(infra, image)
     use_stack_prefect(settings)

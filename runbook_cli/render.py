@@ -11,6 +11,7 @@ from runbook.errors import ConfigurationError, TransientError
 from runbook.models import Environment, TargetKind
 from runbook.service import Service, load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook_cli.common import ConfigOption, settings_for
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ def render(
     from runbook.build import content_revision
     from runbook.infra import resolve
     from runbook.kube.manifests import render_all
-    from runbook.kube.settings import KubernetesSettings
 
     service = load_service(service_dir)
     if target is not TargetKind.KUBERNETES:
@@ -45,7 +45,8 @@ def render(
     if "@sha256:" not in image:
         raise ConfigurationError(f"--image {image!r}: expected REPOSITORY@sha256:DIGEST")
     policy = service.spec.policy_for(env.value)
-    namespace = KubernetesSettings.for_environment(infra).namespace(env.value)
+    namespace = RunbookSettings.of(settings).kubernetes_for(env.value, target).namespace(
+        env.value)
     manifests = render_all(service.spec, env.value, namespace,
                            revision, image, policy.deploy.health_timeout_s)
     print(yaml.safe_dump_all(manifests, sort_keys=False), end="")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from runbook.models import Environment, TargetKind
+from runbook.settings_root import RunbookSettings
 from runbook_cli.common import (
     ConfigOption,
     TargetOption,
@@ -44,7 +45,7 @@ def rollback(
     check_local_stack(settings, infra.local_components(builds=False)
                       + (["prefect"] if local_prefect() else []))
     if infra.target is TargetKind.KUBERNETES:
-        check_cluster(infra)
+        check_cluster(RunbookSettings.of(settings).kubernetes_for(env.value, infra.target))
     use_stack_prefect(settings)
     from flows.rollback import rollback as rollback_flow
 

@@ -9,6 +9,7 @@ import typer
 
 from runbook.errors import RunbookError
 from runbook.models import Environment
+from runbook.settings_root import RunbookSettings
 from runbook_cli.common import ConfigOption, TargetOption, check_service_name, settings_for
 
 
@@ -25,7 +26,7 @@ def status(
 
     settings = settings_for(config)
     infra = resolve(settings, env.value, target)
-    deploy_target = make_target(infra.target, settings, env.value)
+    deploy_target = make_target(infra.target, RunbookSettings.of(settings), env.value)
     live = deploy_target.live(name, env.value)
     standby = deploy_target.standby(name, env.value)
     if live is None and standby is None:

@@ -9,37 +9,37 @@ from runbook.infra import public_endpoint, resolve
 from runbook.models import ImageRef, Slot, TargetKind
 from runbook.policy import DeploySettings
 from runbook.service import ServiceSpec
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from tasks.retry import TRANSIENT_RETRIES
 
 
 @task(name="read_live_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def read_live_slot(
-    target: TargetKind, service: str, environment: str, settings: StackSettings
+    target: TargetKind, service: str, environment: str, settings: RunbookSettings
 ) -> tuple[Slot | None, str | None]:
     """The slot serving the environment now, and the environment's endpoint URL: the one
     ``runbook.yaml`` names, else the target's own (None before its first deploy: reading
     never creates a route)."""
     deploy_target = make_target(target, settings, environment)
-    endpoint = public_endpoint(resolve(settings, environment, target), service) \
+    endpoint = public_endpoint(resolve(settings.stack, environment, target), service) \
         or deploy_target.endpoint(service, environment)
     return deploy_target.live(service, environment), endpoint
 
 
 @task(name="read_endpoint", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def read_endpoint(
-    target: TargetKind, service: str, environment: str, settings: StackSettings
+    target: TargetKind, service: str, environment: str, settings: RunbookSettings
 ) -> str | None:
     """The environment's endpoint URL once the target made one (after a first deploy)."""
-    return (public_endpoint(resolve(settings, environment, target), service)
+    return (public_endpoint(resolve(settings.stack, environment, target), service)
             or make_target(target, settings, environment).endpoint(service, environment))
 
 
 @task(name="deploy_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def deploy_candidate(
     target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
-    deploy: DeploySettings, settings: StackSettings,
+    deploy: DeploySettings, settings: RunbookSettings,
 ) -> tuple[Slot, str]:
     """Start the image in the idle color and wait for its health; returns it and its preview URL."""
     deploy_target = make_target(target, settings, environment)
@@ -51,7 +51,7 @@ def deploy_candidate(
 @task(name="restore_standby", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def restore_standby(
     target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
-    deploy: DeploySettings, settings: StackSettings,
+    deploy: DeploySettings, settings: RunbookSettings,
 ) -> Slot:
     """Put a revision back in the idle color as the rollback standby (healthy, no traffic,
     not on the preview)."""
@@ -62,26 +62,26 @@ def restore_standby(
 
 
 @task(name="switch_traffic", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def switch_traffic(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
+def switch_traffic(target: TargetKind, slot: Slot, settings: RunbookSettings) -> None:
     make_target(target, settings, slot.environment).switch(slot)
     get_run_logger().info("traffic of %s/%s now goes to %s", slot.service, slot.environment,
                           slot.server)
 
 
 @task(name="discard_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def discard_candidate(target: TargetKind, slot: Slot, settings: StackSettings) -> str:
+def discard_candidate(target: TargetKind, slot: Slot, settings: RunbookSettings) -> str:
     """Remove a candidate that will not (or no longer) serve; returns its last log lines."""
     return make_target(target, settings, slot.environment).discard(slot)
 
 
 @task(name="retire_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def retire_slot(target: TargetKind, slot: Slot, settings: StackSettings) -> None:
+def retire_slot(target: TargetKind, slot: Slot, settings: RunbookSettings) -> None:
     make_target(target, settings, slot.environment).retire(slot)
 
 
 @task(name="read_standby_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def read_standby_slot(
-    target: TargetKind, service: str, environment: str, settings: StackSettings
+    target: TargetKind, service: str, environment: str, settings: RunbookSettings
 ) -> Slot | None:
     """The previous revision kept for rollback, if the target still has it."""
     return make_target(target, settings, environment).standby(service, environment)
@@ -89,7 +89,7 @@ def read_standby_slot(
 
 @task(name="isolate_service", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def isolate_service(
-    target: TargetKind, service: str, environment: str, settings: StackSettings
+    target: TargetKind, service: str, environment: str, settings: RunbookSettings
 ) -> list[Slot]:
     """Zero traffic to the service in the environment; returns the slots that were serving."""
     isolated = make_target(target, settings, environment).isolate(service, environment)
@@ -101,7 +101,7 @@ def isolate_service(
 @task(name="roll_out_release", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def roll_out_release(
     target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
-    deploy: DeploySettings, settings: StackSettings,
+    deploy: DeploySettings, settings: RunbookSettings,
 ) -> Slot:
     """Rolling strategy: replace the live revision in place and wait for the rollout."""
     return make_target(target, settings, environment).roll_out(spec, environment, image, deploy)
@@ -110,7 +110,7 @@ def roll_out_release(
 @task(name="undo_rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def undo_rollout(
     target: TargetKind, service: str, environment: str, deploy: DeploySettings,
-    settings: StackSettings,
+    settings: RunbookSettings,
 ) -> Slot:
     """Rolling strategy: back to the revision before the last rollout."""
     return make_target(target, settings, environment).undo(service, environment, deploy)
@@ -118,7 +118,7 @@ def undo_rollout(
 
 @task(name="tidy_environment", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def tidy_environment(
-    target: TargetKind, service: str, environment: str, settings: StackSettings
+    target: TargetKind, service: str, environment: str, settings: RunbookSettings
 ) -> list[str]:
     """Release what the target keeps only past its keep-delay (the standby's replicas on
     Kubernetes), keeping the rollback possible; returns what was done."""

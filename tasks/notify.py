@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from runbook.alerts.models import Alert
 from runbook.alerts.notifier import FlushResult, Notifier, notifier_for
 from runbook.alerts.release import plan_release_alerts
-from runbook.alerts.settings import load_alert_settings
 from runbook.incidents import (
     Incident,
     IncidentStatus,
@@ -22,6 +21,7 @@ from runbook.incidents import (
     review_markdown,
 )
 from runbook.models import Outcome, RunReport
+from runbook.settings_root import RunbookSettings
 
 
 class NotifyResult(BaseModel):
@@ -35,15 +35,15 @@ class NotifyResult(BaseModel):
     """Alerts still in the outbox after this call."""
 
 
-def open_notifier() -> Notifier:
+def open_notifier(settings: RunbookSettings) -> Notifier:
     """The notifier of the state store, with the contacts of runbook.yaml."""
-    return notifier_for(load_alert_settings())
+    return notifier_for(settings.alerts, settings.stack)
 
 
 @task(name="notify_release", cache_policy=NO_CACHE)
-def notify_release(report: RunReport) -> NotifyResult:
+def notify_release(report: RunReport, settings: RunbookSettings) -> NotifyResult:
     """Raise the run's alert or resolve the service/environment's open ones, then deliver."""
-    notifier = open_notifier()
+    notifier = open_notifier(settings)
     plan = plan_release_alerts(report, notifier.open_alerts(report.service, report.environment))
     result = NotifyResult()
     alerts: list[Alert] = [plan.trigger] if plan.trigger else []
@@ -66,9 +66,9 @@ def notify_release(report: RunReport) -> NotifyResult:
 
 
 @task(name="publish_alert", cache_policy=NO_CACHE)
-def publish_alert(alert: Alert) -> NotifyResult:
+def publish_alert(alert: Alert, settings: RunbookSettings) -> NotifyResult:
     """Publish one alert (trigger or resolve) and deliver what the outbox holds."""
-    notifier = open_notifier()
+    notifier = open_notifier(settings)
     published = notifier.publish(alert)
     result = NotifyResult(incidents=[published.incident.id] if published.incident else [])
     if published.enqueued:
@@ -77,9 +77,9 @@ def publish_alert(alert: Alert) -> NotifyResult:
 
 
 @task(name="flush_outbox", cache_policy=NO_CACHE)
-def flush_outbox() -> NotifyResult:
+def flush_outbox(settings: RunbookSettings) -> NotifyResult:
     """Deliver alerts that earlier runs could not (for the daily flow)."""
-    return flushed(open_notifier(), NotifyResult())
+    return flushed(open_notifier(settings), NotifyResult())
 
 
 @task(name="publish_incident_review", cache_policy=NO_CACHE)
@@ -99,10 +99,11 @@ class IncidentResolution(BaseModel):
 
 
 @task(name="resolve_incident", cache_policy=NO_CACHE)
-def resolve_incident(incident_id: str, note: str) -> IncidentResolution:
+def resolve_incident(incident_id: str, note: str, settings: RunbookSettings
+                     ) -> IncidentResolution:
     """Resolve an incident and its open alert (PagerDuty resolves with the same key), then
     deliver."""
-    notifier = open_notifier()
+    notifier = open_notifier(settings)
     published = notifier.resolve_incident(incident_id, note)
     incident = published.incident or notifier.incidents.get(incident_id)
     result = NotifyResult(incidents=[incident_id])
@@ -112,9 +113,10 @@ def resolve_incident(incident_id: str, note: str) -> IncidentResolution:
 
 
 @task(name="record_incident_step", cache_policy=NO_CACHE)
-def record_incident_step(incident_id: str, step: Step, note: str) -> Incident:
+def record_incident_step(incident_id: str, step: Step, note: str,
+                         settings: RunbookSettings) -> Incident:
     """Mark one response step of an incident done (e.g. mitigate: rolled back)."""
-    _, incident = open_notifier().incidents.change(
+    _, incident = open_notifier(settings).incidents.change(
         incident_id, lambda current: complete_step(current, step, now_utc(), note))
     return incident
 

@@ -19,6 +19,7 @@ from runbook.adapters.prefect_runs import finished_task_runs, pipeline_runs
 from runbook.adapters.registry import Registry
 from runbook.adapters.review_record import last_review, record_review
 from runbook.adapters.scan_history import stored_scans
+from runbook.alerts.notifier import Notifier
 from runbook.incidents import Category, Incident
 from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus, ResolvedImage, base_image_status
@@ -55,6 +56,7 @@ from runbook.secrets.rotate import Publisher, rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.store import StateStore, store_for
 from runbook.targets import make_target
 from runbook.targets.docker import DockerTarget
@@ -189,7 +191,7 @@ def apply_registry_cleanup(plan: CleanupPlan, settings: StackSettings) -> int:
 
 @task(name="deployed_revisions", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def deployed_revisions(service: str, environments: list[str], target: str,
-                       settings: StackSettings) -> list[str]:
+                       settings: RunbookSettings) -> list[str]:
     """Revisions live or kept as standby in any environment: never cleaned up."""
     deploy_target = make_target(target, settings)
     slots = [slot for env in environments
@@ -200,7 +202,7 @@ def deployed_revisions(service: str, environments: list[str], target: str,
 
 @task(name="rotate_secrets", cache_policy=NO_CACHE)
 def rotate_secrets(service_dir: str, environment: str, rotation: RotationSettings,
-                   settings: StackSettings, force: bool = False,
+                   settings: RunbookSettings, force: bool = False,
                    target: str = "docker") -> list[SecretStatus]:
     """Advance every declared secret's rotation as far as it can go now, publishing to the
     docker target's containers or to the cluster's Secret."""
@@ -212,7 +214,7 @@ def rotate_secrets(service_dir: str, environment: str, rotation: RotationSetting
     else:
         assert isinstance(deploy_target, DockerTarget)  # make_target knows only these two
         publisher = DockerSecretPublisher(deploy_target, service.spec, environment)
-    store = SecretStore(store_for(settings), service.spec.name, environment)
+    store = SecretStore(store_for(settings.stack), service.spec.name, environment)
     statuses = rotate(service.spec.secrets, store, publisher, lambda: datetime.now(UTC),
                       rotation.grace_s, force, time.sleep if rotation.wait_grace else None)
     logger = get_run_logger()
@@ -238,7 +240,8 @@ def resolve_image(reference: str, settings: StackSettings) -> ResolvedImage | No
 
 @task(name="deployed_base_status", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def deployed_base_status(service: str, environments: list[str], target: str,
-                         base: ResolvedImage, settings: StackSettings) -> list[BaseImageStatus]:
+                         base: ResolvedImage, settings: RunbookSettings
+                         ) -> list[BaseImageStatus]:
     """For each environment's live revision of ``service``: built on ``base`` or not."""
     deploy_target = make_target(target, settings)
     statuses = []
@@ -246,7 +249,7 @@ def deployed_base_status(service: str, environments: list[str], target: str,
         slot = deploy_target.live(service, environment)
         if slot is None:
             continue
-        image = resolve_image.fn(slot.image, settings)
+        image = resolve_image.fn(slot.image, settings.stack)
         if image is None:
             raise ValueError(f"{slot.image} (live in {environment}) is not in the registry")
         statuses.append(base_image_status(service, environment, image, base))
@@ -263,11 +266,11 @@ def refresh_local_base(reference: str, settings: StackSettings) -> str:
 
 
 @task(name="runbook_changes", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def runbook_changes(repo_dir: str, review: ReviewSettings, settings: StackSettings
+def runbook_changes(repo_dir: str, review: ReviewSettings, settings: RunbookSettings
                     ) -> RunbookReview:
     """Commits to the reviewed paths since the last completed review: the newest resolved
     review item, else the recorded date."""
-    since = _last_completed_review(store_for(settings))
+    since = _last_completed_review(store_for(settings.stack), open_notifier(settings))
     commits = commits_touching(Path(repo_dir), review.paths, since, review.git_timeout_s)
     return runbook_review(commits, since, datetime.now(UTC), review.paths)
 
@@ -277,8 +280,8 @@ def record_runbook_review(review: RunbookReview, settings: StackSettings) -> Non
     record_review(store_for(settings), review.generated_at)
 
 
-def _last_completed_review(state: StateStore) -> datetime | None:
-    resolved = [i.resolved_at for i in open_notifier().incidents.all()
+def _last_completed_review(state: StateStore, notifier: Notifier) -> datetime | None:
+    resolved = [i.resolved_at for i in notifier.incidents.all()
                 if i.category is Category.RUNBOOK_REVIEW and i.resolved_at is not None]
     recorded = last_review(state)
     return max([*resolved, *([recorded] if recorded else [])], default=None)

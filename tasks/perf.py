@@ -31,6 +31,7 @@ from runbook.perf.stats import LoadProgress
 from runbook.policy import PerfSettings
 from runbook.service import Service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.store import store_for
 
 DEGRADED_EVENT = "runbook.perf.degraded"
@@ -80,11 +81,11 @@ class _ProgressSinks:
 @task(name="load_test_preview", cache_policy=NO_CACHE)
 def load_test_preview(
     target: TargetKind, candidate: Slot, preview_url: str, service: Service,
-    perf: PerfSettings, settings: StackSettings,
+    perf: PerfSettings, settings: RunbookSettings,
 ) -> PerfReport:
     """Locust against ``preview_url`` (the candidate only, never live traffic) while the
     candidate's CPU and memory are sampled."""
-    workdir = _run_dir(settings, candidate)
+    workdir = _run_dir(settings.stack, candidate)
     workdir.mkdir(parents=True, exist_ok=True)
     locustfile = resolve_locustfile(service.directory, perf.locustfile,
                                     service.spec.traffic.paths, perf.request_timeout_s, workdir,

@@ -19,6 +19,7 @@ from runbook.release_record import (
     state_store,
 )
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from runbook.targets.base import DeployTarget
 from tasks.retry import TRANSIENT_RETRIES
@@ -51,7 +52,7 @@ class Recovery(BaseModel):
 
 @task(name="recover_interrupted_release", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def recover_interrupted_release(
-    service: str, environment: str, settings: StackSettings, current_run: str | None,
+    service: str, environment: str, settings: RunbookSettings, current_run: str | None,
 ) -> Recovery | None:
     """Roll back a ``promoted-unverified`` release owned by a run that is no longer running
     (the caller holds the deploy slot); None when there is nothing to recover.
@@ -60,7 +61,7 @@ def recover_interrupted_release(
         DeployError: the environment is not in a state the record explains (e.g. neither
             the candidate nor the previous revision is live): a person must look.
     """
-    records = _records(settings)
+    records = _records(settings.stack)
     record = records.get(service, environment)
     if record is None or recovery_for(record, current_run) is RecoveryAction.NOTHING:
         return None

@@ -12,6 +12,7 @@ from runbook.models import ImageRef, Slot, TargetKind
 from runbook.rollback import RollbackCheck, rollback_check
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from tasks.retry import TRANSIENT_RETRIES
 from tasks.verify import analyze_release
@@ -30,7 +31,7 @@ def find_revision_image(service: str, revision: str, settings: StackSettings) ->
 
 @task(name="read_deployed_spec", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def read_deployed_spec(target: TargetKind, service: str, environment: str,
-                       settings: StackSettings) -> ServiceSpec | None:
+                       settings: RunbookSettings) -> ServiceSpec | None:
     """The service.yaml the environment's revisions were deployed with, if the target kept
     it."""
     return make_target(target, settings).spec_of(service, environment)
@@ -38,7 +39,7 @@ def read_deployed_spec(target: TargetKind, service: str, environment: str,
 
 @task(name="verify_rollback", cache_policy=NO_CACHE)
 def verify_rollback(target: TargetKind, spec: ServiceSpec, slot: Slot, endpoint: str,
-                    window_s: float | None, settings: StackSettings) -> RollbackCheck:
+                    window_s: float | None, settings: RunbookSettings) -> RollbackCheck:
     """The standard checks (health, error rate, response time from Prometheus) on the
     revision rolled back to, for a short window; whether the application is healthy."""
     policy = spec.policy_for(slot.environment)

@@ -12,24 +12,22 @@ from runbook.infra import resolve
 from runbook.models import Slot, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.verify import analyze, checks_for, target_for
 
 
-def namespace_of(target: TargetKind, environment: str) -> str:
+def namespace_of(target: TargetKind, environment: str, settings: RunbookSettings) -> str:
     """``{{namespace}}``: the environment's Kubernetes namespace, or the environment's name
     where there is none (docker)."""
     if TargetKind(target) is TargetKind.KUBERNETES:
-        from runbook.kube.settings import KubernetesSettings
-
-        return KubernetesSettings().namespace(environment)
+        return settings.kubernetes_for(environment, target).namespace(environment)
     return environment
 
 
 @task(name="analyze_release", cache_policy=NO_CACHE)
 def analyze_release(
     target: TargetKind, spec: ServiceSpec, slot: Slot, endpoint: str, policy: Policy,
-    settings: StackSettings,
+    settings: RunbookSettings,
 ) -> Verdict:
     """Measure the revision's checks for the analysis window; the verdict.
 
@@ -39,7 +37,7 @@ def analyze_release(
         slot: The revision watched.
         endpoint: Its environment's traffic URL.
         policy: The effective policy (thresholds, limits, checks).
-        settings: Where Prometheus is.
+        settings: The run's settings: where Prometheus is, the cluster's namespaces.
     """
     logger = get_run_logger()
 
@@ -47,10 +45,10 @@ def analyze_release(
         logger.info("%s", result.summary())
 
     checks = checks_for(spec, policy, target)
-    watched = target_for(spec, slot, endpoint, namespace_of(target, slot.environment))
-    prometheus = RouterMetrics.of(resolve(settings, slot.environment).prometheus)
+    watched = target_for(spec, slot, endpoint, namespace_of(target, slot.environment, settings))
+    prometheus = RouterMetrics.of(resolve(settings.stack, slot.environment).prometheus)
     verdict = analyze(watched, checks, policy.analysis, prometheus,
-                      settings.scrape_interval_s, on_result=log,
+                      settings.stack.scrape_interval_s, on_result=log,
                       traffic_timeout_s=policy.thresholds.rollback_avg_latency_s * 2)
     logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
     publish_measurements(verdict, f"verify-{slot.service}-{slot.environment}")

@@ -110,9 +110,10 @@ def sample_service(tmp_path: Path) -> Iterator[Callable[..., Path]]:
 def _decommission(settings: StackSettings, names: list[str] | set[str]) -> None:
     """Containers, routes and release records of test services, in both environments."""
     from runbook.release_record import ReleaseRecords, state_store
+    from runbook.settings_root import RunbookSettings
     from runbook.targets import make_target
 
-    deploy_target = make_target("docker", settings)
+    deploy_target = make_target("docker", RunbookSettings.of(settings))
     records = ReleaseRecords(state_store(settings))
     for name in names:
         for environment in ("staging", "production"):

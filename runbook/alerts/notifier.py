@@ -344,11 +344,10 @@ class Notifier:
         return Attempt.DELIVERED
 
 
-def notifier_for(settings: AlertSettings, stack: StackSettings | None = None,
+def notifier_for(settings: AlertSettings, stack: StackSettings,
                  state_config: StateConfig | None = None) -> Notifier:
     """The notifier on the state store in force: ``runbook.yaml``'s ``state`` when given,
     else SQLite in ``RUNBOOK_ALERT_STATE_DIR`` or the stack's state directory."""
-    stack = stack or StackSettings()
     if settings.state_dir is not None:
         stack = stack.model_copy(update={"state_dir": settings.state_dir})
     return Notifier(store_for(stack, state_config), settings)

@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from runbook.alerts.models import Alert, AlertAction, AlertKind, Severity, dedup_key
 from runbook.alerts.notifier import Notifier, notifier_for
-from runbook.alerts.settings import load_alert_settings
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 
 log = logging.getLogger(__name__)
 PATH = "/alertmanager"
@@ -136,13 +135,12 @@ def make_server(host: str, port: int, notifier: Notifier) -> ThreadingHTTPServer
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    stack = StackSettings()
-    parser.add_argument("--host", default=stack.host)
-    parser.add_argument("--port", type=int, default=stack.receiver_port)
+    settings = RunbookSettings.load()
+    parser.add_argument("--host", default=settings.stack.host)
+    parser.add_argument("--port", type=int, default=settings.stack.receiver_port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    settings = load_alert_settings()
-    notifier = notifier_for(settings, stack)
+    notifier = notifier_for(settings.alerts, settings.stack)
     server = make_server(args.host, args.port, notifier)
     log.info("alertmanager receiver on http://%s:%d%s", args.host, args.port, PATH)
     server.serve_forever()

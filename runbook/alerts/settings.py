@@ -83,7 +83,7 @@ class AlertSettings(BaseSettings):
     )
     contacts: ContactsConfig = Field(
         default_factory=ContactsConfig, description="On-call and contacts: the `contacts` "
-        "section of runbook.yaml (see load_alert_settings)."
+        "section of runbook.yaml (RunbookSettings.load sets it)."
     )
     services: dict[str, ServiceRouting] = Field(
         default_factory=dict,
@@ -140,9 +140,3 @@ class AlertSettings(BaseSettings):
         pager = audience(alert, self.contacts).pager
         return (pager.routing_key() if pager else None) or self.pagerduty_routing_key
 
-
-def load_alert_settings() -> AlertSettings:
-    """The alert settings with the ``contacts`` of runbook.yaml (RUNBOOK_CONFIG, ...)."""
-    from runbook.config import load_config
-
-    return AlertSettings(contacts=load_config().contacts)

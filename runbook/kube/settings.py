@@ -63,12 +63,11 @@ class KubernetesSettings(BaseSettings):
         """The namespace an environment's objects live in."""
         return self.namespaces.get(environment, environment)
 
-    @classmethod
-    def for_environment(cls, infra: EnvironmentInfra) -> KubernetesSettings:
-        """``RUNBOOK_K8S_*`` with what ``runbook.yaml`` says of the environment on top:
+    def for_environment(self, infra: EnvironmentInfra) -> KubernetesSettings:
+        """These settings with what ``runbook.yaml`` says of the environment on top:
         its kubeconfig, context, namespace, registry and (when not the local stack's)
         Prometheus."""
-        base = cls()
+        base = self
         given = infra.kubernetes
         changes: dict[str, object] = {"registry": infra.registry}
         if given.kubeconfig is not None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class HealthTargets(BaseModel):
     """Runbook "Pipeline health targets"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     build_success_min: float = Field(default=0.95, ge=0, le=1)
     """Build success rate must exceed this (runbook: > 95 %)."""
@@ -38,13 +38,16 @@ class HealthTargets(BaseModel):
 class ScanSla(BaseModel):
     """How long a finding may stay open, by severity (runbook: critical 7 d, high 30 d)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     critical_days: int = Field(default=7, ge=0)
+    """Days a critical finding may stay open."""
     high_days: int = Field(default=30, ge=0)
+    """Days a high finding may stay open."""
     medium_days: int | None = Field(default=None, ge=0)
     """None: no SLA (reported, never a breach)."""
     low_days: int | None = Field(default=None, ge=0)
+    """Days a low finding may stay open; None: no SLA."""
     suppression_warning_days: int = Field(default=14, ge=0)
     """A suppression expiring within this many days is listed as about to expire."""
     week_days: int = Field(default=7, gt=0)
@@ -52,14 +55,14 @@ class ScanSla(BaseModel):
 
 
 class CleanupSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     keep_last: int = Field(default=5, ge=1)
     """Newest tags kept per repository, on top of every deployed or standby revision."""
 
 
 class RotationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     grace_s: float = Field(default=300.0, ge=0)
     """Time both values stay valid after the new one is verified, so clients holding the
@@ -72,7 +75,7 @@ class RotationSettings(BaseModel):
 class ReviewSettings(BaseModel):
     """Runbook "quarterly runbook review"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     paths: list[str] = Field(
         default_factory=lambda: ["deployments/", "runbook/policy.py", "prefect.yaml"])
@@ -84,10 +87,15 @@ class ReviewSettings(BaseModel):
 class OpsPolicy(BaseModel):
     """Everything the scheduled flows decide with."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     health: HealthTargets = Field(default_factory=HealthTargets)
+    """Daily health: success and duration targets, DORA and trend windows."""
     scan: ScanSla = Field(default_factory=ScanSla)
+    """Weekly scan review: how long findings may stay open."""
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
+    """Registry cleanup: how many tags are kept."""
     rotation: RotationSettings = Field(default_factory=RotationSettings)
+    """Secret rotation: the grace period of the old value."""
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    """Quarterly runbook review: what it covers."""

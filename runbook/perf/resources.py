@@ -17,7 +17,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from runbook.models import ResourceUsage, Slot, TargetKind
-from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 
 DOCKER_SOURCE = "docker stats API"
 STOP_TIMEOUT_S = 5.0
@@ -131,26 +131,27 @@ class UnmeasuredResources:
         return self._usage
 
 
-def resource_sampler(target: TargetKind, slot: Slot, settings: StackSettings) -> ResourceSampler:
+def resource_sampler(target: TargetKind, slot: Slot, settings: RunbookSettings
+                     ) -> ResourceSampler:
     """The sampler for the slot's target (the only place that branches on it here)."""
     if TargetKind(target) is TargetKind.KUBERNETES:
         from runbook.infra import resolve
         from runbook.kube.manifests import deployment_name
-        from runbook.kube.settings import KubernetesSettings
         from runbook.perf.cluster_resources import PrometheusContainerSampler
 
-        infra = resolve(settings, slot.environment, target)
-        kube = KubernetesSettings.for_environment(infra)
+        infra = resolve(settings.stack, slot.environment, target)
+        kube = settings.kubernetes.for_environment(infra)
         # runbook.yaml's Prometheus of the environment, with its login; else RUNBOOK_K8S_'s.
         prometheus = None if infra.prometheus.local else infra.prometheus
         return PrometheusContainerSampler(
-            kube.prometheus_url or settings.prometheus_url, kube.namespace(slot.environment),
+            kube.prometheus_url or settings.stack.prometheus_url,
+            kube.namespace(slot.environment),
             deployment_name(slot.service, slot.color), service=prometheus,
         )
     from runbook.adapters.docker_engine import connect
     from runbook.targets.docker import LABEL
 
-    client = connect(settings.docker_host)
+    client = connect(settings.stack.docker_host)
     containers = client.containers.list(filters={"label": [
         f"{LABEL}.service={slot.service}", f"{LABEL}.environment={slot.environment}",
         f"{LABEL}.server={slot.server}",

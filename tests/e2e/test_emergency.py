@@ -20,6 +20,7 @@ from runbook.incident_store import IncidentStore
 from runbook.incidents import IncidentStatus, Priority, Step
 from runbook.models import Outcome
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from runbook.targets.docker import LABEL
 from tests.conftest import FAST_POLICY
@@ -60,7 +61,7 @@ def test_outage_rolls_back_and_pages_then_security_incident_isolates(
     second = deliver(service, tmp_path, env, "VERSION=2")
     assert (first.outcome, second.outcome) == (Outcome.RELEASED, Outcome.RELEASED), \
         second.reason
-    target = make_target("docker", stack_settings)
+    target = make_target("docker", RunbookSettings.of(stack_settings))
 
     outage = production_outage(service=name, reason="e2e: users see errors",
                                return_state=True)

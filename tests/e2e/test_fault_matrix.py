@@ -45,6 +45,7 @@ from runbook.release_record import ReleasePhase, ReleaseRecord, ReleaseRecords, 
 from runbook.router import HAProxyRouter
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from runbook_cli.exit_codes import ExitCode
 from tasks.notify import flush_outbox
@@ -184,12 +185,12 @@ def test_engine_down_with_slack_5xx_pagerduty_429_and_smtp_down_keeps_one_alert_
     assert channels.delivered("slack") == [] and channels.delivered("pagerduty") == []
 
     channels.script = {"slack": [], "pagerduty": []}  # the channels are back
-    flow(flush_outbox.fn)()
+    flow(flush_outbox.fn)(RunbookSettings.load())
     assert waiting(state) == []
     assert len(channels.delivered("slack")) == 1
     (page,) = channels.delivered("pagerduty")
     assert page["event_action"] == "trigger" and page["dedup_key"] == entry.alert.dedup_key
-    flow(flush_outbox.fn)()  # nothing is sent twice
+    flow(flush_outbox.fn)(RunbookSettings.load())  # nothing is sent twice
     assert len(channels.delivered("slack")) == 1 and len(channels.delivered("pagerduty")) == 1
 
 
@@ -245,7 +246,7 @@ class PrivateStack:
         return str(httpx.get(f"http://127.0.0.1:{route.port}/", timeout=5).json()["version"])
 
     def live(self, name: str) -> str | None:
-        live = make_target("docker", self.settings).live(name, "staging")
+        live = make_target("docker", RunbookSettings.of(self.settings)).live(name, "staging")
         return live.revision if live else None
 
 
@@ -270,7 +271,7 @@ def private(stack_settings: StackSettings, sample_service: Callable[..., Path],
                             on_line=lambda _line: None)
         image = ImageRef(repository=repo, tag=revision,
                          digest=docker_engine.push(client, repo, revision))
-        target = make_target("docker", stack.settings)
+        target = make_target("docker", RunbookSettings.of(stack.settings))
         target.switch(target.deploy_candidate(spec, "staging", image,
                                               DeploySettings(health_timeout_s=30)))
         ReleaseRecords(state_store(stack.settings)).put(ReleaseRecord(
@@ -278,7 +279,7 @@ def private(stack_settings: StackSettings, sample_service: Callable[..., Path],
             phase=ReleasePhase.VERIFIED))
         yield stack, service, revision
     finally:
-        make_target("docker", stack.settings).decommission(spec.name, "staging")
+        make_target("docker", RunbookSettings.of(stack.settings)).decommission(spec.name, "staging")
         router.stop()
 
 
@@ -425,7 +426,7 @@ def test_sigkill_before_and_after_the_switch_never_leaves_an_unverified_release_
 
     @flow
     def wait_for_the_slot() -> float:
-        with one_deploy_at_a_time(name, "staging", timeout_s=SLOT_FREE_WITHIN_S * 2):
+        with one_deploy_at_a_time(name, "staging", SLOT_FREE_WITHIN_S * 2, stack_settings):
             return time.monotonic() - killed
 
     free_after_s = wait_for_the_slot()

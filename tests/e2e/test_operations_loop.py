@@ -42,6 +42,7 @@ from runbook.models import Outcome
 from runbook.ops.rotation import RotationState
 from runbook.secrets.store import SecretStore, StoredSecret
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from tests.conftest import FAST_POLICY
 from tests.e2e.test_alerting_release import StandIns, deliver
@@ -110,7 +111,7 @@ def test_the_operations_loop(
               tmp_path)
     finally:
         store.delete()
-        make_target("docker", stack_settings).decommission(name, "production")
+        make_target("docker", RunbookSettings.of(stack_settings)).decommission(name, "production")
 
 
 def _loop(stack_settings: StackSettings, service_dir: Path, name: str, env: dict[str, str],
@@ -140,7 +141,8 @@ def _loop(stack_settings: StackSettings, service_dir: Path, name: str, env: dict
           "past the deadline")
 
     # 2. Back to the revision two releases before the bad one: not kept, so redeployed.
-    assert make_target("docker", stack_settings).standby(name, "production") is None
+    target = make_target("docker", RunbookSettings.of(stack_settings))
+    assert target.standby(name, "production") is None
     rolled = cli(env, "rollback", name, "--env", "production", "--to", first.revision)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert f"traffic on {first.revision}" in rolled.stdout and "redeploy" in rolled.stdout

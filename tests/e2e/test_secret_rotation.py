@@ -25,6 +25,7 @@ from runbook.secrets.rotate import rotate
 from runbook.secrets.store import SecretStore, StoredSecret
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from runbook.targets.docker import DockerTarget
 from tests.e2e.test_release import deliver
@@ -110,7 +111,7 @@ def test_rotation_under_traffic_survives_a_fault_and_revokes_the_old_token(
         # The release got its secret from the store.
         assert (answer_status(endpoint, old), answer_status(endpoint, None)) == (200, 401)
 
-        target = make_target("docker", stack_settings)
+        target = make_target("docker", RunbookSettings.of(stack_settings))
         assert isinstance(target, DockerTarget)
         with TokenClient(endpoint, store) as client:
             time.sleep(1)

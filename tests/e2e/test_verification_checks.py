@@ -34,6 +34,7 @@ from runbook.alerts.settings import AlertSettings
 from runbook.guard import GuardStore
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from tests.conftest import FAST_POLICY
 from tests.private_prometheus import free_port, private_prometheus
@@ -83,7 +84,7 @@ def service_copy(sample_service: Callable[..., Path],
         return sample_service(name=name, **changes)
 
     yield make
-    target = make_target("docker", stack_settings)
+    target = make_target("docker", RunbookSettings.of(stack_settings))
     for name in made:
         target.decommission(name, "staging")
 

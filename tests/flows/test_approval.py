@@ -19,6 +19,7 @@ from flows.pipeline import _Run
 from runbook.models import Environment, Outcome, RunReport, Slot, Strategy, TargetKind
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tests.conftest import FAST_POLICY
 
 pytestmark = pytest.mark.stack
@@ -30,7 +31,7 @@ def promotion_gate(service_dir: str) -> tuple[bool, RunReport]:
     """The pipeline's own promotion step, up to the traffic switch, for a candidate."""
     started.put(str(flow_run.id))
     run = _Run(load_service(service_dir), Environment.PRODUCTION, Strategy.BLUE_GREEN,
-               TargetKind.DOCKER, StackSettings(), {})
+               TargetKind.DOCKER, RunbookSettings.of(StackSettings()), {})
     live = run.read_live()
     candidate = Slot(service=run.spec.name, environment="production", color="green",
                      revision=f"r{uuid.uuid4().hex[:8]}", image="unused", address="127.0.0.1:9")

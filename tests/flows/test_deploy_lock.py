@@ -28,7 +28,7 @@ spans: dict[str, tuple[float, float]] = {}
 @flow
 def hold_deploy_slot(service: str, environment: str, key: str) -> None:
     """Take the slot, say so, and keep it until the test releases this run."""
-    with one_deploy_at_a_time(service, environment, timeout_s=WAIT_S):
+    with one_deploy_at_a_time(service, environment, WAIT_S, StackSettings()):
         started = time.time()
         acquired[key].set()
         release[key].wait(WAIT_S)
@@ -90,10 +90,11 @@ HOLDER = """
 import sys, time
 from prefect import flow
 from flows.locks import one_deploy_at_a_time
+from runbook.settings import StackSettings
 
 @flow
 def hold_and_hang(service: str) -> None:
-    with one_deploy_at_a_time(service, "staging", timeout_s=60):
+    with one_deploy_at_a_time(service, "staging", 60, StackSettings()):
         print("held", flush=True)
         time.sleep(600)
 
@@ -126,7 +127,8 @@ def test_the_slot_of_a_killed_holder_is_free_within_a_minute(
         holder.wait(10)
     killed = time.monotonic()
 
-    with one_deploy_at_a_time(service, "staging", timeout_s=SLOT_FREE_WITHIN_S * 2):
+    with one_deploy_at_a_time(service, "staging", SLOT_FREE_WITHIN_S * 2,
+                              StackSettings()):
         free_after_s = time.monotonic() - killed
     print(f"slot of a SIGKILLed holder free after {free_after_s:.1f} s")
 

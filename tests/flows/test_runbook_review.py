@@ -13,9 +13,9 @@ from werkzeug import Request, Response
 
 from flows.maintenance import runbook_review_reminder
 from runbook.alerts.notifier import Notifier
-from runbook.alerts.settings import load_alert_settings
 from runbook.incident_store import IncidentStore
 from runbook.incidents import Category
+from runbook.settings_root import RunbookSettings
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_the_review_opens_an_item_for_its_owners_and_resolving_it_completes_the_
     assert message["text"].startswith("@alice @carol [WARNING] runbook/ops: quarterly runbook")
     assert f"{len(first.commits)} change(s)" in message["text"]
 
-    notifier = Notifier(tmp_path, load_alert_settings())
+    notifier = Notifier(tmp_path, RunbookSettings.load().alerts)
     resolved = notifier.resolve_incident(item.id, "reviewed in the ops meeting").incident
     assert resolved is not None and resolved.resolved_at is not None
     second = runbook_review_reminder(repo_dir=str(REPO))

@@ -30,6 +30,7 @@ from runbook.perf.stats import LoadProgress, read_latency_us
 from runbook.policy import PerfSettings, Thresholds
 from runbook.service import load_service
 from runbook.settings import StackSettings
+from runbook.settings_root import RunbookSettings
 from tests.conftest import SAMPLE
 
 PATHS = ["/", "/api/answer?q=status"]
@@ -232,7 +233,7 @@ def test_perf_stage_loads_the_preview_and_never_the_live_color(
     (service_dir / "service.yaml").write_text(
         f"name: {name}\nport: 8080\nhealth_path: /health\ntraffic:\n  paths: {PATHS}\n")
     service = load_service(service_dir)
-    target = make_target(TargetKind.DOCKER, stack_settings)
+    target = make_target(TargetKind.DOCKER, RunbookSettings.of(stack_settings))
     repo = repository(stack_settings.registry, name)
 
     def image(version: str) -> ImageRef:
@@ -257,7 +258,8 @@ def test_perf_stage_loads_the_preview_and_never_the_live_color(
         @flow(name="perf-stage-test")
         def perf_stage() -> PerfReport:
             return load_test_preview(TargetKind.DOCKER, candidate, preview_url, service,
-                                     PerfSettings(users=2, duration_s=3), stack_settings)
+                                     PerfSettings(users=2, duration_s=3),
+                                     RunbookSettings.of(stack_settings))
 
         report = perf_stage()
         assert report.requests > 0 and report.failures == 0

@@ -74,7 +74,7 @@ def test_kubernetes_with_remote_parts_needs_nothing_of_the_local_stack(tmp_path:
     assert infra.local_components(builds=False) == []
     assert infra.local_components(builds=True) == ["docker"]  # building needs an engine
     assert resolve(settings, "production", "docker").target is TargetKind.DOCKER  # flag wins
-    kube = KubernetesSettings.for_environment(infra)
+    kube = KubernetesSettings().for_environment(infra)
     assert kube.context == "prod" and kube.namespace("production") == "agent-prod"
     assert kube.prometheus_url == "https://x.example"
 
