@@ -26,11 +26,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from runbook.adapters.image_check import split_image
 from runbook.adapters.registry import Registry
 from runbook.errors import DeployError, RolloutFailed, TransientError
 from runbook.kube import manifests as m
 from runbook.kube.api import Conflict, KubeApi
-from runbook.kube.diagnostics import Diagnostics, diagnose, split_image
+from runbook.kube.diagnostics import Diagnostics, diagnose
 from runbook.kube.rollout import RolloutPhase, RolloutStatus, rollout_status
 from runbook.kube.secrets import apply_secret
 from runbook.kube.settings import KubernetesSettings

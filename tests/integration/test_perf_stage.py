@@ -244,7 +244,7 @@ def test_perf_stage_loads_the_preview_and_never_the_live_color(
 
     try:
         live = target.deploy_candidate(service.spec, "staging", image("1"), _deploy_settings())
-        target.switch(live)
+        target.switch(live, _deploy_settings())
         candidate = target.deploy_candidate(service.spec, "staging", image("2"),
                                             _deploy_settings())
         preview_url = target.preview_url(name, "staging")
