@@ -44,7 +44,7 @@ from tasks.deploy import isolate_service, read_live_slot, read_standby_slot, swi
 from tasks.emergency import publish_emergency_result
 from tasks.incidents import communicate_incident, mitigate_incident
 from tasks.notify import NotifyResult, publish_alert, publish_incident_review, record_incident_step
-from tasks.rollback import read_deployed_spec, verify_rollback
+from tasks.rollback import deploy_settings, read_deployed_spec, verify_rollback
 
 
 @flow(name="production-outage")
@@ -101,7 +101,11 @@ def _roll_back_to_standby(service: str, env: str, target: TargetKind,
     if standby is None:
         return (f"{service}/{env} keeps no previous revision to roll back to",
                 result.serving_before)
-    switched = switch_traffic(target, standby, settings, return_state=True)
+    # The kept service.yaml's deploy settings when the target has it; nothing blocks the
+    # switch on reading it (an outage is being mitigated).
+    spec = read_deployed_spec(target, service, env, settings, return_state=True)
+    deploy = deploy_settings(spec.result() if spec.is_completed() else None, env)
+    switched = switch_traffic(target, standby, deploy, settings, return_state=True)
     if not switched.is_completed():
         return f"switch to {standby.revision} failed: {switched.message}", result.serving_before
     return None, standby.revision

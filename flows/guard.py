@@ -118,7 +118,7 @@ def _roll_back(builder: ReportBuilder, record: GuardRecord, verdict: Verdict,
             builder.report.revision = restored.revision
             stage.detail = f"rollout undone: traffic back on {restored.revision}"
         elif record.previous is not None:
-            switch_traffic(record.target, record.previous, settings)
+            switch_traffic(record.target, record.previous, record.policy.deploy, settings)
             builder.report.revision = record.previous.revision
             logs = discard_candidate(record.target, record.slot, settings)
             if logs:

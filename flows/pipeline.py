@@ -409,7 +409,7 @@ class _Run:
         self._record(candidate.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
         with self.builder.stage("promote"):
             self.previous, self.moved = live, True
-            switch_traffic(self.target, candidate, self.settings)
+            switch_traffic(self.target, candidate, self.policy.deploy, self.settings)
             self.builder.report.revision = candidate.revision
 
     def roll_out(self, image: ImageRef, live: Slot | None) -> Slot:
@@ -495,7 +495,7 @@ class _Run:
             service=self.spec.name, environment=self.env, candidate=candidate,
             previous=previous.revision if previous else self.builder.report.previous,
             phase=phase, strategy=self.strategy.value, target=self.target.value,
-            owner_run=self.run_id,
+            owner_run=self.run_id, deploy=self.policy.deploy,
         ), self.stack, return_state=True)
         if not state.is_completed():
             if must:

@@ -21,7 +21,12 @@ from runbook.settings_root import RunbookSettings
 from tasks.deploy import deploy_candidate, read_live_slot, read_standby_slot, switch_traffic
 from tasks.notify import publish_alert
 from tasks.release import record_release
-from tasks.rollback import find_revision_image, read_deployed_spec, verify_rollback
+from tasks.rollback import (
+    deploy_settings,
+    find_revision_image,
+    read_deployed_spec,
+    verify_rollback,
+)
 
 ROLLBACK_CAUSE = "manual-rollback"
 
@@ -67,7 +72,7 @@ def rollback(
             else:
                 assert to_revision is not None
                 restored = _redeploy(kind_of_target, spec, env, to_revision, settings)
-            switch_traffic(kind_of_target, restored, settings)
+            switch_traffic(kind_of_target, restored, deploy_settings(spec, env), settings)
             _record(service, env, kind_of_target, live, restored, settings.stack)
             get_run_logger().info("%s/%s rolled back from %s to %s (%s)", service, env,
                                   live.revision if live else None, restored.revision,

@@ -49,3 +49,16 @@ class GateFailed(RunbookError):
 
 class DeployError(RunbookError):
     """A deployment step failed for a reason retrying will not fix."""
+
+
+class CandidateUnhealthy(DeployError):
+    """A revision a target started never became healthy (its health check kept failing,
+    its container exited, its pods never got ready). The message carries what the target
+    saw and its diagnostics; the flow decides what that means (the candidate-health gate
+    of a release, a failed rotation or rollback elsewhere)."""
+
+
+class RolloutFailed(CandidateUnhealthy):
+    """A rollout replacing pods in place did not complete within its deadline (the
+    cluster's progress deadline or runbook's own); the target undid it where it could,
+    and the message says so."""

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from runbook.policy import DeploySettings
 from runbook.settings import StackSettings
 from runbook.store import Collection, StateStore, layout
 from runbook.store.open import store_for
@@ -57,6 +58,10 @@ class ReleaseRecord(BaseModel):
     """Where it runs (``docker`` or ``kubernetes``): recovery reads and moves that target."""
     owner_run: str | None = None
     """The Prefect flow run id that owns the release while it is not final."""
+    deploy: DeploySettings | None = None
+    """The service's deploy settings the owner run released with: a recovery by another run
+    (or ``tidy``, which knows no service.yaml) waits as long as the owner would have. None in
+    records written before they were kept (the runbook defaults then)."""
     verified: str | None = None
     """The last revision verification kept here, carried over by every later record: a
     candidate that is blocked or rolled back does not make the verified one unknown."""

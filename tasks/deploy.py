@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from runbook.errors import CandidateUnhealthy, GateFailed
 from runbook.infra import public_endpoint, resolve
 from runbook.models import ImageRef, Slot, TargetKind
 from runbook.policy import DeploySettings
@@ -12,6 +16,17 @@ from runbook.service import ServiceSpec
 from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
 from tasks.retry import TRANSIENT_RETRIES
+
+
+@contextmanager
+def candidate_health_gate() -> Iterator[None]:
+    """A revision the target started and that never became healthy fails the release's
+    candidate-health gate (never retried: the same revision fails the same way); the
+    target's message, diagnostics included, is the gate's detail."""
+    try:
+        yield
+    except CandidateUnhealthy as exc:
+        raise GateFailed(str(exc)) from exc
 
 
 @task(name="read_live_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -43,7 +58,8 @@ def deploy_candidate(
 ) -> tuple[Slot, str]:
     """Start the image in the idle color and wait for its health; returns it and its preview URL."""
     deploy_target = make_target(target, settings, environment)
-    slot = deploy_target.deploy_candidate(spec, environment, image, deploy)
+    with candidate_health_gate():
+        slot = deploy_target.deploy_candidate(spec, environment, image, deploy)
     get_run_logger().info("%s is healthy in %s", slot.revision, slot.color)
     return slot, deploy_target.preview_url(spec.name, environment)
 
@@ -56,14 +72,18 @@ def restore_standby(
     """Put a revision back in the idle color as the rollback standby (healthy, no traffic,
     not on the preview)."""
     deploy_target = make_target(target, settings, environment)
-    slot = deploy_target.restore_standby(spec, environment, image, deploy)
+    with candidate_health_gate():
+        slot = deploy_target.restore_standby(spec, environment, image, deploy)
     get_run_logger().info("%s is the standby again in %s", slot.revision, slot.color)
     return slot
 
 
 @task(name="switch_traffic", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def switch_traffic(target: TargetKind, slot: Slot, settings: RunbookSettings) -> None:
-    make_target(target, settings, slot.environment).switch(slot)
+def switch_traffic(target: TargetKind, slot: Slot, deploy: DeploySettings,
+                   settings: RunbookSettings) -> None:
+    """All traffic to ``slot``; a slot kept without replicas is scaled up first, within
+    ``deploy.health_timeout_s``."""
+    make_target(target, settings, slot.environment).switch(slot, deploy)
     get_run_logger().info("traffic of %s/%s now goes to %s", slot.service, slot.environment,
                           slot.server)
 
@@ -104,7 +124,9 @@ def roll_out_release(
     deploy: DeploySettings, settings: RunbookSettings,
 ) -> Slot:
     """Rolling strategy: replace the live revision in place and wait for the rollout."""
-    return make_target(target, settings, environment).roll_out(spec, environment, image, deploy)
+    with candidate_health_gate():
+        return make_target(target, settings, environment).roll_out(spec, environment, image,
+                                                                   deploy)
 
 
 @task(name="undo_rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -50,17 +50,13 @@ from runbook.ops.rotation import SecretStatus
 from runbook.ops.scan_review import ScanReview, review
 from runbook.ops.trend import daily_trend
 from runbook.scan import suppressions
-from runbook.secrets.docker import DockerSecretPublisher
-from runbook.secrets.kubernetes import KubernetesSecretPublisher
-from runbook.secrets.rotate import Publisher, rotate
+from runbook.secrets.rotate import rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
 from runbook.store import StateStore, store_for
 from runbook.targets import make_target
-from runbook.targets.docker import DockerTarget
-from runbook.targets.kubernetes import KubernetesTarget
 from tasks.notify import open_notifier
 from tasks.retry import TRANSIENT_RETRIES
 
@@ -204,16 +200,11 @@ def deployed_revisions(service: str, environments: list[str], target: str,
 def rotate_secrets(service_dir: str, environment: str, rotation: RotationSettings,
                    settings: RunbookSettings, force: bool = False,
                    target: str = "docker") -> list[SecretStatus]:
-    """Advance every declared secret's rotation as far as it can go now, publishing to the
-    docker target's containers or to the cluster's Secret."""
+    """Advance every declared secret's rotation as far as it can go now, publishing where
+    the target runs the service (restarted containers, the cluster's Secret)."""
     service = load_service(service_dir)
-    deploy_target = make_target(target, settings)
-    publisher: Publisher
-    if isinstance(deploy_target, KubernetesTarget):
-        publisher = KubernetesSecretPublisher(deploy_target, service.spec, environment)
-    else:
-        assert isinstance(deploy_target, DockerTarget)  # make_target knows only these two
-        publisher = DockerSecretPublisher(deploy_target, service.spec, environment)
+    publisher = make_target(target, settings).secret_publisher(
+        service.spec, environment, service.spec.policy_for(environment).deploy)
     store = SecretStore(store_for(settings.stack), service.spec.name, environment)
     statuses = rotate(service.spec.secrets, store, publisher, lambda: datetime.now(UTC),
                       rotation.grace_s, force, time.sleep if rotation.wait_grace else None)

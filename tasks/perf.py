@@ -25,7 +25,6 @@ from runbook.perf.degradation import Degradation
 from runbook.perf.locustfile import resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.progress import ConsoleProgress
-from runbook.perf.resources import resource_sampler
 from runbook.perf.runner import LocustJob, resolve_workers, run_locust
 from runbook.perf.stats import LoadProgress
 from runbook.policy import PerfSettings
@@ -33,6 +32,7 @@ from runbook.service import Service
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
 from runbook.store import store_for
+from runbook.targets import make_target
 
 DEGRADED_EVENT = "runbook.perf.degraded"
 PROGRESS_LOG_INTERVAL_S = 5.0
@@ -100,8 +100,8 @@ def load_test_preview(
         0.0, key=f"perf-progress-{candidate.service}-{candidate.environment}",
         description=f"load test of {candidate.revision} at {preview_url}",
     )
-    with (resource_sampler(target, candidate, settings) as sampler,
-          ConsoleProgress(f"perf {candidate.service}") as console):
+    sampler = make_target(target, settings, candidate.environment).resource_sampler(candidate)
+    with sampler, ConsoleProgress(f"perf {candidate.service}") as console:
         report = run_locust(job, _ProgressSinks(artifact_id, console))
     report = report.model_copy(update={"resources": sampler.usage()})
     get_run_logger().info(

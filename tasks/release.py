@@ -77,6 +77,7 @@ def recover_interrupted_release(
 
 def _roll_back(deploy_target: DeployTarget, record: ReleaseRecord) -> tuple[str | None, str]:
     service, environment = record.service, record.environment
+    deploy = record.deploy or DeploySettings()
     live = deploy_target.live(service, environment)
     if live is None or live.revision != record.candidate:
         if (live.revision if live else None) == record.previous:
@@ -89,17 +90,18 @@ def _roll_back(deploy_target: DeployTarget, record: ReleaseRecord) -> tuple[str 
         deploy_target.discard(live)
         return None, f"first release {record.candidate} removed: nothing was live before it"
     if record.strategy == Strategy.ROLLING.value:
-        restored = deploy_target.undo(service, environment, DeploySettings())
+        restored = deploy_target.undo(service, environment, deploy)
         return restored.revision, f"rollout of {record.candidate} undone: back on " \
                                   f"{restored.revision}"
     standby = deploy_target.standby(service, environment)
     if standby is None or standby.revision != record.previous:
         raise DeployError(f"{service}/{environment}: {record.previous} is not kept for "
                           f"rollback (standby: {standby.revision if standby else 'none'})")
-    _switch_and_discard(deploy_target, standby, live)
+    _switch_and_discard(deploy_target, standby, live, deploy)
     return standby.revision, f"traffic back on {standby.revision}, {record.candidate} removed"
 
 
-def _switch_and_discard(deploy_target: DeployTarget, to: Slot, candidate: Slot) -> None:
-    deploy_target.switch(to)
+def _switch_and_discard(deploy_target: DeployTarget, to: Slot, candidate: Slot,
+                        deploy: DeploySettings) -> None:
+    deploy_target.switch(to, deploy)
     deploy_target.discard(candidate)

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from runbook.adapters.registry import Registry
 from runbook.build import repository
 from runbook.models import ImageRef, Slot, TargetKind
+from runbook.policy import DeploySettings
 from runbook.rollback import RollbackCheck, rollback_check
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
@@ -35,6 +36,12 @@ def read_deployed_spec(target: TargetKind, service: str, environment: str,
     """The service.yaml the environment's revisions were deployed with, if the target kept
     it."""
     return make_target(target, settings).spec_of(service, environment)
+
+
+def deploy_settings(spec: ServiceSpec | None, environment: str) -> DeploySettings:
+    """The service's deploy settings in the environment; the runbook defaults only where its
+    ``service.yaml`` is not known (the target kept none and no directory was given)."""
+    return spec.policy_for(environment).deploy if spec is not None else DeploySettings()
 
 
 @task(name="verify_rollback", cache_policy=NO_CACHE)

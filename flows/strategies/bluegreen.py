@@ -33,7 +33,7 @@ def keep(run: _Run, candidate: Slot, previous: Slot | None) -> None:
 
 def switch_back(run: _Run, candidate: Slot | None, previous: Slot | None) -> str:
     if previous is not None:
-        switch_traffic(run.target, previous, run.settings)
+        switch_traffic(run.target, previous, run.policy.deploy, run.settings)
         detail = f"traffic back on {previous.revision}"
     else:
         detail = "no previous revision: the environment has no live revision"

@@ -10,20 +10,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import docker.errors
-import httpx
 from docker.models.containers import Container
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from runbook.adapters.image_check import ImageCheck, log_summary, split_image
 from runbook.adapters.registry import Registry
-from runbook.errors import TransientError
-from runbook.kube.diagnostics import split_image
 
 EVENT_WINDOW_S = 600
 """How far back the engine's events for the container are read."""
 EVENT_LIMIT = 10
 
 
-class ContainerDiagnostics(BaseModel):
+class ContainerDiagnostics(ImageCheck):
     container: str
     status: str
     exit_code: int | None = None
@@ -32,10 +30,6 @@ class ContainerDiagnostics(BaseModel):
     error: str = ""
     """The engine's own error for the container (e.g. a failed start)."""
     events: list[str] = Field(default_factory=list)
-    image: str = ""
-    image_in_registry: bool | None = None
-    """None: the registry could not be asked."""
-    registry_detail: str = ""
     log_tail: str = ""
 
     def summary(self) -> str:
@@ -49,17 +43,10 @@ class ContainerDiagnostics(BaseModel):
             state += f", restarted {self.restart_count} time(s)"
         if self.error:
             state += f", engine error: {self.error}"
-        parts = [state]
-        if self.image_in_registry is False:
-            parts.append(f"image {self.image} NOT found in the registry")
-        elif self.image_in_registry is None:
-            parts.append(f"registry check of {self.image} failed: {self.registry_detail}")
-        else:
-            parts.append(f"image {self.image} exists in the registry")
+        parts = [state, self.image_summary()]
         if self.events:
             parts.append("events: " + "; ".join(self.events))
-        log = " | ".join(self.log_tail.strip().splitlines()[-5:])
-        parts.append(f"log tail: {log or '(empty)'}")
+        parts.append(f"log tail: {log_summary(self.log_tail)}")
         return ". ".join(parts)
 
 
@@ -76,7 +63,8 @@ def diagnose_container(client: docker.DockerClient, container: Container, image:
         events=container_events(client, container.id),
         log_tail=container.logs(tail=log_lines).decode(errors="replace").strip(),
     )
-    _check_image(diagnostics, image, registry_scheme)
+    host, name, _ = split_image(image)
+    diagnostics.check(Registry(host, scheme=registry_scheme) if host and name else None)
     return diagnostics
 
 
@@ -99,15 +87,3 @@ def container_events(client: docker.DockerClient, container_id: str,
         lines.append(f"{at:%H:%M:%S} {event.get('status') or event.get('Action')}{extra}")
     return lines
 
-
-def _check_image(diagnostics: ContainerDiagnostics, image: str, scheme: str) -> None:
-    host, name, reference = split_image(image)
-    if not host or not name:
-        diagnostics.image_in_registry, diagnostics.registry_detail = None, "no registry"
-        return
-    try:
-        digest = Registry(host, scheme=scheme).manifest_digest(name, reference)
-    except (TransientError, httpx.HTTPError) as exc:
-        diagnostics.image_in_registry, diagnostics.registry_detail = None, str(exc)
-        return
-    diagnostics.image_in_registry = digest is not None

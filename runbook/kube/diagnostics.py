@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runbook.adapters.image_check import ImageCheck, log_summary
 from runbook.adapters.registry import Registry
-from runbook.errors import TransientError
 from runbook.kube.api import KubeApi
 
 
@@ -18,25 +18,15 @@ class PodDiagnosis(BaseModel):
     log_tail: str
 
 
-class Diagnostics(BaseModel):
+class Diagnostics(ImageCheck):
     events: list[str] = Field(default_factory=list)
     pods: list[PodDiagnosis] = Field(default_factory=list)
-    image: str = ""
-    image_in_registry: bool | None = None  # None: the registry could not be asked
-    registry_detail: str = ""
 
     def summary(self) -> str:
         """One paragraph for the run report and the alert."""
-        parts = []
-        if self.image_in_registry is False:
-            parts.append(f"image {self.image} NOT found in the registry")
-        elif self.image_in_registry is None:
-            parts.append(f"registry check of {self.image} failed: {self.registry_detail}")
-        else:
-            parts.append(f"image {self.image} exists in the registry")
+        parts = [self.image_summary()]
         for pod in self.pods:
-            log = " | ".join(pod.log_tail.strip().splitlines()[-5:])
-            parts.append(f"pod {pod.name} {pod.reason}; log tail: {log or '(empty)'}")
+            parts.append(f"pod {pod.name} {pod.reason}; log tail: {log_summary(pod.log_tail)}")
         if self.events:
             parts.append("events: " + "; ".join(self.events))
         return ". ".join(parts)
@@ -57,29 +47,8 @@ def diagnose(api: KubeApi, registry: Registry | None, namespace: str,
               for pod in failing],
         image=image,
     )
-    _check_image(diagnostics, registry, image)
+    diagnostics.check(registry)
     return diagnostics
-
-
-def split_image(image: str) -> tuple[str, str, str]:
-    """``host/name@sha256:...`` -> (host, name, reference)."""
-    remainder, _, digest = image.partition("@")
-    name_part, tag = remainder, ""
-    if not digest and ":" in remainder.rsplit("/", 1)[-1]:
-        name_part, _, tag = remainder.rpartition(":")
-    host, _, name = name_part.partition("/")
-    return host, name, digest or tag or "latest"
-
-
-def _check_image(diagnostics: Diagnostics, registry: Registry | None, image: str) -> None:
-    if registry is None:
-        diagnostics.registry_detail = "no registry configured"
-        return
-    _, name, reference = split_image(image)
-    try:
-        diagnostics.image_in_registry = registry.manifest_digest(name, reference) is not None
-    except TransientError as exc:
-        diagnostics.registry_detail = str(exc)
 
 
 def _recent_events(events: list[dict[str, Any]], names: set[str], limit: int) -> list[str]:

@@ -59,6 +59,12 @@ class KubernetesSettings(BaseSettings):
         "diagnostics' image check; unset: anonymous, registry_scheme.",
     )
 
+    prometheus: HttpService | None = Field(
+        default=None, exclude=True,
+        description="The environment's Prometheus from runbook.yaml (login, CA; or the local "
+        "stack's) for the perf stage's CPU and memory; unset: prometheus_url, anonymous.",
+    )
+
     def namespace(self, environment: str) -> str:
         """The namespace an environment's objects live in."""
         return self.namespaces.get(environment, environment)
@@ -69,7 +75,8 @@ class KubernetesSettings(BaseSettings):
         Prometheus."""
         base = self
         given = infra.kubernetes
-        changes: dict[str, object] = {"registry": infra.registry}
+        changes: dict[str, object] = {"registry": infra.registry,
+                                      "prometheus": infra.prometheus}
         if given.kubeconfig is not None:
             changes["kubeconfig"] = given.kubeconfig
         if given.context is not None:

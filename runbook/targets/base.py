@@ -1,11 +1,21 @@
-"""The deploy-target protocol. Flows talk to this, never to a particular target."""
+"""The deploy-target protocol. Flows and tasks talk to this, never to a particular target
+(:func:`runbook.targets.make_target` picks one).
+
+A target raises :class:`~runbook.errors.CandidateUnhealthy` (a rollout:
+:class:`~runbook.errors.RolloutFailed`) when a revision it started never became healthy,
+with its diagnostics in the message; what that means (a failed gate, a failed rotation) is
+the caller's to decide. Every wait a target makes takes its deadline from the service's
+:class:`~runbook.policy.DeploySettings`, passed in.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from runbook.models import ImageRef, Slot
+from runbook.perf.resources import ResourceSampler
 from runbook.policy import DeploySettings
+from runbook.secrets.rotate import Publisher
 from runbook.service import ServiceSpec
 
 
@@ -32,7 +42,8 @@ class DeployTarget(Protocol):
     def deploy_candidate(
         self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
     ) -> Slot:
-        """Start the image in the idle color, wait for its health, expose it on the preview."""
+        """Start the image in the idle color, wait for its health, expose it on the preview.
+        CandidateUnhealthy when it never became healthy."""
         ...
 
     def restore_standby(
@@ -46,7 +57,8 @@ class DeployTarget(Protocol):
         self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
     ) -> Slot:
         """Rolling strategy: replace the live revision (traffic moves as it rolls) and wait
-        until it is done. A failed rollout is undone by the target and raises GateFailed."""
+        until it is done. A failed rollout is undone by the target and raises
+        RolloutFailed (CandidateUnhealthy where nothing was rolled in place)."""
         ...
 
     def undo(self, service: str, environment: str, settings: DeploySettings) -> Slot:
@@ -58,8 +70,9 @@ class DeployTarget(Protocol):
         """Remove a candidate that will not go live; returns the tail of its logs."""
         ...
 
-    def switch(self, slot: Slot) -> None:
-        """Move all of the environment's traffic to ``slot`` in one atomic step."""
+    def switch(self, slot: Slot, settings: DeploySettings) -> None:
+        """Move all of the environment's traffic to ``slot`` in one atomic step (a slot
+        kept with no replicas is scaled up first, within ``settings.health_timeout_s``)."""
         ...
 
     def retire(self, slot: Slot) -> None:
@@ -89,4 +102,16 @@ class DeployTarget(Protocol):
 
     def metrics_selector(self, slot: Slot) -> tuple[str, str]:
         """(proxy, server) labels of the slot's series in Prometheus."""
+        ...
+
+    def resource_sampler(self, slot: Slot) -> ResourceSampler:
+        """What measures the slot's CPU and memory during a load test (or says why nothing
+        can)."""
+        ...
+
+    def secret_publisher(
+        self, spec: ServiceSpec, environment: str, settings: DeploySettings
+    ) -> Publisher:
+        """Where a rotation publishes the service's secrets in the environment: the running
+        revision restarted with the new values, without downtime."""
         ...

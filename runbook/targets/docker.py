@@ -15,11 +15,13 @@ from docker.models.containers import Container
 
 from runbook.adapters.docker_diagnostics import diagnose_container
 from runbook.adapters.http import probe
-from runbook.errors import DeployError, GateFailed, TransientError
+from runbook.errors import CandidateUnhealthy, DeployError, TransientError
 from runbook.models import ImageRef, Slot
+from runbook.perf.docker_stats import DOCKER_SOURCE, DockerStatsSampler
+from runbook.perf.resources import ResourceSampler, UnmeasuredResources
 from runbook.policy import DeploySettings
 from runbook.router import HAProxyRouter, Server
-from runbook.secrets.rotate import published_env
+from runbook.secrets.rotate import Publisher, published_env
 from runbook.secrets.store import SecretStore
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
@@ -87,10 +89,26 @@ class DockerTarget:
                 return ServiceSpec.model_validate_json(declared)
         return None
 
+    def resource_sampler(self, slot: Slot) -> ResourceSampler:
+        """The engine's stats of the slot's running container, read while the load runs."""
+        container = self._running(slot.service, slot.environment, slot.server)
+        if container is None:
+            return UnmeasuredResources(DOCKER_SOURCE, f"no running container for {slot.server}")
+        return DockerStatsSampler(container)
+
+    def secret_publisher(
+        self, spec: ServiceSpec, environment: str, settings: DeploySettings
+    ) -> Publisher:
+        return DockerSecretPublisher(self, spec, environment, settings)
+
     def _slot_for(self, service: str, environment: str, server: str) -> Slot | None:
+        container = self._running(service, environment, server)
+        return _slot(container, self._host_port(container)) if container else None
+
+    def _running(self, service: str, environment: str, server: str) -> Container | None:
         for container in self._containers(service, environment):
             if container.labels.get(f"{LABEL}.server") == server and container.status == "running":
-                return _slot(container, self._host_port(container))
+                return container
         return None
 
     def _isolated(self, service: str, environment: str) -> Slot | None:
@@ -164,7 +182,7 @@ class DockerTarget:
         self._wait_healthy(container, slot, spec.health_path, settings)
         self.router.set_preview(spec.name, environment, Server(name=slot.server,
                                                                address=slot.address))
-        self.switch(slot)
+        self.switch(slot, settings)
         return slot
 
     def roll_out(
@@ -174,7 +192,7 @@ class DockerTarget:
         starts beside the old, takes the traffic once healthy, and the old one is kept
         until the release is verified (then retired), so an undo is one switch."""
         slot = self.deploy_candidate(spec, environment, image, settings)
-        self.switch(slot)
+        self.switch(slot, settings)
         return slot
 
     def undo(self, service: str, environment: str, settings: DeploySettings) -> Slot:
@@ -182,12 +200,13 @@ class DockerTarget:
         previous = self.standby(service, environment)
         if previous is None:
             raise DeployError(f"{service}/{environment} keeps no previous revision to undo to")
-        self.switch(previous)
+        self.switch(previous, settings)
         if live is not None:
             self.discard(live)
         return previous
 
-    def switch(self, slot: Slot) -> None:
+    def switch(self, slot: Slot, settings: DeploySettings) -> None:
+        """One router call; the container already runs, so there is nothing to wait for."""
         self.router.switch(slot.service, slot.environment, slot.server)
 
     def discard(self, slot: Slot) -> str:
@@ -222,7 +241,7 @@ class DockerTarget:
                 container.start()
                 slot = _slot(container, self._host_port(container))
                 health_path = container.labels.get(f"{LABEL}.health_path", "/")
-                self._wait_healthy(container, slot, health_path, DeploySettings())
+                self._wait_healthy(container, slot, health_path, _deploy_settings(container))
                 self.router.set_address(route.service, route.environment, server, slot.address)
                 restarted.append(server)
         return restarted
@@ -330,7 +349,7 @@ class DockerTarget:
                     break
                 time.sleep(0.5)
         diagnostics = diagnose_container(self.client, container, slot.image, LOG_TAIL_LINES)
-        raise GateFailed(
+        raise CandidateUnhealthy(
             f"revision {slot.revision} never became healthy at {health_path} "
             f"within {settings.health_timeout_s:.0f} s: {last}. "
             f"Diagnostics: {diagnostics.summary()}"
@@ -349,9 +368,50 @@ def _slot(container: Container, address: str) -> Slot:
     )
 
 
+def _deploy_settings(container: Container) -> DeploySettings:
+    """The deploy settings of the service the container was started for (its ``service.yaml``
+    label): a restart waits for its health as long as its release did. A container started
+    before the label was kept has only the defaults to go by."""
+    declared = container.labels.get(f"{LABEL}.spec")
+    if not declared:
+        return DeploySettings()
+    environment = container.labels[f"{LABEL}.environment"]
+    return ServiceSpec.model_validate_json(declared).policy_for(environment).deploy
+
+
 def _container_name(slot: Slot) -> str:
     return f"{slot.service}-{slot.environment}-{slot.color}"
 
 
 def _tail(container: Container) -> str:
     return container.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()
+
+
+class DockerSecretPublisher:
+    """The rotation ``Publisher`` of one service in one environment: the live revision
+    restarts in the idle color with the new environment, the router switches atomically,
+    the old container stays as the standby until the old values are revoked."""
+
+    def __init__(self, target: DockerTarget, spec: ServiceSpec, environment: str,
+                 settings: DeploySettings) -> None:
+        self.target, self.spec, self.environment = target, spec, environment
+        self.deploy = settings
+
+    def publish(self, env: dict[str, str]) -> None:
+        self.target.restart_with_env(self.spec, self.environment, env, self.deploy)
+
+    def verify(self) -> None:
+        endpoint = self.target.endpoint(self.spec.name, self.environment)
+        if endpoint is None:
+            raise DeployError(f"{self.spec.name}/{self.environment} has no endpoint to verify")
+        url = endpoint + self.spec.health_path
+        with httpx.Client() as client:
+            result = probe(client, url, self.deploy.health_request_timeout_s)
+        if not result.ok:
+            raise DeployError(f"{self.spec.name} unhealthy after publishing: {result.detail}")
+
+    def revoke(self, env: dict[str, str]) -> None:
+        self.publish(env)
+        standby = self.target.standby(self.spec.name, self.environment)
+        if standby is not None:  # it still accepts the revoked value: nothing may
+            self.target.retire(standby)

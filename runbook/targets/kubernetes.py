@@ -26,15 +26,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from runbook.adapters.image_check import split_image
 from runbook.adapters.registry import Registry
-from runbook.errors import DeployError, GateFailed, TransientError
+from runbook.errors import DeployError, RolloutFailed, TransientError
 from runbook.kube import manifests as m
 from runbook.kube.api import Conflict, KubeApi
-from runbook.kube.diagnostics import Diagnostics, diagnose, split_image
+from runbook.kube.diagnostics import Diagnostics, diagnose
 from runbook.kube.rollout import RolloutPhase, RolloutStatus, rollout_status
+from runbook.kube.secrets import apply_secret
 from runbook.kube.settings import KubernetesSettings
 from runbook.models import ImageRef, Slot
+from runbook.perf.cluster_resources import SOURCE as CLUSTER_SOURCE
+from runbook.perf.cluster_resources import PrometheusContainerSampler
+from runbook.perf.resources import ResourceSampler, UnmeasuredResources
 from runbook.policy import DeploySettings
+from runbook.secrets.rotate import Publisher
 from runbook.service import ServiceSpec
 
 
@@ -85,6 +91,25 @@ class KubernetesTarget:
     def metrics_selector(self, slot: Slot) -> tuple[str, str]:
         return f"{slot.service}.{slot.environment}", slot.server
 
+    def resource_sampler(self, slot: Slot) -> ResourceSampler:
+        """The slot's pods' CPU and memory from the cluster's Prometheus (cAdvisor and
+        kube-state-metrics series), read over the test window once it ends."""
+        prometheus = self.settings.prometheus
+        url = self.settings.prometheus_url or (prometheus.url if prometheus else None)
+        if url is None:
+            return UnmeasuredResources(CLUSTER_SOURCE, "no Prometheus of the cluster is "
+                                       "configured (runbook.yaml or RUNBOOK_K8S_PROMETHEUS_URL)")
+        # runbook.yaml's Prometheus of the environment, with its login; else an anonymous one.
+        service = prometheus if prometheus is not None and not prometheus.local else None
+        return PrometheusContainerSampler(url, self._ns(slot.environment),
+                                          m.deployment_name(slot.service, slot.color),
+                                          service=service)
+
+    def secret_publisher(
+        self, spec: ServiceSpec, environment: str, settings: DeploySettings
+    ) -> Publisher:
+        return KubernetesSecretPublisher(self, spec, environment, settings)
+
     # -- blue-green -------------------------------------------------------------------------
 
     def deploy_candidate(
@@ -113,15 +138,16 @@ class KubernetesTarget:
                                               preview=True))
         return slot
 
-    def switch(self, slot: Slot) -> None:
-        """Scale the slot's color up if it was scaled down, then patch the active Service's
-        selector: the only write that moves traffic. No write if it selects the slot already."""
+    def switch(self, slot: Slot, settings: DeploySettings) -> None:
+        """Scale the slot's color up if it was scaled down (waiting ``health_timeout_s`` for
+        its pods), then patch the active Service's selector: the only write that moves
+        traffic. No write if it selects the slot already."""
         ns = self._ns(slot.environment)
         name = m.deployment_name(slot.service, slot.color)
         deployment = self._require_revision(ns, name, slot)
         if deployment["spec"].get("replicas", 0) == 0 or \
                 rollout_status(deployment).phase is not RolloutPhase.DONE:
-            self._scale_up(ns, deployment, slot)
+            self._scale_up(ns, deployment, slot, settings.health_timeout_s)
         port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0][
             "containerPort"]
         self._select(ns, m.render_service(slot.service, ns, port, slot.color, preview=False),
@@ -206,7 +232,7 @@ class KubernetesTarget:
     def restart(self, service: str, environment: str, timeout_s: float) -> Slot:
         """``kubectl rollout restart`` of the live color: a new pod-template annotation
         replaces the pods one by one (``maxUnavailable: 0``), so they read their Secrets
-        anew without downtime; waits for the rollout (GateFailed when it fails)."""
+        anew without downtime; waits for the rollout (RolloutFailed when it fails)."""
         live = self.live(service, environment)
         if live is None:
             raise DeployError(f"{service} has nothing live in {environment} to restart")
@@ -234,7 +260,7 @@ class KubernetesTarget:
         self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
     ) -> Slot:
         """Update the live color's pod template in place and wait; on a failed rollout undo
-        to the previous template and raise GateFailed with the diagnostics."""
+        to the previous template and raise RolloutFailed with the diagnostics."""
         ns = self._ns(environment)
         live = self.live(spec.name, environment)
         color = live.color if live is not None else m.COLORS[0]
@@ -249,11 +275,11 @@ class KubernetesTarget:
         self._apply_deployment(ns, desired)
         try:
             self._await_rollout(ns, model.name, image.by_digest, settings.health_timeout_s)
-        except GateFailed as exc:
+        except RolloutFailed as exc:
             if current is None:
                 raise
             previous = self.undo(spec.name, environment, settings)
-            raise GateFailed(f"{exc}; undone to revision {previous.revision}") from exc
+            raise RolloutFailed(f"{exc}; undone to revision {previous.revision}") from exc
         self._select(ns, m.render_service(spec.name, ns, spec.port, color, preview=False),
                      annotations={m.SWITCHED_AT: _now_iso()})
         return self._slot_of(spec.name, environment, color, preview=False)
@@ -332,12 +358,13 @@ class KubernetesTarget:
                 continue
         raise TransientError(f"service {name} kept changing while being switched")
 
-    def _scale_up(self, ns: str, deployment: dict[str, Any], slot: Slot) -> None:
+    def _scale_up(self, ns: str, deployment: dict[str, Any], slot: Slot,
+                  timeout_s: float) -> None:
         name = deployment["metadata"]["name"]
         replicas = int(deployment["metadata"]["annotations"].get(m.REPLICAS, "1"))
         if deployment["spec"].get("replicas", 0) != replicas:
             self.api.patch_deployment(ns, name, {"spec": {"replicas": replicas}})
-        self._await_rollout(ns, name, slot.image, DeploySettings().health_timeout_s)
+        self._await_rollout(ns, name, slot.image, timeout_s)
 
     def _await_rollout(self, ns: str, name: str, image: str, timeout_s: float) -> None:
         """Until updated == ready == desired for the latest generation; the progress deadline
@@ -353,7 +380,7 @@ class KubernetesTarget:
             if status.phase is RolloutPhase.FAILED or self._clock() >= deadline:
                 selector = deployment["spec"]["selector"]["matchLabels"]
                 diagnostics = self._diagnose(ns, selector, {name}, image)
-                raise GateFailed(
+                raise RolloutFailed(
                     f"rollout of {name} failed ({status.message}) within {timeout_s:.0f} s. "
                     f"Diagnostics: {diagnostics.summary()}"
                 )
@@ -472,3 +499,38 @@ def _undone(current: dict[str, Any]) -> dict[str, Any]:
 def _now_iso() -> str:
     # Milliseconds: a delay shorter than a second (tests, impatient clusters) stays exact.
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class KubernetesSecretPublisher:
+    """The rotation ``Publisher`` of one service in one environment on a cluster: the
+    service's Secret, then a rolling restart of the live Deployment (``kubectl rollout
+    restart``), since variables from a Secret change only when pods start."""
+
+    def __init__(self, target: KubernetesTarget, spec: ServiceSpec, environment: str,
+                 settings: DeploySettings) -> None:
+        self.target, self.spec, self.environment = target, spec, environment
+        self.deploy = settings
+
+    def publish(self, env: dict[str, str]) -> None:
+        """Write the Secret, then restart the live pods so they read it (waits)."""
+        target = self.target
+        apply_secret(target.api, target.settings.namespace(self.environment), self.spec.name,
+                     env, target.settings.conflict_retries)
+        target.restart(self.spec.name, self.environment, self.deploy.health_timeout_s)
+
+    def verify(self) -> None:
+        """The live Deployment's rollout is done: every pod restarted with the published
+        values passed its readiness probe (the service's health path)."""
+        status = self.target.live_rollout(self.spec.name, self.environment)
+        if status is None:
+            raise DeployError(f"{self.spec.name} has nothing live in {self.environment}")
+        if status.phase is not RolloutPhase.DONE:
+            raise DeployError(f"{self.spec.name} not healthy after publishing: {status.message}")
+
+    def revoke(self, env: dict[str, str]) -> None:
+        """Publish ``env`` (the old values gone) and scale the standby color to zero: its pods
+        started with the old values and would still accept them."""
+        self.publish(env)
+        standby = self.target.standby(self.spec.name, self.environment)
+        if standby is not None:
+            self.target.retire(standby)

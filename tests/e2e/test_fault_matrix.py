@@ -272,8 +272,8 @@ def private(stack_settings: StackSettings, sample_service: Callable[..., Path],
         image = ImageRef(repository=repo, tag=revision,
                          digest=docker_engine.push(client, repo, revision))
         target = make_target("docker", RunbookSettings.of(stack.settings))
-        target.switch(target.deploy_candidate(spec, "staging", image,
-                                              DeploySettings(health_timeout_s=30)))
+        deploy = DeploySettings(health_timeout_s=30)
+        target.switch(target.deploy_candidate(spec, "staging", image, deploy), deploy)
         ReleaseRecords(state_store(stack.settings)).put(ReleaseRecord(
             service=spec.name, environment="staging", candidate=revision,
             phase=ReleasePhase.VERIFIED))

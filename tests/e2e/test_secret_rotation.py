@@ -20,14 +20,12 @@ from runbook.errors import DeployError
 from runbook.models import Outcome
 from runbook.ops.policy import OpsPolicy, RotationSettings
 from runbook.ops.rotation import RotationState, Step
-from runbook.secrets.docker import DockerSecretPublisher
-from runbook.secrets.rotate import rotate
+from runbook.secrets.rotate import Publisher, rotate
 from runbook.secrets.store import SecretStore, StoredSecret
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
-from runbook.targets.docker import DockerTarget
 from tests.e2e.test_release import deliver
 
 pytestmark = pytest.mark.stack
@@ -82,11 +80,20 @@ class TokenClient:
                 time.sleep(0.02)
 
 
-class VerifyFails(DockerSecretPublisher):
-    """The real publisher, with the run dying right after the new value went out."""
+class VerifyFails:
+    """The target's real publisher, with the run dying right after the new value went out."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    def publish(self, env: dict[str, str]) -> None:
+        self.publisher.publish(env)
 
     def verify(self) -> None:
         raise DeployError("injected fault between publish and revoke")
+
+    def revoke(self, env: dict[str, str]) -> None:
+        self.publisher.revoke(env)
 
 
 def answer_status(endpoint: str, token: str | None) -> int:
@@ -112,11 +119,11 @@ def test_rotation_under_traffic_survives_a_fault_and_revokes_the_old_token(
         assert (answer_status(endpoint, old), answer_status(endpoint, None)) == (200, 401)
 
         target = make_target("docker", RunbookSettings.of(stack_settings))
-        assert isinstance(target, DockerTarget)
+        publisher = target.secret_publisher(spec, "staging", spec.policy_for("staging").deploy)
         with TokenClient(endpoint, store) as client:
             time.sleep(1)
             with pytest.raises(DeployError, match="injected fault"):
-                rotate(spec.secrets, store, VerifyFails(target, spec, "staging"),
+                rotate(spec.secrets, store, VerifyFails(publisher),
                        lambda: datetime.now(UTC), GRACE_S, force=True, wait=time.sleep)
             entry = store.load()["api-tokens"]
             assert entry.state.step is Step.OVERLAP_PUBLISHED and entry.pending is not None

@@ -44,8 +44,8 @@ def released(stack_settings: StackSettings, tmp_path: Path,
         for revision in ("aaa111", "bbb222"):
             image = ImageRef(repository=f"127.0.0.1:9/{name}", tag=revision,
                              digest="sha256:" + revision.ljust(64, "0"))
-            target.switch(target.deploy_candidate(spec, NS, image,
-                                                  DeploySettings(health_timeout_s=5)))
+            deploy = DeploySettings(health_timeout_s=5)
+            target.switch(target.deploy_candidate(spec, NS, image, deploy), deploy)
         yield emulator, name
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
         client.delete_global_concurrency_limit_by_name(deploy_limit_name(name, NS))

@@ -11,8 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from runbook.errors import GateFailed
-from runbook.secrets.kubernetes import KubernetesSecretPublisher
+from runbook.errors import RolloutFailed
 from tests.integration.test_kubernetes_target import (  # noqa: F401 (fixture)
     DEPLOY,
     NS,
@@ -46,14 +45,14 @@ def test_role_covers_exactly_what_the_target_calls(cluster) -> None:  # noqa: F8
     release(target, "aaa111")
     candidate = release(target, "bbb222")
     target.scale_down_standby("agent-api", NS)
-    target.switch(target.standby("agent-api", NS))
+    target.switch(target.standby("agent-api", NS), DEPLOY)
     target.discard(candidate)
     target.rolling_update(SPEC, NS, image("ccc333"), DEPLOY)
     emulator.controller = stuck_on("ddd444")
-    with pytest.raises(GateFailed):
+    with pytest.raises(RolloutFailed):
         target.rolling_update(SPEC, NS, image("ddd444"), DEPLOY)
     emulator.controller = rolled_out
-    rotation = KubernetesSecretPublisher(target, SPEC, NS)
+    rotation = target.secret_publisher(SPEC, NS, DEPLOY)
     rotation.publish({"API_TOKENS": "new,old"})  # creates the Secret, restarts the live pods
     rotation.revoke({"API_TOKENS": "new"})  # replaces it, retires the standby
     target.decommission("agent-api", NS)

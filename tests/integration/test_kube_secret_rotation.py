@@ -15,7 +15,6 @@ import pytest
 from runbook.errors import TransientError
 from runbook.kube.manifests import RESTARTED_AT
 from runbook.ops.rotation import Action, Step
-from runbook.secrets.kubernetes import KubernetesSecretPublisher
 from runbook.secrets.rotate import rotate
 from runbook.secrets.store import SecretStore
 from runbook.service import ServiceSpec
@@ -50,13 +49,13 @@ def restarted_at(emulator: Cluster, name: str = "agent-api-blue") -> str | None:
 def live(cluster) -> Iterator[tuple[Cluster, KubernetesTarget]]:  # noqa: F811
     emulator, target = cluster
     slot = target.deploy_candidate(SPEC, NS, image("aaa111"), SPEC.policy_for(NS).deploy)
-    target.switch(slot)
+    target.switch(slot, SPEC.policy_for(NS).deploy)
     yield emulator, target
 
 
 def run(target: KubernetesTarget, store: SecretStore, grace_s: float = 0.0,
         force: bool = False):
-    publisher = KubernetesSecretPublisher(target, SPEC, NS)
+    publisher = target.secret_publisher(SPEC, NS, SPEC.policy_for(NS).deploy)
     return rotate(SPEC.secrets, store, publisher, lambda: datetime.now(UTC), grace_s, force)
 
 

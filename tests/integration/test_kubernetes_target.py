@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.errors import DeployError, GateFailed, TransientError
+from runbook.errors import DeployError, RolloutFailed, TransientError
 from runbook.kube.api import KubeApi, connect
 from runbook.kube.settings import KubernetesSettings
 from runbook.models import ImageRef, Slot
@@ -43,7 +43,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, KubernetesTarget]]:
 
 def release(target: KubernetesTarget, revision: str) -> Slot:
     slot = target.deploy_candidate(SPEC, NS, image(revision), DEPLOY)
-    target.switch(slot)
+    target.switch(slot, DEPLOY)
     return slot
 
 
@@ -60,7 +60,7 @@ def test_first_deploy_creates_blue_previews_it_then_one_write_makes_it_live(clus
     assert target.live("agent-api", NS) is None
     assert selector_color(emulator, "agent-api-preview") == "blue"
     before = len(emulator.writes())
-    target.switch(slot)
+    target.switch(slot, DEPLOY)
     traffic_writes = emulator.writes()[before:]
     assert [(c.method, c.resource, c.body["metadata"]["name"]) for c in traffic_writes] == [
         ("POST", "services", "agent-api")]
@@ -80,7 +80,7 @@ def test_blue_green_switch_moves_traffic_with_exactly_one_selector_patch(cluster
     assert candidate.color == "green"
     assert selector_color(emulator, "agent-api") == "blue"  # preview never moved traffic
     before = len(emulator.calls)
-    target.switch(candidate)
+    target.switch(candidate, DEPLOY)
     active_writes = [c for c in emulator.calls[before:]
                      if c.method != "GET" and c.resource == "services"]
     assert len(active_writes) == 1
@@ -102,7 +102,7 @@ def test_rollback_after_failed_post_promotion_analysis_scales_old_color_up_first
     previous = target.standby("agent-api", NS)
     assert previous is not None and previous.revision == "aaa111"
     before = len(emulator.calls)
-    target.switch(previous)
+    target.switch(previous, DEPLOY)
     writes = [(c.method, c.resource, c.name) for c in emulator.calls[before:] if c.method != "GET"]
     assert writes == [("PATCH", "deployments", "agent-api-blue"),
                       ("PATCH", "services", "agent-api")]
@@ -134,7 +134,7 @@ def test_progress_deadline_fails_with_conditions_events_and_logs(cluster) -> Non
     emulator, target = cluster
     release(target, "aaa111")
     emulator.controller = stuck
-    with pytest.raises(GateFailed) as failure:
+    with pytest.raises(RolloutFailed) as failure:
         target.deploy_candidate(SPEC, NS, image("bad999"), DEPLOY)
     message = str(failure.value)
     assert "ProgressDeadlineExceeded" in message
@@ -150,7 +150,7 @@ def test_diagnostics_ask_the_real_registry_for_the_image(cluster, stack_settings
     emulator, target = cluster
     emulator.controller = stuck
     missing = image("abc123", host=stack_settings.registry)
-    with pytest.raises(GateFailed, match="NOT found in the registry"):
+    with pytest.raises(RolloutFailed, match="NOT found in the registry"):
         target.deploy_candidate(SPEC, NS, missing, DEPLOY)
 
 
@@ -161,7 +161,7 @@ def test_rolling_update_then_undo_on_failure(cluster) -> None:
     assert first.color == second.color == "blue" and second.revision == "bbb222"
     assert target.live("agent-api", NS).revision == "bbb222"
     emulator.controller = stuck_on("ccc333")
-    with pytest.raises(GateFailed, match="undone to revision bbb222"):
+    with pytest.raises(RolloutFailed, match="undone to revision bbb222"):
         target.rolling_update(SPEC, NS, image("ccc333"), DEPLOY)
     deployment = emulator.get("deployments", NS, "agent-api-blue")
     assert deployment["metadata"]["labels"]["revision"] == "bbb222"
@@ -174,13 +174,13 @@ def test_rerun_with_the_same_digest_writes_nothing(cluster) -> None:
     slot = release(target, "aaa111")
     before = len(emulator.writes())
     again = target.deploy_candidate(SPEC, NS, image("bbb222"), DEPLOY)
-    target.switch(again)
+    target.switch(again, DEPLOY)
     middle = len(emulator.writes())
     target.deploy_candidate(SPEC, NS, image("aaa111"), DEPLOY)  # idle blue runs it already
     assert middle > before
     rerun = KubernetesTarget(target.api, target.settings)
     writes_before = len(emulator.writes())
-    rerun.switch(again)
+    rerun.switch(again, DEPLOY)
     assert rerun.deploy_candidate(SPEC, NS, image("aaa111"), DEPLOY).revision == slot.revision
     assert emulator.writes()[writes_before:] == []
 
@@ -213,7 +213,7 @@ def test_conflict_is_retried_after_a_fresh_read(cluster) -> None:
     release(target, "aaa111")
     candidate = target.deploy_candidate(SPEC, NS, image("bbb222"), DEPLOY)
     emulator.faults.append(Fault("PATCH", "services", 409, name="agent-api"))
-    target.switch(candidate)
+    target.switch(candidate, DEPLOY)
     patches = emulator.writes("services", "agent-api")
     assert [c.method for c in patches[-2:]] == ["PATCH", "PATCH"]
     assert selector_color(emulator, "agent-api") == "green"
@@ -233,7 +233,7 @@ def test_forbidden_fails_fast_naming_the_permission(cluster) -> None:
     emulator.faults.append(Fault("POST", "services", 403, times=5))
     with pytest.raises(DeployError, match="lacks the permission 'create' on 'services' in "
                                           "namespace 'staging'") as failure:
-        target.switch(candidate)
+        target.switch(candidate, DEPLOY)
     assert not isinstance(failure.value, TransientError)
     assert emulator.faults[0].times == 4  # asked once: no retry
 

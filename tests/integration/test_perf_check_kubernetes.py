@@ -52,7 +52,7 @@ def _selector(emulator: Cluster, name: str) -> str:
 def test_the_live_image_borrows_the_idle_color_and_the_standby_comes_back(cluster) -> None:
     emulator, target = cluster
     for revision in ("aaa111", "bbb222"):
-        target.switch(target.deploy_candidate(SPEC, NS, _image(revision), DEPLOY))
+        target.switch(target.deploy_candidate(SPEC, NS, _image(revision), DEPLOY), DEPLOY)
     live, standby = target.live("agent-api", NS), target.standby("agent-api", NS)
     assert live is not None and standby is not None
     assert (live.color, live.revision, standby.revision) == ("green", "bbb222", "aaa111")

@@ -23,8 +23,8 @@ from runbook.gates import describe_failures, failed, perf_gates
 from runbook.models import ImageRef, PerfReport, TargetKind
 from runbook.perf.baseline import BaselineStore
 from runbook.perf.degradation import judge_degradation
+from runbook.perf.docker_stats import DockerStatsSampler
 from runbook.perf.locustfile import resolve_locustfile
-from runbook.perf.resources import DockerStatsSampler
 from runbook.perf.runner import LocustJob, run_locust
 from runbook.perf.stats import LoadProgress, read_latency_us
 from runbook.policy import PerfSettings, Thresholds
@@ -245,7 +245,7 @@ def test_perf_stage_loads_the_preview_and_never_the_live_color(
 
     try:
         live = target.deploy_candidate(service.spec, "staging", image("1"), _deploy_settings())
-        target.switch(live)
+        target.switch(live, _deploy_settings())
         candidate = target.deploy_candidate(service.spec, "staging", image("2"),
                                             _deploy_settings())
         preview_url = target.preview_url(name, "staging")

@@ -44,7 +44,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, KubernetesTarget]]:
 
 def release(target: KubernetesTarget, revision: str) -> Slot:
     slot = target.deploy_candidate(SPEC, NS, image(revision), DEPLOY)
-    target.switch(slot)
+    target.switch(slot, DEPLOY)
     return slot
 
 
@@ -87,7 +87,7 @@ def test_rollback_still_works_after_the_standby_was_scaled_down(cluster) -> None
 
     previous = target.standby("agent-api", NS)
     assert previous is not None and previous.revision == "aaa111"
-    target.switch(previous)
+    target.switch(previous, DEPLOY)
     target.discard(candidate)
 
     live = target.live("agent-api", NS)

@@ -14,9 +14,9 @@ from runbook.gates import describe_failures, failed, perf_gates
 from runbook.models import PerfReport, ResourceUsage
 from runbook.perf.chart import latency_chart
 from runbook.perf.degradation import judge_degradation
+from runbook.perf.docker_stats import cpu_cores, memory_bytes, summarize_docker_stats
 from runbook.perf.locustfile import render_locustfile, resolve_locustfile
 from runbook.perf.markdown import perf_markdown
-from runbook.perf.resources import cpu_cores, memory_bytes, summarize_docker_stats
 from runbook.perf.runner import LocustJob, master_command, resolve_workers, worker_command
 from runbook.perf.stats import percentile_ms, read_progress, report_from_locust_json
 from runbook.policy import Thresholds
