@@ -57,6 +57,7 @@ from runbook.secrets.store import SecretStore
 from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.store import StateStore, store_for
+from runbook.store.layout import StateLayout
 from runbook.targets import make_target
 from runbook.targets.docker import DockerTarget
 from runbook.targets.kubernetes import KubernetesTarget
@@ -92,7 +93,7 @@ def health_trend_chart(targets: HealthTargets, flow_names: list[str],
                              datetime.min.time(), tzinfo=UTC)
     builds = finished_task_runs({BUILD_TAG: RunKind.BUILD}, flow_names, since)
     trend = daily_trend([*builds, *deploy_run_records(runs)], now, targets.trend_days)
-    path = settings.state_dir / "ops" / f"health-trend-{now:%Y-%m-%d}.png"
+    path = StateLayout(settings.state_dir).ops_chart("health-trend", now.date())
     return trend_chart(trend, path, f"builds and deploys, last {targets.trend_days} days")
 
 
@@ -117,7 +118,7 @@ def compute_dora(targets: HealthTargets, runs: list[PipelineRun], incidents: lis
 def dora_trend_chart(targets: HealthTargets, events: list[DeployEvent],
                      settings: StackSettings) -> Path:
     now = datetime.now(UTC)
-    path = settings.state_dir / "ops" / f"dora-trend-{now:%Y-%m-%d}.png"
+    path = StateLayout(settings.state_dir).ops_chart("dora-trend", now.date())
     return dora_chart(dora_by_day(events, now, targets.trend_days), path,
                       f"DORA, last {targets.trend_days} days")
 
