@@ -162,6 +162,10 @@ FILES: tuple[StateFile, ...] = (
     StateFile("ops/<chart>-<YYYY-MM-DD>.png", "tasks.ops",
               "PNG trend charts of daily health (``health-trend``, ``dora-trend``)",
               "any time (the day's ops report links them)"),
+    StateFile("test-sessions/<pid>.services", "tests/conftest.py",
+              "text: the services one pytest session delivered, one name a line",
+              "by the next session, once its pytest process is gone (after removing those "
+              "services); never while it runs"),
     StateFile("logs/, run/, docker/, registry/, prometheus/, alertmanager/, pushgateway/, "
               "prefect/, base-image/", "runbook.stack",
               "the local stack's own: component logs, pid files and the stack lock, the "
@@ -234,3 +238,10 @@ class StateLayout:
 
     def ops_chart(self, chart: str, day: date) -> Path:
         return self.root / "ops" / f"{chart}-{day:%Y-%m-%d}.png"
+
+    @property
+    def test_sessions(self) -> Path:
+        return self.root / "test-sessions"
+
+    def test_session(self, pid: int) -> Path:
+        return self.test_sessions / f"{pid}.services"

@@ -37,7 +37,8 @@ def _documented(relative: str) -> bool:
 
 def _every_path(layout: StateLayout) -> dict[str, Path]:
     samples = {"service": "shop", "environment": "staging", "digest": "sha256:ab12",
-               "revision": "r1", "chart": "health-trend", "day": date(2026, 3, 10)}
+               "revision": "r1", "chart": "health-trend", "day": date(2026, 3, 10),
+               "pid": 4242}
     paths = {}
     for name, member in inspect.getmembers(type(layout)):
         if name.startswith("_") or name == "root":
