@@ -31,7 +31,7 @@ from runbook.names import (
 )
 from runbook.ops.deploys import PipelineRun, record_of
 from runbook.ops.health import RunKind, deploy_run_records
-from runbook.perf.baseline import Degradation, MetricComparison
+from runbook.perf.degradation import Degradation, MetricComparison
 from runbook.policy import Thresholds
 from runbook.run_metrics import run_sample
 from tasks import build, deploy
