@@ -11,7 +11,7 @@ from pathlib import Path
 from runbook.store.layout import FILES, KINDS, StateLayout
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK_OWNED = ("runbook/stack", "runbook/baseimage.py")
+STACK_OWNED = ("runbook/stack/",)
 """The local stack's components own their directories (FILES lists them)."""
 
 
