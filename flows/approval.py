@@ -10,6 +10,7 @@ from pydantic import Field
 
 from runbook.approval import answered, unanswered
 from runbook.models import Approval
+from runbook.names import Stage
 from runbook.policy import DeploySettings
 
 
@@ -21,11 +22,12 @@ class ApprovalInput(RunInput):
     decided_by: str = Field(default="", description="Your name; goes into the run report.")
 
 
-def ask_for_approval(stage: str, question: str, deploy: DeploySettings) -> Approval:
+def ask_for_approval(stage: Stage, question: str, deploy: DeploySettings) -> Approval:
     """Pause the current flow run until a person answers ``question`` or the deadline passes.
 
     Args:
-        stage: What is decided ("promote" or "verify"); recorded in the report.
+        stage: What is decided (``Stage.PROMOTE``, or ``Stage.VERIFY`` for an inconclusive
+            verification); recorded in the report.
         question: Shown above the form in the Prefect UI.
         deploy: The policy's deadline and polling interval.
 

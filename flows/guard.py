@@ -21,6 +21,7 @@ from runbook import guard as guards
 from runbook.analysis import Verdict, verify_gates
 from runbook.guard import GuardRecord, GuardStep
 from runbook.models import CheckMeasurement, Outcome, RunReport, Strategy
+from runbook.names import Stage
 from runbook.report import ReportBuilder
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
@@ -56,7 +57,7 @@ def guard(service: str, environment: str, revision: str) -> RunReport | State[Ru
         endpoint=record.endpoint, flow_run_url=flow_run.get_flow_run_ui_url(),
         guard_until=record.until,
     ))
-    with builder.stage("guard") as stage:
+    with builder.stage(Stage.GUARD) as stage:
         verdict = watch_release(record, settings)
         step = guard_step(record, settings)
         stage.detail = (f"{verdict.phase.value} after {len(verdict.results)} measurement(s); "
@@ -87,7 +88,7 @@ def _hold(builder: ReportBuilder, record: GuardRecord, step: GuardStep,
         builder.finish(Outcome.RELEASED, "superseded by a newer release or a rollback; "
                                          "the guard stopped without touching traffic")
         return
-    with builder.stage("tidy") as stage:
+    with builder.stage(Stage.TIDY) as stage:
         done = tidy_environment(record.target, record.service, record.environment, settings)
         previous = record.previous
         # Rolling kept the previous revision beside the new one for the guard's switch back.
@@ -104,7 +105,7 @@ def _roll_back(builder: ReportBuilder, record: GuardRecord, verdict: Verdict,
                settings: RunbookSettings) -> None:
     logger = get_run_logger()
     reason = f"guard: verification {verdict.phase.value}: " + "; ".join(verdict.reasons)
-    with builder.stage("rollback") as stage, one_deploy_at_a_time(
+    with builder.stage(Stage.ROLLBACK) as stage, one_deploy_at_a_time(
             record.service, record.environment, record.policy.deploy.lock_timeout_s,
             settings.stack):
         # Under the deploy slot, again: a newer release may have gone live while we waited.

@@ -23,6 +23,7 @@ from runbook import gates as gate_rules
 from runbook.config import load_config
 from runbook.errors import GateFailed
 from runbook.models import Environment, Gate, ImageRef, Slot, TargetKind
+from runbook.names import GateName
 from runbook.perf.check import PerfCheckReport, check_alert
 from runbook.perf.degradation import judge_degradation
 from runbook.service import Service, load_service
@@ -151,8 +152,8 @@ class _Check:
             finally:
                 discard_candidate(self.target, candidate, self.settings)
         except GateFailed as exc:
-            self.report.gates = [Gate(name="candidate_health", passed=False, value="unhealthy",
-                                      threshold="healthy", detail=str(exc))]
+            self.report.gates = [Gate(name=GateName.CANDIDATE_HEALTH, passed=False,
+                                      value="unhealthy", threshold="healthy", detail=str(exc))]
         finally:
             if standby is not None:
                 restore_standby(self.target, self.spec, self.env, _image_of(standby),

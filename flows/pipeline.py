@@ -50,6 +50,7 @@ from runbook.models import (
     Strategy,
     TargetKind,
 )
+from runbook.names import GateName, Stage
 from runbook.perf.degradation import judge_degradation
 from runbook.policy import Policy
 from runbook.release_record import ReleasePhase, ReleaseRecord, is_verified
@@ -248,10 +249,10 @@ class _Run:
             # The engine runs the image only for the tests and on the docker target.
             pull = self.spec.test is not None or self.target is TargetKind.DOCKER
             image = prebuilt_image(self.prebuilt, self.env, pull, self.stack)
-            self.builder.skip("build", f"built elsewhere: {image.by_digest}")
+            self.builder.skip(Stage.BUILD, f"built elsewhere: {image.by_digest}")
             self.builder.report.image = image.by_digest
             return image
-        with self.builder.stage("build") as stage:
+        with self.builder.stage(Stage.BUILD) as stage:
             # One deadline for resolving, building and pushing, retries included.
             deadline = time.time() + self.spec.build.timeout_s
             bases = resolve_base_images(self.service, self.build_args, self.stack)
@@ -271,16 +272,16 @@ class _Run:
     def _quality_gates(self, image: ImageRef) -> Ending | None:
         coverage = coverage_report.NOT_CONFIGURED
         if self.spec.test is None:
-            self.builder.skip("test", "no test command declared in service.yaml")
+            self.builder.skip(Stage.TEST, "no test command declared in service.yaml")
         else:
-            with self.builder.stage("test") as stage:
+            with self.builder.stage(Stage.TEST) as stage:
                 result = run_tests(image, self.spec.test, self.stack)
                 stage.detail = gate_rules.describe_suite(result)
                 if (stop := self._gates_pass([gate_rules.suite_gate(result)], stage)):
                     return stop
                 coverage = coverage_report.from_test_stage(self.spec.test.coverage_path,
                                                            result.coverage_xml)
-        with self.builder.stage("scan") as stage:
+        with self.builder.stage(Stage.SCAN) as stage:
             scan = scan_release(self.service, self.env, image, self.policy.scan, coverage,
                                 self.stack, previous_revision=self.builder.report.previous)
             gates = scan_gates(scan, self.policy.scan, self.policy.thresholds)
@@ -300,7 +301,7 @@ class _Run:
                                             self.run_id, return_state=True)
         if state.is_completed() and state.result() is None:
             return None
-        with self.builder.stage("recover") as stage:
+        with self.builder.stage(Stage.RECOVER) as stage:
             if not state.is_completed():
                 stage.status, stage.detail = StageStatus.FAILED, str(state.message)
                 live_now = self._live_now()
@@ -338,21 +339,21 @@ class _Run:
             self.logger.warning("%s is live but was never verified: delivering it again",
                                 image.revision)
             return False
-        self.builder.skip("preview", f"{image.revision} is live and verified already; "
+        self.builder.skip(Stage.PREVIEW, f"{image.revision} is live and verified already; "
                                      "nothing to do")
         return True
 
     def preview(self, image: ImageRef) -> Slot | Ending:
         self._record(image.revision, ReleasePhase.PREVIEWING)
-        with self.builder.stage("preview") as stage:
+        with self.builder.stage(Stage.PREVIEW) as stage:
             try:
                 slot, self.preview_url = deploy_candidate(
                     self.target, self.spec, self.env, image, self.policy.deploy, self.settings
                 )
             except GateFailed as exc:
                 self.builder.gates([gate_rules.Gate(
-                    name="candidate_health", passed=False, value="unhealthy", threshold="healthy",
-                    detail=str(exc),
+                    name=GateName.CANDIDATE_HEALTH, passed=False, value="unhealthy",
+                    threshold="healthy", detail=str(exc),
                 )])
                 stage.status = stage.status.FAILED
                 stage.detail = str(exc)
@@ -364,7 +365,7 @@ class _Run:
             return slot
 
     def perf(self, candidate: Slot) -> Ending | None:
-        with self.builder.stage("perf") as stage:
+        with self.builder.stage(Stage.PERF) as stage:
             # The preview URL reaches the candidate only: no load on live traffic.
             report = load_test_preview(self.target, candidate, self.preview_url, self.service,
                                        self.policy.perf, self.settings)
@@ -393,8 +394,8 @@ class _Run:
         if not promotion_needs_approval(self.policy.deploy):
             return None
         question = promotion_question(candidate, live.revision if live else None)
-        with self.builder.stage("approval") as stage:
-            approval = ask_for_approval("promote", question, self.policy.deploy)
+        with self.builder.stage(Stage.APPROVAL) as stage:
+            approval = ask_for_approval(Stage.PROMOTE, question, self.policy.deploy)
             self.builder.report.approvals.append(approval)
             stage.detail = describe(approval)
             if approval.approved:
@@ -407,14 +408,14 @@ class _Run:
         """Recorded as promoted-unverified *before* the switch: a run killed in between
         leaves a record the next run rolls back, never a release taken for verified."""
         self._record(candidate.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
-        with self.builder.stage("promote"):
+        with self.builder.stage(Stage.PROMOTE):
             self.previous, self.moved = live, True
             switch_traffic(self.target, candidate, self.policy.deploy, self.settings)
             self.builder.report.revision = candidate.revision
 
     def roll_out(self, image: ImageRef, live: Slot | None) -> Slot:
         self._record(image.revision, ReleasePhase.PROMOTED_UNVERIFIED, live)
-        with self.builder.stage("rollout") as stage:
+        with self.builder.stage(Stage.ROLLOUT) as stage:
             self.previous, self.moved = live, True
             slot = roll_out_release(self.target, self.spec, self.env, image, self.policy.deploy,
                                     self.settings)
@@ -429,7 +430,7 @@ class _Run:
         return self._verify(candidate, previous, str(self.builder.report.endpoint))
 
     def _verify(self, candidate: Slot, previous: Slot | None, endpoint: str) -> Ending:
-        with self.builder.stage("verify") as stage:
+        with self.builder.stage(Stage.VERIFY) as stage:
             verdict = analyze_release(self.target, self.spec, candidate, endpoint, self.policy,
                                       self.settings)
             self.builder.gates(verify_gates(verdict))
@@ -456,8 +457,9 @@ class _Run:
         """An inconclusive verdict asks a person when approvals are on; otherwise no."""
         if after_verification(verdict.phase, self.policy.deploy) is not AfterVerification.ASK:
             return False
-        with self.builder.stage("approval") as stage:
-            approval = ask_for_approval("verify", inconclusive_question(candidate, verdict.reasons),
+        with self.builder.stage(Stage.APPROVAL) as stage:
+            approval = ask_for_approval(Stage.VERIFY,
+                                        inconclusive_question(candidate, verdict.reasons),
                                         self.policy.deploy)
             self.builder.report.approvals.append(approval)
             stage.detail = describe(approval)
@@ -468,7 +470,7 @@ class _Run:
         down past the retries), the run ends ``rollback_failed`` naming what is live now;
         the record stays promoted-unverified, so the next run or ``tidy`` tries again."""
         try:
-            with self.builder.stage("rollback") as stage:
+            with self.builder.stage(Stage.ROLLBACK) as stage:
                 stage.detail = self.moves.switch_back(self, candidate, previous)
                 if previous is not None:
                     stage.detail += "; " + self._check_restored(previous)
@@ -533,7 +535,7 @@ class _Run:
             until=guard_until(now, self.policy.analysis.guard_s),
             pipeline_run_url=self.builder.report.flow_run_url,
         )
-        with self.builder.stage("guard") as stage:
+        with self.builder.stage(Stage.GUARD) as stage:
             # A verified release is never rolled back because its guard could not start.
             state = start_guard(record, self.settings, return_state=True)
             if not state.is_completed():

@@ -21,6 +21,7 @@ from runbook.checks import conditions
 from runbook.checks.model import MetricCheck, NoData
 from runbook.checks.standard import AVG_LATENCY, ERROR_RATE, TRAFFIC_LATENCY
 from runbook.models import Gate
+from runbook.names import VERIFY_CHECK_ALERT, verify_gate
 
 
 class Phase(StrEnum):
@@ -190,7 +191,8 @@ def extra_rounds(checks: list[MetricCheck]) -> int:
 def verify_gates(verdict: Verdict) -> list[Gate]:
     """One gate per check for the run report: ``verify_error_rate 30.0 % (result > 0.05)``."""
     return [
-        Gate(name="verify_" + v.check.replace("-", "_"), passed=v.phase is Phase.SUCCESSFUL,
+        Gate(name=verify_gate(v.check), alert_kind=VERIFY_CHECK_ALERT,
+             passed=v.phase is Phase.SUCCESSFUL,
              value=format_value(v.check, v.value), threshold=v.condition,
              detail=v.reason or f"{v.measurements} measurement(s)")
         for v in verdict.checks

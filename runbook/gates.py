@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from runbook import testresults
 from runbook.models import Gate, PerfReport, ResourceUsage, SuiteResult
+from runbook.names import BASELINE_RATIO_ALERT, GateName, baseline_ratio_gate
 from runbook.perf.degradation import Degradation
 from runbook.policy import Thresholds
 
@@ -19,7 +20,7 @@ def suite_gate(result: SuiteResult) -> Gate:
     if result.exit_code != 0:
         detail = describe_suite(result) + "; output tail: " + result.output_tail[
             -GATE_OUTPUT_TAIL_CHARS:].strip()
-    return Gate(name="tests", passed=result.exit_code == 0, value=result.exit_code,
+    return Gate(name=GateName.TESTS, passed=result.exit_code == 0, value=result.exit_code,
                 threshold=0, detail=detail)
 
 
@@ -49,7 +50,7 @@ def perf_gates(
     """
     gates = _latency_and_errors(report, thresholds)
     if required_rps is not None:
-        gates.append(Gate(name="perf_rps", passed=report.rps >= required_rps,
+        gates.append(Gate(name=GateName.PERF_RPS, passed=report.rps >= required_rps,
                           value=round(report.rps, 2), threshold=required_rps,
                           detail=f"{report.requests} requests in {report.duration_s:.1f} s"))
     if report.resources is not None:
@@ -62,11 +63,11 @@ def perf_gates(
 def _resource_gates(usage: ResourceUsage, thresholds: Thresholds) -> list[Gate]:
     cpu, memory = usage.cpu_avg_pct, usage.memory_max_pct
     return [
-        Gate(name="perf_cpu_pct", passed=cpu is not None and cpu < thresholds.cpu_max_pct,
+        Gate(name=GateName.PERF_CPU_PCT, passed=cpu is not None and cpu < thresholds.cpu_max_pct,
              value=cpu, threshold=thresholds.cpu_max_pct,
              detail=f"average CPU during the test, % of the limit ({usage.source}; "
                     f"{usage.detail})"),
-        Gate(name="perf_memory_pct",
+        Gate(name=GateName.PERF_MEMORY_PCT,
              passed=memory is not None and memory < thresholds.memory_max_pct,
              value=memory, threshold=thresholds.memory_max_pct,
              detail=f"peak memory during the test, % of the limit ({usage.source}; "
@@ -76,11 +77,11 @@ def _resource_gates(usage: ResourceUsage, thresholds: Thresholds) -> list[Gate]:
 
 def _baseline_gates(degradation: Degradation) -> list[Gate]:
     if degradation.baseline_revision is None:
-        return [Gate(name="perf_baseline", passed=True, value=None,
+        return [Gate(name=GateName.PERF_BASELINE, passed=True, value=None,
                      threshold=degradation.limit_ratio,
                      detail="no released revision yet: this release sets the baseline")]
     return [
-        Gate(name=f"perf_baseline_{c.metric.removesuffix('_latency_s')}_ratio",
+        Gate(name=baseline_ratio_gate(c.metric), alert_kind=BASELINE_RATIO_ALERT,
              passed=not c.degraded, value=c.ratio, threshold=degradation.limit_ratio,
              detail=f"{c.current_s} s against {c.baseline_s} s of revision "
                     f"{degradation.baseline_revision}")
@@ -93,7 +94,7 @@ def _latency_and_errors(report: PerfReport, thresholds: Thresholds) -> list[Gate
     rate = report.error_rate
     return [
         Gate(
-            name="perf_avg_latency_s",
+            name=GateName.PERF_AVG_LATENCY_S,
             passed=avg is not None and avg < thresholds.gate_avg_latency_s,
             value=None if avg is None else round(avg, 4),
             threshold=thresholds.gate_avg_latency_s,
@@ -101,7 +102,7 @@ def _latency_and_errors(report: PerfReport, thresholds: Thresholds) -> list[Gate
             if avg is not None else "no request completed",
         ),
         Gate(
-            name="perf_error_rate",
+            name=GateName.PERF_ERROR_RATE,
             passed=rate is not None and rate < thresholds.gate_error_rate,
             value=None if rate is None else round(rate, 4),
             threshold=thresholds.gate_error_rate,

@@ -28,7 +28,7 @@ from runbook.models import Slot, Strategy, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
 from runbook.store import Collection, StateStore
-from runbook.store.layout import kind
+from runbook.store.layout import StateLayout, kind
 from runbook.store.open import as_store
 
 GUARD_MODULE = "flows.guard"
@@ -97,13 +97,14 @@ class GuardStore:
     be resumed by any worker; the guards' logs stay beside the local state."""
 
     def __init__(self, state_dir: Path, store: StateStore | None = None) -> None:
-        self.directory = state_dir / "guards"
+        self.layout = StateLayout(state_dir)
         store = store or as_store(state_dir)
         self._records = Collection(store, GUARD_KIND, GuardRecord)
 
     def log_path(self, service: str, environment: str) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return self.directory / f"{service}.{environment}.log"
+        path = self.layout.guard_log(service, environment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def write(self, record: GuardRecord) -> None:
         self._records.put(_key(record.service, record.environment), record)

@@ -16,11 +16,17 @@ from pydantic import (
     model_validator,
 )
 
+from runbook.alerts.models import AlertKind
+from runbook.names import GateName
+
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN)]
 """A service name as flows take it: DNS-safe. Prefect validates flow parameters on every
 entry point (UI, API, CI, CLI) and shows the pattern in the run form, so a bad name never
 reaches a target, a route or a file path."""
+
+
+_GATE_NAMES = frozenset(GateName)
 
 
 class Outcome(StrEnum):
@@ -56,11 +62,22 @@ class Gate(BaseModel):
     """One quality gate: what was measured against what limit."""
 
     name: str
+    """A ``GateName``, or one of its per-measurement families (runbook/names.py)."""
     passed: bool
     value: float | str | None
     threshold: float | str | None
     detail: str = ""
     warning: bool = False  # passed, but something deserves a look (e.g. a scanner unavailable)
+    alert_kind: AlertKind = AlertKind.PIPELINE_FAILURE
+    """The alert a run this gate blocked raises; a ``GateName``'s own unless given."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_of_name(cls, data: object) -> object:
+        if (isinstance(data, dict) and "alert_kind" not in data
+                and data.get("name") in _GATE_NAMES):
+            return {**data, "alert_kind": GateName(data["name"]).alert_kind}
+        return data
 
 
 class StageRecord(BaseModel):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runbook.models import Gate, Outcome, RunReport, StageRecord, StageStatus
+from runbook.names import Stage
 
 
 class ReportBuilder:
@@ -18,7 +19,7 @@ class ReportBuilder:
         self.report = report
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[StageRecord]:
+    def stage(self, name: Stage) -> Iterator[StageRecord]:
         record = StageRecord(
             name=name, status=StageStatus.PASSED, started_at=datetime.now(UTC), duration_s=0
         )
@@ -33,7 +34,7 @@ class ReportBuilder:
             record.duration_s = round(time.perf_counter() - started, 3)
             self.report.stages.append(record)
 
-    def skip(self, name: str, why: str) -> None:
+    def skip(self, name: Stage, why: str) -> None:
         self.report.stages.append(
             StageRecord(
                 name=name, status=StageStatus.SKIPPED, started_at=datetime.now(UTC),

@@ -45,6 +45,7 @@ from pydantic import BaseModel, Field
 
 from runbook.errors import ConfigurationError, TransientError
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
 
 RUNTIME_API_TIMEOUT_S = 5.0
 LOCK_TIMEOUT_S = 60.0
@@ -103,11 +104,13 @@ class HAProxyRouter:
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
-        self.dir = settings.state_dir / "router"
-        self.config_path = self.dir / "haproxy.cfg"
-        self.routes_path = self.dir / "routes.json"
-        self.socket_path = self.dir / "admin.sock"
-        self.pid_path = self.dir / "haproxy.pid"
+        layout = StateLayout(settings.state_dir)
+        self.dir = layout.router
+        self.config_path = layout.router_config
+        self.routes_path = layout.routes
+        self.socket_path = layout.router_socket
+        self.pid_path = layout.router_pid
+        self.lock_path = layout.routes_lock
 
     # -- process ------------------------------------------------------------------------
 
@@ -444,7 +447,7 @@ class HAProxyRouter:
         processes). Held for a read-modify-write of the table and its runtime-API commands,
         or a reload; never while waiting on anything else."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "routes.lock", "w") as lock:
+        with open(self.lock_path, "w") as lock:
             deadline = time.monotonic() + LOCK_TIMEOUT_S
             while True:
                 try:

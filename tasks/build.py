@@ -17,6 +17,7 @@ from runbook.build import dockerfile_bases, prebuilt_ref
 from runbook.errors import ConfigurationError
 from runbook.infra import docker_auth_config, registry_for_image, resolve
 from runbook.models import ImageRef
+from runbook.names import BUILD_TAG
 from runbook.service import Service
 from runbook.settings import StackSettings
 from tasks.retry import TRANSIENT_RETRIES
@@ -44,6 +45,7 @@ def resolve_base_images(service: Service, build_args: dict[str, str],
 
 @task(
     name="build_image",
+    tags=[BUILD_TAG],
     cache_key_fn=_image_key,
     cache_expiration=timedelta(days=30),
     persist_result=True,

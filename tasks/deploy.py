@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from runbook.errors import CandidateUnhealthy, GateFailed
 from runbook.infra import public_endpoint, resolve
 from runbook.models import ImageRef, Slot, TargetKind
+from runbook.names import DEPLOY_TAG
 from runbook.policy import DeploySettings
 from runbook.service import ServiceSpec
 from runbook.settings_root import RunbookSettings
@@ -51,7 +52,7 @@ def read_endpoint(
             or make_target(target, settings, environment).endpoint(service, environment))
 
 
-@task(name="deploy_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="deploy_candidate", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def deploy_candidate(
     target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
     deploy: DeploySettings, settings: RunbookSettings,
@@ -64,7 +65,7 @@ def deploy_candidate(
     return slot, deploy_target.preview_url(spec.name, environment)
 
 
-@task(name="restore_standby", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="restore_standby", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def restore_standby(
     target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
     deploy: DeploySettings, settings: RunbookSettings,
@@ -78,7 +79,7 @@ def restore_standby(
     return slot
 
 
-@task(name="switch_traffic", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="switch_traffic", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def switch_traffic(target: TargetKind, slot: Slot, deploy: DeploySettings,
                    settings: RunbookSettings) -> None:
     """All traffic to ``slot``; a slot kept without replicas is scaled up first, within
@@ -88,13 +89,13 @@ def switch_traffic(target: TargetKind, slot: Slot, deploy: DeploySettings,
                           slot.server)
 
 
-@task(name="discard_candidate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="discard_candidate", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def discard_candidate(target: TargetKind, slot: Slot, settings: RunbookSettings) -> str:
     """Remove a candidate that will not (or no longer) serve; returns its last log lines."""
     return make_target(target, settings, slot.environment).discard(slot)
 
 
-@task(name="retire_slot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="retire_slot", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def retire_slot(target: TargetKind, slot: Slot, settings: RunbookSettings) -> None:
     make_target(target, settings, slot.environment).retire(slot)
 
@@ -118,7 +119,7 @@ def isolate_service(
     return isolated
 
 
-@task(name="roll_out_release", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="roll_out_release", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def roll_out_release(
     target: TargetKind, spec: ServiceSpec, environment: str, image: ImageRef,
     deploy: DeploySettings, settings: RunbookSettings,
@@ -129,7 +130,7 @@ def roll_out_release(
                                                                    deploy)
 
 
-@task(name="undo_rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="undo_rollout", tags=[DEPLOY_TAG], cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def undo_rollout(
     target: TargetKind, service: str, environment: str, deploy: DeploySettings,
     settings: RunbookSettings,

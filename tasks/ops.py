@@ -21,6 +21,7 @@ from runbook.adapters.review_record import last_review, record_review
 from runbook.adapters.scan_history import stored_scans
 from runbook.alerts.notifier import Notifier
 from runbook.incidents import Category, Incident
+from runbook.names import BUILD_TAG
 from runbook.ops.app_metrics import RouteMetrics
 from runbook.ops.base_image import BaseImageStatus, ResolvedImage, base_image_status
 from runbook.ops.chart import dora_chart, trend_chart
@@ -56,6 +57,7 @@ from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
 from runbook.store import StateStore, store_for
+from runbook.store.layout import StateLayout
 from runbook.targets import make_target
 from tasks.notify import open_notifier
 from tasks.retry import TRANSIENT_RETRIES
@@ -70,12 +72,12 @@ def read_pipeline_runs(flow_names: list[str], days: int) -> list[PipelineRun]:
 @task(name="pipeline_health", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def compute_pipeline_health(targets: HealthTargets, flow_names: list[str],
                             runs: list[PipelineRun]) -> PipelineHealth:
-    """Rates and averages against the targets: builds from Prefect's task runs, deploys
-    from the runs' reports (the one deploy definition, runbook/ops/deploys.py)."""
+    """Rates and averages against the targets: builds from Prefect's task runs tagged
+    ``runbook:build``, deploys from the runs' reports (the one deploy definition,
+    runbook/ops/deploys.py, whatever the strategy)."""
     now = datetime.now(UTC)
     since = now - timedelta(days=max(targets.windows_days))
-    builds = finished_task_runs({t: RunKind.BUILD for t in targets.build_tasks}, flow_names,
-                                since)
+    builds = finished_task_runs({BUILD_TAG: RunKind.BUILD}, flow_names, since)
     return pipeline_health([*builds, *deploy_run_records(runs)], now, targets)
 
 
@@ -87,10 +89,9 @@ def health_trend_chart(targets: HealthTargets, flow_names: list[str],
     now = datetime.now(UTC)
     since = datetime.combine(now.date() - timedelta(days=targets.trend_days - 1),
                              datetime.min.time(), tzinfo=UTC)
-    builds = finished_task_runs({t: RunKind.BUILD for t in targets.build_tasks}, flow_names,
-                                since)
+    builds = finished_task_runs({BUILD_TAG: RunKind.BUILD}, flow_names, since)
     trend = daily_trend([*builds, *deploy_run_records(runs)], now, targets.trend_days)
-    path = settings.state_dir / "ops" / f"health-trend-{now:%Y-%m-%d}.png"
+    path = StateLayout(settings.state_dir).ops_chart("health-trend", now.date())
     return trend_chart(trend, path, f"builds and deploys, last {targets.trend_days} days")
 
 
@@ -115,7 +116,7 @@ def compute_dora(targets: HealthTargets, runs: list[PipelineRun], incidents: lis
 def dora_trend_chart(targets: HealthTargets, events: list[DeployEvent],
                      settings: StackSettings) -> Path:
     now = datetime.now(UTC)
-    path = settings.state_dir / "ops" / f"dora-trend-{now:%Y-%m-%d}.png"
+    path = StateLayout(settings.state_dir).ops_chart("dora-trend", now.date())
     return dora_chart(dora_by_day(events, now, targets.trend_days), path,
                       f"DORA, last {targets.trend_days} days")
 

@@ -32,6 +32,7 @@ from runbook.service import Service
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
 from runbook.store import store_for
+from runbook.store.layout import StateLayout
 from runbook.targets import make_target
 
 DEGRADED_EVENT = "runbook.perf.degraded"
@@ -51,7 +52,7 @@ def _run_dir(settings: StackSettings, slot: Slot) -> Path:
     """A fresh working directory for this load test; the oldest beyond ``KEPT_RUN_DIRS``
     are removed, so the state directory does not grow run after run."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    runs = settings.state_dir / "perf" / slot.service / slot.environment / "runs"
+    runs = StateLayout(settings.state_dir).perf_runs(slot.service, slot.environment)
     if runs.is_dir():
         for old in sorted(runs.iterdir())[:-(KEPT_RUN_DIRS - 1)]:
             shutil.rmtree(old, ignore_errors=True)
@@ -147,7 +148,7 @@ def publish_perf_results(
     chart's path."""
     chart = latency_chart(
         report, baseline.report if baseline else None,
-        settings.state_dir / "perf" / service / environment / "charts" / f"{revision}.png",
+        StateLayout(settings.state_dir).perf_chart(service, environment, revision),
         title=f"{service} {environment}: latency under load",
         current_label=f"{revision[:12]} (this release)",
         baseline_label=f"{baseline.revision[:12]} (baseline)" if baseline else "baseline",

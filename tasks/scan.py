@@ -15,6 +15,7 @@ from runbook.scan import render, runner, sbom, store
 from runbook.scan.models import Coverage, ScanOutputError, ScanReport
 from runbook.service import Service
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
 
 
 @task(name="scan_release", cache_policy=NO_CACHE)
@@ -24,7 +25,7 @@ def scan_release(service: Service, environment: str, image: ImageRef, policy: Sc
     """Run the scanners and store their findings and the SBOM under the image's digest;
     the SBOM is compared with the one of ``previous_revision`` (the live release)."""
     name = service.spec.name
-    directory = store.scan_dir(settings.state_dir, name, image.digest)
+    directory = StateLayout(settings.state_dir).scan_dir(name, image.digest)
     target = runner.ImageTarget(reference=image.by_digest, output_dir=directory,
                                 options=runner.trivy_options(policy, settings.docker_host))
     report = runner.scan_service(name, environment, service.directory, service.dockerfile,

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
 
 # Before any test module imports prefect: its settings are read once, at import.
 os.environ.setdefault("PREFECT_API_URL", StackSettings().prefect_api_url)
@@ -58,7 +59,7 @@ def _forget_own_services_at_exit() -> Iterator[None]:
 def _session_marker(settings: StackSettings, pid: int | None = None) -> Path:
     """The file where a pytest run lists the services it delivered, one name a line: the
     only record cleanup trusts, so two runs on one stack never remove each other's."""
-    return settings.path("test-sessions", f"{pid or os.getpid()}.services")
+    return StateLayout(settings.state_dir).test_session(pid or os.getpid())
 
 
 def _record_test_service(name: str) -> None:
@@ -74,7 +75,7 @@ def _remove_leftover_test_services(settings: StackSettings) -> None:
     is gone are cleaned, and only of the services they recorded."""
     from runbook.stack.processes import process_alive
 
-    sessions = settings.path("test-sessions")
+    sessions = StateLayout(settings.state_dir).test_sessions
     if not sessions.is_dir():
         return
     for marker in sessions.glob("*.services"):

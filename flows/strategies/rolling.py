@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from flows.strategies import Ending, bluegreen
 from runbook.models import ImageRef, Slot
+from runbook.names import Stage
 from tasks.deploy import retire_slot, undo_rollout
 
 if TYPE_CHECKING:
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def release(run: _Run, image: ImageRef, live: Slot | None) -> Ending:
-    run.builder.skip("preview", "rolling strategy: the release replaces the live one")
-    run.builder.skip("perf", "rolling strategy has no preview slot and load is never sent "
+    run.builder.skip(Stage.PREVIEW, "rolling strategy: the release replaces the live one")
+    run.builder.skip(Stage.PERF, "rolling strategy has no preview slot and load is never sent "
                              "to live traffic; blue-green runs the perf gates")
     candidate = run.roll_out(image, live)
     return run.verify(candidate, live)
@@ -24,7 +25,7 @@ def release(run: _Run, image: ImageRef, live: Slot | None) -> Ending:
 def keep(run: _Run, candidate: Slot, previous: Slot | None) -> None:
     """Retire the replaced revision; a rollout in place (one Deployment) reused its slot."""
     if previous is not None and previous.color != candidate.color:
-        with run.builder.stage("retire"):
+        with run.builder.stage(Stage.RETIRE):
             retire_slot(run.target, previous, run.settings)
 
 

@@ -16,10 +16,10 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
     TaskRunFilter,
-    TaskRunFilterName,
     TaskRunFilterStartTime,
     TaskRunFilterState,
     TaskRunFilterStateType,
+    TaskRunFilterTags,
 )
 from prefect.client.schemas.objects import StateType, TaskRun
 from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
@@ -34,32 +34,35 @@ PAGE_SIZE = 200
 FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED]
 
 
-def finished_task_runs(task_names: dict[str, RunKind], flow_names: list[str], since: datetime
+def finished_task_runs(tags: dict[str, RunKind], flow_names: list[str], since: datetime
                        ) -> list[RunRecord]:
-    """Every finished run of the named tasks inside the named flows started after ``since``."""
-    records: list[RunRecord] = []
+    """Every finished run of the tasks carrying each tag (``runbook.names.BUILD_TAG``) inside
+    the named flows started after ``since``: the tag, not the task name, says what a task
+    is, so a renamed or added task counts without a policy change."""
     try:
         with get_client(sync_client=True) as client:
-            for task_name, kind in task_names.items():
-                for run in _pages(client, task_name, flow_names, since):
-                    if run.name.rsplit("-", 1)[0] == task_name and run.start_time is not None:
-                        records.append(RunRecord(
-                            kind=kind, ok=run.state_type is StateType.COMPLETED,
-                            started_at=run.start_time,
-                            duration_s=run.total_run_time.total_seconds()))
+            return [record for tag, kind in tags.items()
+                    for record in task_run_records(_pages(client, tag, flow_names, since), kind)]
     except httpx.TransportError as exc:
         raise TransientError(f"Prefect API unreachable: {exc}") from exc
-    return records
 
 
-def _pages(client: object, task_name: str, flow_names: list[str], since: datetime
+def task_run_records(runs: list[TaskRun], kind: RunKind) -> list[RunRecord]:
+    """Finished task runs as health records (pure): completed is a success; a run that
+    never started has nothing to count."""
+    return [RunRecord(kind=kind, ok=run.state_type is StateType.COMPLETED,
+                      started_at=run.start_time, duration_s=run.total_run_time.total_seconds())
+            for run in runs if run.start_time is not None]
+
+
+def _pages(client: object, tag: str, flow_names: list[str], since: datetime
            ) -> list[TaskRun]:
     runs: list[TaskRun] = []
     while True:
         page = client.read_task_runs(  # type: ignore[attr-defined]
             flow_filter=FlowFilter(name=FlowFilterName(any_=flow_names)),
             task_run_filter=TaskRunFilter(
-                name=TaskRunFilterName(like_=task_name),
+                tags=TaskRunFilterTags(all_=[tag]),
                 start_time=TaskRunFilterStartTime(after_=since),
                 state=TaskRunFilterState(type=TaskRunFilterStateType(any_=FINISHED))),
             sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=PAGE_SIZE, offset=len(runs))

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from runbook.ops.scan_review import StoredScan
 from runbook.scan.models import ScanReport
+from runbook.store.layout import StateLayout
 
 
 def stored_scans(state_dir: Path, service: str) -> list[StoredScan]:
     """Every stored scan of ``service``, timed by when its findings file was written."""
-    root = state_dir / "scans" / service
+    root = StateLayout(state_dir).scans_of(service)
     scans = []
     for path in sorted(root.glob("*/findings.json")):
         report = ScanReport.model_validate_json(path.read_text())
@@ -23,5 +24,5 @@ def stored_scans(state_dir: Path, service: str) -> list[StoredScan]:
 
 
 def scanned_services(state_dir: Path) -> list[str]:
-    root = state_dir / "scans"
+    root = StateLayout(state_dir).scans
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -6,15 +6,14 @@ from pydantic import BaseModel
 
 from runbook.alerts.models import Alert, AlertKind, Severity, make_alert
 from runbook.models import Gate, Outcome, RunReport, StageStatus
+from runbook.names import TARGET_STAGES
 
-DEPLOY_STAGES = ("preview", "promote", "verify", "rollback", "retire")
-"""A failure in these stages is a deployment failure, not a pipeline failure."""
-VULNERABILITY_GATE_WORDS = ("scan_severity", "scan_secrets", "vulnerab", "container_scan")
-"""Gate names that mean a security scan said no (blocking findings, secrets in code)."""
-PERF_GATE_PREFIX = "perf_"
-HEALTH_GATE = "candidate_health"
-COVERAGE_GATE_WORD = "coverage"
-TEST_GATE_WORD = "test"
+BLOCKED_KIND_PRIORITY = (
+    AlertKind.VULNERABILITY, AlertKind.DEPLOYMENT_FAILURE, AlertKind.PERFORMANCE_DEGRADATION,
+    AlertKind.COVERAGE_BELOW_THRESHOLD, AlertKind.TEST_FAILURE,
+)
+"""A run several gates blocked raises one alert: the first of these kinds a failed gate
+carries (a vulnerability outranks a slow candidate), else a pipeline failure."""
 
 
 class ReleasePlan(BaseModel):
@@ -73,24 +72,15 @@ def alert_kind(report: RunReport) -> AlertKind:
         return AlertKind.ROLLBACK
     if report.outcome is Outcome.FAILED:
         failed = {s.name for s in report.stages if s.status is StageStatus.FAILED}
-        deploy = failed & set(DEPLOY_STAGES)
+        deploy = failed & TARGET_STAGES
         return AlertKind.DEPLOYMENT_FAILURE if deploy else AlertKind.PIPELINE_FAILURE
     return _blocked_kind([g for g in report.gates if not g.passed])
 
 
 def _blocked_kind(failed: list[Gate]) -> AlertKind:
-    names = [gate.name.lower() for gate in failed]
-    if any(word in name for name in names for word in VULNERABILITY_GATE_WORDS):
-        return AlertKind.VULNERABILITY
-    if HEALTH_GATE in names:
-        return AlertKind.DEPLOYMENT_FAILURE
-    if any(name.startswith(PERF_GATE_PREFIX) for name in names):
-        return AlertKind.PERFORMANCE_DEGRADATION
-    if any(COVERAGE_GATE_WORD in name for name in names):
-        return AlertKind.COVERAGE_BELOW_THRESHOLD
-    if any(TEST_GATE_WORD in name for name in names):
-        return AlertKind.TEST_FAILURE
-    return AlertKind.PIPELINE_FAILURE
+    kinds = {gate.alert_kind for gate in failed}
+    return next((kind for kind in BLOCKED_KIND_PRIORITY if kind in kinds),
+                AlertKind.PIPELINE_FAILURE)
 
 
 INTERRUPTED_CAUSE = "interrupted-release"

@@ -1,13 +1,14 @@
 """What a deploy is and when it succeeded: the one definition daily health, DORA and the
 Pushgateway run metrics (``deployments/prometheus/rules/pipeline.yml``) share. Pure.
 
-A *deploy* is the part of a pipeline run from the preview slot to the end of verification
-(``DEPLOY_STAGES``, rollback included). It **passed** when the release ended live and
-verified (``released``), **failed** when it was rolled back or the run broke after the
-preview started (``rolled_back``, ``failed``), and is **blocked** when a gate stopped it
-before traffic moved: a gate saying no is the pipeline working, so a blocked run counts
-neither as a success nor as a failure (not in the deploy success rate, not a change in
-the change failure rate). A run that never reached the preview is no deploy at all.
+A *deploy* is the part of a pipeline run from the candidate's first contact with the target
+to the end of verification (``runbook.names.DEPLOY_STAGES``: preview or rollout, perf,
+promote, verify, retire, rollback; whatever the strategy). It **passed** when the release
+ended live and verified (``released``), **failed** when it was rolled back or the run broke
+after the preview started (``rolled_back``, ``failed``), and is **blocked** when a gate
+stopped it before traffic moved: a gate saying no is the pipeline working, so a blocked run
+counts neither as a success nor as a failure (not in the deploy success rate, not a change
+in the change failure rate). A run that never reached the preview is no deploy at all.
 
 Each run's record travels with its Prefect run: the run report artifact carries it as a
 JSON comment (:func:`embed_record`), so the history is Prefect's own, with no second store.
@@ -23,8 +24,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ValidationError
 
 from runbook.models import Outcome, RunReport
-
-DEPLOY_STAGES = ("preview", "perf", "promote", "verify", "retire", "rollback")
+from runbook.names import DEPLOY_STAGES
 
 
 class DeployResult(StrEnum):

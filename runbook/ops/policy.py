@@ -24,9 +24,6 @@ class HealthTargets(BaseModel):
     """Average deploy duration must stay below this (runbook: < 5 min)."""
     windows_days: list[int] = Field(default_factory=lambda: [1, 7])
     """Windows, in days back from now, every rate and average is computed over."""
-    build_tasks: list[str] = Field(default_factory=lambda: ["build_image"])
-    """Prefect task names whose runs count as builds. Deploys come from the pipeline runs'
-    reports (runbook/ops/deploys.py: the one definition of a deploy and its success)."""
     dora_days: int = Field(default=30, ge=1)
     """Window of the DORA keys, in days back from now."""
     trend_days: int = Field(default=7, ge=1)

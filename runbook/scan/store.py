@@ -1,5 +1,5 @@
 """Findings JSON, SARIF and the SBOM stored per service and image digest, for the weekly
-review and the next release's package diff.
+review and the next release's package diff (``StateLayout.scan_dir``; runbook.store.layout).
 
 ```
 <state>/scans/<service>/<sha256-hex>/
@@ -21,6 +21,7 @@ from runbook.scan.models import ScanReport
 from runbook.scan.sarif import to_sarif
 from runbook.scan.sbom import Component, parse_cyclonedx
 from runbook.scan.trivy import SBOM_FILE
+from runbook.store.layout import StateLayout
 
 IMAGE_FILE = "image.json"
 
@@ -28,11 +29,6 @@ IMAGE_FILE = "image.json"
 class StoredImage(BaseModel):
     image: str
     revision: str
-
-
-def scan_dir(state_dir: Path, service: str, digest: str) -> Path:
-    """``<state>/scans/<service>/<sha256-hex>/``: one directory per image."""
-    return state_dir / "scans" / service / digest.replace(":", "-")
 
 
 def save(report: ScanReport, directory: Path, revision: str | None = None
@@ -50,7 +46,7 @@ def save(report: ScanReport, directory: Path, revision: str | None = None
 
 def sbom_of_revision(state_dir: Path, service: str, revision: str) -> list[Component] | None:
     """The stored SBOM's components of the image built as ``revision``, or None."""
-    for image_file in sorted((state_dir / "scans" / service).glob(f"*/{IMAGE_FILE}")):
+    for image_file in sorted(StateLayout(state_dir).scans_of(service).glob(f"*/{IMAGE_FILE}")):
         try:
             stored = StoredImage.model_validate_json(image_file.read_text())
         except (OSError, ValidationError):

@@ -7,6 +7,7 @@ Every gate explains itself (value, threshold, detail); a warning is a passed gat
 from __future__ import annotations
 
 from runbook.models import Finding, Gate, Severity
+from runbook.names import GateName
 from runbook.policy import ScanSettings, Thresholds
 from runbook.scan.coverage import NOT_MEASURED
 from runbook.scan.models import ScannerStatus, ScanReport
@@ -43,7 +44,7 @@ def _severity_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     blocking = [f for f in report.findings if f.severity in severities]
     worst = sorted(severities, key=lambda s: s.rank)
     return Gate(
-        name="scan_severity", passed=not blocking, value=len(blocking), threshold=0,
+        name=GateName.SCAN_SEVERITY, passed=not blocking, value=len(blocking), threshold=0,
         detail=f"findings rated {'/'.join(s.value for s in worst)}: " + _list(blocking),
     )
 
@@ -51,8 +52,8 @@ def _severity_gate(report: ScanReport, policy: ScanSettings) -> Gate:
 def _secrets_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     secrets = [f for f in report.findings if f.tool in SECRET_TOOLS]
     return Gate(
-        name="scan_secrets", passed=not (secrets and policy.secrets_block), value=len(secrets),
-        threshold=0, warning=bool(secrets) and not policy.secrets_block,
+        name=GateName.SCAN_SECRETS, passed=not (secrets and policy.secrets_block),
+        value=len(secrets), threshold=0, warning=bool(secrets) and not policy.secrets_block,
         detail="secrets in source: " + _list(secrets),
     )
 
@@ -61,7 +62,7 @@ def _dockerfile_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     lint = [f for f in report.findings if f.tool in DOCKERFILE_TOOLS]
     blocking = [f for f in lint if f.severity in policy.lint_block_severities]
     return Gate(
-        name="dockerfile_lint", passed=not blocking, value=len(blocking), threshold=0,
+        name=GateName.DOCKERFILE_LINT, passed=not blocking, value=len(blocking), threshold=0,
         warning=bool(lint) and not blocking,
         detail=f"{len(lint)} Dockerfile finding(s), blocking: " + _list(blocking),
     )
@@ -73,7 +74,7 @@ def _code_lint_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     ran = [r.scanner for r in report.results
            if r.scanner in CODE_LINT_TOOLS and r.status is ScannerStatus.OK]
     return Gate(
-        name="code_lint", passed=not blocking, value=len(blocking), threshold=0,
+        name=GateName.CODE_LINT, passed=not blocking, value=len(blocking), threshold=0,
         warning=bool(lint) and not blocking,
         detail=f"{len(lint)} finding(s) of {', '.join(ran) or 'no linter'}, blocking: "
                + _list(blocking),
@@ -85,7 +86,7 @@ def _availability_gate(report: ScanReport, policy: ScanSettings) -> Gate:
     closed = report.environment in policy.fail_closed_environments
     names = ", ".join(f"{r.scanner} ({r.detail})" for r in missing) or "none"
     return Gate(
-        name="scanners_available", passed=not (missing and closed), value=len(missing),
+        name=GateName.SCANNERS_AVAILABLE, passed=not (missing and closed), value=len(missing),
         threshold=0, warning=bool(missing) and not closed,
         detail=f"unavailable: {names}; "
                + ("fails closed here" if closed else "a warning here, blocks in "
@@ -100,19 +101,19 @@ def _coverage_gate(report: ScanReport, policy: ScanSettings, thresholds: Thresho
     pct = report.coverage.line_rate_pct
     if pct is None:
         closed = report.environment in policy.fail_closed_environments
-        return Gate(name="coverage_pct", passed=not closed, warning=not closed,
+        return Gate(name=GateName.COVERAGE_PCT, passed=not closed, warning=not closed,
                     value=NOT_MEASURED, threshold=thresholds.coverage_min_pct,
                     detail=(report.coverage.detail or NOT_MEASURED)
                     + ("; blocks here" if closed else "; a warning here, blocks in "
                        + "/".join(policy.fail_closed_environments)))
-    return Gate(name="coverage_pct", passed=pct > thresholds.coverage_min_pct, value=pct,
+    return Gate(name=GateName.COVERAGE_PCT, passed=pct > thresholds.coverage_min_pct, value=pct,
                 threshold=thresholds.coverage_min_pct, detail=report.coverage.detail)
 
 
 def _suppressions_gate(report: ScanReport) -> Gate:
     expired = report.expired_suppressions
     return Gate(
-        name="suppressions_expired", passed=True, warning=bool(expired), value=len(expired),
+        name=GateName.SUPPRESSIONS_EXPIRED, passed=True, warning=bool(expired), value=len(expired),
         threshold=0,
         detail=f"{len(report.suppressed)} finding(s) suppressed; expired entries (no longer "
                "suppressing): " + ("; ".join(s.describe() for s in expired) or "none"),
@@ -124,10 +125,10 @@ def _sbom_gate(report: ScanReport) -> Gate:
     previous release. No SBOM is a warning: the release ships without a package list."""
     sbom = report.sbom
     if sbom is None:
-        return Gate(name="sbom", passed=True, warning=True, value="none", threshold=None,
+        return Gate(name=GateName.SBOM, passed=True, warning=True, value="none", threshold=None,
                     detail="no SBOM: the image scanner (Trivy) could not make one")
     changes = sbom.diff.describe() if sbom.diff else "not compared with a previous release"
-    return Gate(name="sbom", passed=True, value=len(sbom.components), threshold=None,
+    return Gate(name=GateName.SBOM, passed=True, value=len(sbom.components), threshold=None,
                 detail=f"CycloneDX at {sbom.path or 'not stored'}; {changes}")
 
 

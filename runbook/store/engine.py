@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from runbook.errors import TransientError
 from runbook.store import schema
+from runbook.store.layout import StateLayout
 
 Body = dict[str, Any]
 
@@ -39,7 +40,7 @@ class StoreUnavailable(TransientError):
 
 def default_state_url(state_dir: Path) -> str:
     """The embedded default: SQLite in the local stack's state directory."""
-    return f"sqlite:///{state_dir / 'state.db'}"
+    return f"sqlite:///{StateLayout(state_dir).database}"
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""What runbook persists in the state store: one row per kind, who writes it, its shape,
-and what may be deleted. Every kind is written only through its owner's
-:class:`~runbook.store.Collection`; this table is the place to look before adding one.
+"""What runbook persists: in the state store (one row per kind, ``KINDS``) and as files
+under the state directory (``FILES``, paths built by :class:`StateLayout`); for each, who
+writes it, its shape, and what may be deleted. docs/state.md is the reader's version.
+Every kind is written only through its owner's :class:`~runbook.store.Collection`, every
+file's path is built here; this is the place to look before adding either.
 
 Keys are ``/``-joined paths, most general part first (``<service>/<environment>``), so a
 prefix read (``items(kind, "agent-api/")``) selects one service. Each document is a JSON
@@ -43,9 +45,11 @@ may be deleted.
     A body that no longer validated as its kind's model, with the error and when
     (``runbook.store.collection``). Any time, once someone looked at it.
 
-Not in the store, by design: the router's routes file (local stack only), the stack's own
-files (configs, pid files, logs), scan reports (SARIF, SBOM, findings JSON: artifacts read
-by people and tools as files), Locust's working directory and the perf chart PNGs.
+Not in the store, by design (``FILES``): the router's routes file (local stack only), the
+stack's own files (configs, pid files, logs), scan reports (SARIF, SBOM, findings JSON:
+artifacts read by people and tools as files), Locust's working directories and the chart
+PNGs. Every path of them is joined by :class:`StateLayout`, nowhere else (the stack's own,
+``runbook.stack``, excepted: its components own their directories).
 
 State files of earlier versions (``<state>/alerts``, ``<state>/incidents``,
 ``<state>/perf``, ``<state>/secrets``, ``<state>/ops/runbook-review.json``) are not
@@ -55,6 +59,8 @@ imported (pre-1.0): a store starts empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -105,3 +111,137 @@ OPS_REVIEW = kind("ops-review", "runbook", "runbook.adapters.review_record",
                   "any time (the next review lists everything)", "ReviewRecord")
 QUARANTINE = kind("quarantine", "<kind>/<key>", "runbook.store.collection",
                   "any time, once looked at", "{kind, key, body, error, quarantined_at}")
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """One file (or directory of files) runbook keeps under the state directory."""
+
+    path: str
+    """Relative to the state directory; ``<...>`` parts are filled in per use."""
+    owner: str
+    """The module that writes it."""
+    format: str
+    """What is in it."""
+    deletable: str
+    """When it may be deleted without losing anything the runbook needs."""
+
+
+FILES: tuple[StateFile, ...] = (
+    StateFile("state.db", "runbook.store.open",
+              "SQLite database of the state store (every kind of ``KINDS``); absent when "
+              "``state.url`` names PostgreSQL",
+              "never while runs are active: it holds every kind above"),
+    StateFile("router/routes.json", "runbook.router",
+              "``RouteTable`` JSON: per service and environment its ports and live/preview "
+              "servers; written atomically under ``router/routes.lock``",
+              "never while the router serves: it is what HAProxy is rebuilt from"),
+    StateFile("router/haproxy.cfg", "runbook.router",
+              "HAProxy configuration rendered from routes.json on every start and reload",
+              "any time: re-rendered on the next start or reload"),
+    StateFile("router/routes.lock", "runbook.router",
+              "empty file: the flock serializing route changes across processes",
+              "when no runbook process runs"),
+    StateFile("router/haproxy.pid", "HAProxy (``-p``, started by runbook.router)",
+              "pid of the running HAProxy", "when HAProxy is not running"),
+    StateFile("router/admin.sock", "HAProxy (runtime API, configured by runbook.router)",
+              "unix socket", "when HAProxy is not running"),
+    StateFile("scans/<service>/<sha256-hex>/", "runbook.scan.store (Trivy writes the SBOM)",
+              "findings.json (``ScanReport``), scan.sarif (SARIF 2.1.0), sbom.cdx.json "
+              "(CycloneDX JSON), image.json (``StoredImage``: image and revision)",
+              "images no longer deployed: the weekly review then misses them, and the next "
+              "release of a deleted revision's successor has no package diff"),
+    StateFile("guards/<service>.<environment>.log", "runbook.guard",
+              "text: stdout and stderr of the guard process", "once its guard ended"),
+    StateFile("perf/<service>/<environment>/runs/<stamp>_<revision>/", "tasks.perf",
+              "Locust's working directory: generated locustfile, CSV stats, worker logs",
+              "any time; the newest 20 per service and environment are kept automatically"),
+    StateFile("perf/<service>/<environment>/charts/<revision>.png", "tasks.perf",
+              "PNG latency chart the perf artifact links to",
+              "any time (the artifact's link then points nowhere)"),
+    StateFile("ops/<chart>-<YYYY-MM-DD>.png", "tasks.ops",
+              "PNG trend charts of daily health (``health-trend``, ``dora-trend``)",
+              "any time (the day's ops report links them)"),
+    StateFile("test-sessions/<pid>.services", "tests/conftest.py",
+              "text: the services one pytest session delivered, one name a line",
+              "by the next session, once its pytest process is gone (after removing those "
+              "services); never while it runs"),
+    StateFile("logs/, run/, docker/, registry/, prometheus/, alertmanager/, pushgateway/, "
+              "prefect/, base-image/", "runbook.stack",
+              "the local stack's own: component logs, pid files and the stack lock, the "
+              "Docker data root, registry storage, configs and databases of each component",
+              "only with the stack down; registry/, docker/ and prefect/ hold images, "
+              "containers and every run's history"),
+)
+"""Every file runbook keeps (the state store's database included); docs/state.md."""
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """The paths of ``FILES`` under one state directory: the one place they are joined, so a
+    file's location changes here or nowhere. Pure: nothing is created."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "state.db"
+
+    @property
+    def router(self) -> Path:
+        """The router's directory: routes.json, haproxy.cfg, the lock, pid and socket."""
+        return self.root / "router"
+
+    @property
+    def routes(self) -> Path:
+        return self.router / "routes.json"
+
+    @property
+    def router_config(self) -> Path:
+        return self.router / "haproxy.cfg"
+
+    @property
+    def routes_lock(self) -> Path:
+        return self.router / "routes.lock"
+
+    @property
+    def router_pid(self) -> Path:
+        return self.router / "haproxy.pid"
+
+    @property
+    def router_socket(self) -> Path:
+        return self.router / "admin.sock"
+
+    @property
+    def scans(self) -> Path:
+        return self.root / "scans"
+
+    def scans_of(self, service: str) -> Path:
+        return self.scans / service
+
+    def scan_dir(self, service: str, digest: str) -> Path:
+        """One image's scan files (``sha256:ab..`` is stored as ``sha256-ab..``)."""
+        return self.scans_of(service) / digest.replace(":", "-")
+
+    @property
+    def guards(self) -> Path:
+        return self.root / "guards"
+
+    def guard_log(self, service: str, environment: str) -> Path:
+        return self.guards / f"{service}.{environment}.log"
+
+    def perf_runs(self, service: str, environment: str) -> Path:
+        return self.root / "perf" / service / environment / "runs"
+
+    def perf_chart(self, service: str, environment: str, revision: str) -> Path:
+        return self.root / "perf" / service / environment / "charts" / f"{revision}.png"
+
+    def ops_chart(self, chart: str, day: date) -> Path:
+        return self.root / "ops" / f"{chart}-{day:%Y-%m-%d}.png"
+
+    @property
+    def test_sessions(self) -> Path:
+        return self.root / "test-sessions"
+
+    def test_session(self, pid: int) -> Path:
+        return self.test_sessions / f"{pid}.services"

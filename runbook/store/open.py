@@ -18,6 +18,7 @@ from runbook.config import StateConfig
 from runbook.errors import ConfigurationError
 from runbook.settings import StackSettings
 from runbook.store.engine import StateStore, default_state_url, open_store
+from runbook.store.layout import StateLayout
 
 
 def store_for(settings: StackSettings, state_config: StateConfig | None = None
@@ -50,7 +51,7 @@ def as_store(state: StateStore | Path) -> StateStore:
 
 
 def _sqlite_in(state_dir: Path) -> StateStore:
-    database = state_dir / "state.db"
+    database = StateLayout(state_dir).database
     if not database.exists():
         # It holds rotated secret values: readable by its owner only, as the secret files
         # were. SQLite gives its -wal and -shm files the database file's mode.

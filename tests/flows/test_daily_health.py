@@ -16,6 +16,7 @@ from prefect import flow, task
 
 from flows.maintenance import daily_health
 from runbook.models import Outcome, RunReport, StageRecord, StageStatus
+from runbook.names import BUILD_TAG, Stage
 from runbook.ops.health import RunKind
 from runbook.settings import StackSettings
 from tasks.report import publish_report
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.stack
 SCRAPE_DEADLINE_S = 30
 
 
-@task(name="build_image")
+@task(name="build_image", tags=[BUILD_TAG])
 def fake_build(ok: bool) -> None:
     if not ok:
         raise RuntimeError("build broke")
@@ -49,16 +50,22 @@ def prometheus_value(settings: StackSettings, query: str) -> float | None:
 
 
 def report(service: str, outcome: Outcome, deploy_s: float) -> RunReport:
-    """A run report whose deploy (preview .. verify) took ``deploy_s``."""
+    """A run report whose deploy took ``deploy_s``: preview .. verify (blue-green), or, for
+    the released run, a rolling one (preview skipped, rollout .. verify)."""
     now = datetime.now(UTC)
-    stages = [StageRecord(name="build", status=StageStatus.PASSED, started_at=now,
-                          duration_s=1.0),
-              StageRecord(name="preview", status=StageStatus.PASSED, started_at=now,
-                          duration_s=deploy_s / 2),
-              StageRecord(name="verify", status=StageStatus.PASSED, started_at=now,
-                          duration_s=deploy_s / 2)]
+    rolling = outcome is Outcome.RELEASED
+
+    def stage(name: Stage, seconds: float, status: StageStatus = StageStatus.PASSED
+              ) -> StageRecord:
+        return StageRecord(name=name, status=status, started_at=now, duration_s=seconds)
+
+    deploying = ([stage(Stage.PREVIEW, 0.0, StageStatus.SKIPPED),
+                  stage(Stage.ROLLOUT, deploy_s / 2)] if rolling
+                 else [stage(Stage.PREVIEW, deploy_s / 2)])
+    stages = [stage(Stage.BUILD, 1.0), *deploying, stage(Stage.VERIFY, deploy_s / 2)]
     return RunReport(outcome=outcome, service=service, environment="staging",
-                     strategy="blue-green", target="docker", revision="r1", stages=stages)
+                     strategy="rolling" if rolling else "blue-green", target="docker",
+                     revision="r1", stages=stages)
 
 
 def artifact(key: str) -> str:
@@ -97,7 +104,8 @@ def test_daily_health_and_dora_from_real_runs(
         assert (build.runs, build.succeeded) == (4, 3)
         assert build.avg_duration_s == pytest.approx(
             fmean(finished_durations(stack_settings, name, "build_image")), abs=1e-6)
-        # One definition of a deploy: blocked counts neither way (runbook/ops/deploys.py).
+        # One definition of a deploy: blocked counts neither way (runbook/ops/deploys.py);
+        # the rolling release's rollout is deploy time like the blue-green preview.
         assert (deploy.runs, deploy.succeeded, deploy.avg_duration_s) == (2, 1, 5.0)
     assert {(b.kind, b.metric) for b in health.breaches} == {
         (RunKind.BUILD, "success_rate"), (RunKind.DEPLOY, "success_rate")}
