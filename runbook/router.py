@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -108,6 +110,8 @@ class HAProxyRouter:
         self.routes_path = self.dir / "routes.json"
         self.socket_path = self.dir / "admin.sock"
         self.pid_path = self.dir / "haproxy.pid"
+        # routes.json as last read or written by this process: its bytes and their parse.
+        self._cached: tuple[bytes, dict[str, Any]] | None = None
 
     # -- process ------------------------------------------------------------------------
 
@@ -217,18 +221,19 @@ class HAProxyRouter:
     # -- routes ---------------------------------------------------------------------------
 
     def route(self, service: str, environment: str) -> Route | None:
-        return self._load().routes.get(f"{service}.{environment}")
+        document = self._documents().get(f"{service}.{environment}")
+        return None if document is None else Route.model_validate(document)
 
     def ensure_route(self, service: str, environment: str) -> Route:
         """The route of a service and environment, created (with stable ports) if new."""
         for part in (service, environment):
             if not _SAFE_NAME.match(part):
                 raise ConfigurationError(f"not a safe route name: {part!r}")
+        key = f"{service}.{environment}"
         with self._locked():
+            if (existing := self._documents().get(key)) is not None:
+                return Route.model_validate(existing)
             table = self._load()
-            key = f"{service}.{environment}"
-            if key in table.routes:
-                return table.routes[key]
             port, preview_port = self._free_ports(table)
             route = Route(
                 service=service, environment=environment, port=port, preview_port=preview_port
@@ -240,9 +245,7 @@ class HAProxyRouter:
 
     def set_preview(self, service: str, environment: str, server: Server) -> None:
         """Put a candidate revision behind the preview port, and (disabled) in the backend."""
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             self._purge_retired(route)
             commands: list[str] = []
             if route.preview is not None:
@@ -257,13 +260,10 @@ class HAProxyRouter:
                 route.servers.append(server.model_copy(update={"enabled": False}))
             route.preview = server.model_copy(update={"enabled": True})
             self._apply(commands)
-            self._save(table)
 
     def switch(self, service: str, environment: str, to: str) -> None:
         """Send all endpoint traffic to server ``to``: one atomic runtime-API call."""
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             if all(s.name != to for s in route.servers):
                 raise ConfigurationError(f"{route.key} has no server {to!r}")
             commands = [f"enable server {route.backend}/{to}"] + [
@@ -283,13 +283,10 @@ class HAProxyRouter:
             if promoted:
                 route.preview = None
                 route.retired_previews.append(to)
-            self._save(table)
 
     def remove_server(self, service: str, environment: str, name: str) -> None:
         """Take a revision out of the route (endpoint and preview); it must not be live."""
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             live = route.live()
             if live is not None and live.name == name:
                 raise ConfigurationError(f"{name} is live on {route.key}; switch away first")
@@ -305,7 +302,6 @@ class HAProxyRouter:
                 route.retired_previews.remove(name)
             self._apply(commands)
             self._purge_retired(route)
-            self._save(table)
 
     def routes(self) -> list[Route]:
         return list(self._load().routes.values())
@@ -313,9 +309,7 @@ class HAProxyRouter:
     def set_address(self, service: str, environment: str, name: str, address: str) -> None:
         """Point a server at a new host:port (its container restarted on another port)."""
         host, _, port = address.rpartition(":")
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             commands = []
             for server in route.servers:
                 if server.name == name:
@@ -327,7 +321,6 @@ class HAProxyRouter:
                     f"set server {route.preview_backend}/{name} addr {host} port {port}"
                 )
             self._apply(commands)
-            self._save(table)
 
     def remove_route(self, service: str, environment: str) -> None:
         """Forget a route and free its ports (HAProxy reloads without it)."""
@@ -340,25 +333,20 @@ class HAProxyRouter:
                 self._render_and_launch(replace_pid=self._pid())
 
     def clear_preview(self, service: str, environment: str) -> None:
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             self._purge_retired(route)
             if route.preview is not None:
                 self._apply(self._delete_commands(route.preview_backend, route.preview.name))
                 route.preview = None
-            self._save(table)
 
     def isolate(self, service: str, environment: str) -> list[str]:
         """Zero traffic: disable every server of the endpoint and take the candidate off the
         preview, in one runtime-API batch; both ports answer 503. The servers stay in the
         backend (disabled), so their containers stay for forensics and an explicit switch
         can bring one back. Returns the servers that were serving."""
-        with self._locked():
-            table = self._load()
-            route = table.routes.get(f"{service}.{environment}")
-            if route is None:
-                raise ConfigurationError(f"no route for {service}/{environment}")
+        if self.route(service, environment) is None:
+            raise ConfigurationError(f"no route for {service}/{environment}")
+        with self._edit(service, environment) as route:
             serving = [s.name for s in route.servers if s.enabled]
             commands = [f"disable server {route.backend}/{s.name}" for s in route.servers]
             if route.preview is not None:
@@ -369,8 +357,7 @@ class HAProxyRouter:
             for server in route.servers:
                 server.enabled = False
             route.isolated_from = serving or route.isolated_from
-            self._save(table)
-            return serving
+        return serving
 
     def _purge_retired(self, route: Route) -> None:
         """Delete the retired previews HAProxy lets go of now; keep the others for later."""
@@ -461,15 +448,44 @@ class HAProxyRouter:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _edit(self, service: str, environment: str) -> Iterator[Route]:
+        """One route, read-modify-written under the lock: only it is parsed and serialised,
+        the others are carried over as they were read (a switch at 200 routes would
+        otherwise spend most of its time validating and dumping the whole table).
+        KeyError when the route does not exist. Nothing is written if the block raises."""
+        key = f"{service}.{environment}"
+        with self._locked():
+            documents = self._documents()
+            route = Route.model_validate(documents[key])
+            yield route
+            documents[key] = route.model_dump(mode="json")
+            self._write(documents)
+
+    def _documents(self) -> dict[str, Any]:
+        """The persisted routes as JSON documents by key (a copy to change freely). The
+        file is read every time; it is parsed only when its bytes differ from what this
+        process last read or wrote (another process changed it)."""
+        try:
+            content = self.routes_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        if self._cached is None or self._cached[0] != content:
+            self._cached = (content, json.loads(content).get("routes", {}))
+        return dict(self._cached[1])
+
+    def _write(self, documents: dict[str, Any]) -> None:
+        content = json.dumps({"routes": documents}).encode()
+        temporary = self.routes_path.with_suffix(".tmp")
+        temporary.write_bytes(content)
+        temporary.replace(self.routes_path)
+        self._cached = (content, documents)
+
     def _load(self) -> RouteTable:
-        if not self.routes_path.exists():
-            return RouteTable()
-        return RouteTable.model_validate_json(self.routes_path.read_text())
+        return RouteTable.model_validate({"routes": self._documents()})
 
     def _save(self, table: RouteTable) -> None:
-        temporary = self.routes_path.with_suffix(".tmp")
-        temporary.write_text(table.model_dump_json(indent=2))
-        temporary.replace(self.routes_path)
+        self._write({key: route.model_dump(mode="json") for key, route in table.routes.items()})
 
     def _free_ports(self, table: RouteTable) -> tuple[int, int]:
         taken = {p for r in table.routes.values() for p in (r.port, r.preview_port)}
