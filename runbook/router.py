@@ -130,13 +130,14 @@ class HAProxyRouter:
             self._render_and_launch(replace_pid=None)
 
     def stop(self) -> None:
-        pid = self._pid()
+        pid = self.pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         self.pid_path.unlink(missing_ok=True)
 
-    def _pid(self) -> int | None:
+    def pid(self) -> int | None:
+        """The serving HAProxy process (its pid file); a reload changes it."""
         try:
             return int(self.pid_path.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
@@ -240,7 +241,7 @@ class HAProxyRouter:
             )
             table.routes[key] = route
             self._save(table)
-            self._render_and_launch(replace_pid=self._pid() if self.running() else None)
+            self._render_and_launch(replace_pid=self.pid() if self.running() else None)
             return route
 
     def set_preview(self, service: str, environment: str, server: Server) -> None:
@@ -330,7 +331,7 @@ class HAProxyRouter:
                 return
             self._save(table)
             if self.running():
-                self._render_and_launch(replace_pid=self._pid())
+                self._render_and_launch(replace_pid=self.pid())
 
     def clear_preview(self, service: str, environment: str) -> None:
         with self._edit(service, environment) as route:

@@ -13,6 +13,9 @@ from runbook.run_metrics import run_sample
 from runbook.settings import StackSettings
 from tasks.retry import TRANSIENT_RETRIES
 
+PRUNE_MARKER = "pushgateway-pruned-at"
+"""Touched when this state directory's runs last pruned the Pushgateway's old run groups."""
+
 
 @task(name="push_run_metrics", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
@@ -20,7 +23,7 @@ def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
     the flow run's own group: a retry replaces it, never counts it twice."""
     sample = run_sample(report, flow_run.id)
     gateway = resolve(settings, report.environment).pushgateway
-    Pushgateway.of(gateway).push_run(sample)
+    Pushgateway.of(gateway).push_run(sample, prune_marker=settings.state_dir / PRUNE_MARKER)
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
                           len(sample.stages), sample.service, sample.environment,
                           sample.outcome, gateway.label)
