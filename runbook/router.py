@@ -112,6 +112,8 @@ class HAProxyRouter:
         self.pid_path = self.dir / "haproxy.pid"
         # routes.json as last read or written by this process: its bytes and their parse.
         self._cached: tuple[bytes, dict[str, Any]] | None = None
+        # Each route's document as last written and its JSON text.
+        self._serialised: dict[str, tuple[Any, str]] = {}
 
     # -- process ------------------------------------------------------------------------
 
@@ -476,11 +478,18 @@ class HAProxyRouter:
         return dict(self._cached[1])
 
     def _write(self, documents: dict[str, Any]) -> None:
-        content = json.dumps({"routes": documents}).encode()
+        """Persist the routes (write and rename: never half a file). Each route's JSON is
+        kept from the last write and serialised again only when its document changed."""
+        known = self._serialised
+        texts = {key: known[key][1] if key in known and known[key][0] is document
+                 else json.dumps(document) for key, document in documents.items()}
+        content = ('{"routes": {' + ", ".join(f"{json.dumps(key)}: {text}"
+                                              for key, text in texts.items()) + "}}").encode()
         temporary = self.routes_path.with_suffix(".tmp")
         temporary.write_bytes(content)
         temporary.replace(self.routes_path)
         self._cached = (content, documents)
+        self._serialised = {key: (documents[key], text) for key, text in texts.items()}
 
     def _load(self) -> RouteTable:
         return RouteTable.model_validate({"routes": self._documents()})
