@@ -45,7 +45,8 @@ may be deleted.
 
 Not in the store, by design: the router's routes file (local stack only), the stack's own
 files (configs, pid files, logs), scan reports (SARIF, SBOM, findings JSON: artifacts read
-by people and tools as files), Locust's working directory and the perf chart PNGs.
+by people and tools as files), Locust's working directory, the perf chart PNGs and the
+``pushgateway-pruned-at`` marker (``tasks/observe.py``).
 
 State files of earlier versions (``<state>/alerts``, ``<state>/incidents``,
 ``<state>/perf``, ``<state>/secrets``, ``<state>/ops/runbook-review.json``) are not
