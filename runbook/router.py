@@ -161,11 +161,21 @@ class HAProxyRouter:
         if launched.returncode != 0:
             raise ConfigurationError(
                 f"haproxy rejected {self.config_path}: {launched.stderr.strip()}")
+        # Until the new process has put its own socket in place, the old one answers on
+        # the same path and knows nothing of a route just added ("No such backend").
         deadline = time.monotonic() + 10
-        while not self.running():
+        while not self._served_by_current():
             if time.monotonic() > deadline:
                 raise TransientError("haproxy did not open its runtime API within 10 s")
-            time.sleep(0.1)
+            time.sleep(0.05)
+
+    def _served_by_current(self) -> bool:
+        """The runtime API answers, from the process the pid file names."""
+        try:
+            info = self.runtime("show info")
+        except TransientError:
+            return False
+        return f"Pid: {self.pid()}" in info.splitlines()
 
     # -- configuration --------------------------------------------------------------------
 
