@@ -84,10 +84,11 @@ def _write() -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    # Fired just before the headless run schedules --run-time (see the module).
-    gevent.get_hub().loop.update_now()
     if isinstance(environment.runner, WorkerRunner):
         return
+    # Fired just before the headless run schedules --run-time (see the module). Not in a
+    # worker: there it kept the spawned users from starting.
+    gevent.get_hub().loop.update_now()
     # The master's last worker reports arrive while Locust quits, after the quitting event:
     # writing on every report, and once more at exit, keeps the file complete.
     events.quitting.add_listener(lambda **_kw: _write())
