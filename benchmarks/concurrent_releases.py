@@ -69,6 +69,7 @@ from tests.postgres_cluster import postgres_cluster  # noqa: E402
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
 
 PREFECT = REPO / ".venv" / "bin" / "prefect"
 SAMPLE = REPO / "examples" / "agent-api"
@@ -265,19 +266,34 @@ def run_batch(env: dict[str, str], services: list[Path], reports: Path
             for flow_run, _ in runs:
                 if str(flow_run.id) in finished:
                     continue
-                state = client.read_flow_run(flow_run.id)
+                state = read_flow_run(client, flow_run.id, deadline)
                 if state.state is not None and state.state.is_final():
                     finished[str(flow_run.id)] = time.monotonic()
             time.sleep(1)
         wall = max(finished.values()) - started
         results = []
         for flow_run, report_path in runs:
-            final = client.read_flow_run(flow_run.id)
+            final = read_flow_run(client, flow_run.id, deadline)
             if final.start_time is None or final.end_time is None:
                 raise RuntimeError(f"flow run {final.id} has no start or end time")
             results.append(Release(RunReport.model_validate_json(report_path.read_text()),
                                    final.start_time, final.end_time, task_runs(client, final.id)))
     return wall, results
+
+
+def read_flow_run(client: SyncPrefectClient, flow_run_id: uuid.UUID, deadline: float
+                  ) -> FlowRun:
+    """The flow run; a server answering 5xx (it does at load average 25) is asked again."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    while True:
+        try:
+            return client.read_flow_run(flow_run_id)
+        except (PrefectHTTPStatusError, httpx.HTTPError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            print(f"reading flow run {flow_run_id} failed ({exc}); asking again", flush=True)
+            time.sleep(2)
 
 
 def task_runs(client: SyncPrefectClient, flow_run_id: uuid.UUID
