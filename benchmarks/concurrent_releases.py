@@ -8,14 +8,33 @@ the local stack (``runbook stack up``: Docker engine, registry, router, Promethe
 
 One batch of 1 release, then one batch of N, each from submission to the last run's end.
 While they run, a client requests every endpoint that has a live revision and counts what
-fails. Printed: both wall times and their ratio; orchestration overhead per release (a
-run's wall time minus the time spent in its stages, as a share of its wall time); the p95
-of a traffic switch (the ``promote`` stage); the failed requests; and last, exactly
+fails. Printed: both wall times and their ratio; orchestration overhead per release; the
+p95 of a traffic switch (the ``promote`` stage); the failed requests; and last, exactly
 
     ratio: X
     failed requests: N
 
+Definitions:
+
+- wall time of a batch: from the submission of its runs to the end of the last one; it
+  includes queueing on the deployment's concurrency limit, the workers' pickup and each
+  flow process's start (Python, Prefect and runbook imports).
+- orchestration overhead of a release: its flow run's wall time (Prefect's start_time,
+  when the run enters Running, to its end_time) minus the time inside its stages, as a
+  share of that wall time. It is everything the run does that is not stage work: the
+  tasks and API calls before the first stage, the deploy slot (waiting for it, taking
+  and giving it back) and the release record between stages, and the report, metrics
+  and alert after the last one. Queueing before the run starts is not in it (it is in
+  the batch's wall time). The time outside stages is also broken down by the Prefect
+  task runs inside it; "untracked" is the rest (code between tasks, slot API calls).
+
+The deployment's concurrency limit is set to ``--pipeline-limit`` (default: as many as
+``--services``) after ``prefect deploy``: a limit below N makes a second wave that waits
+``PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS`` (30 s) per retry, which is
+queueing, not the cost of N releases.
+
     .venv/bin/python benchmarks/concurrent_releases.py [--services 8] [--workers 3]
+        [--pipeline-limit N]
 """
 
 from __future__ import annotations
@@ -33,9 +52,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 import yaml
@@ -49,16 +68,24 @@ from runbook.settings import StackSettings  # noqa: E402
 from runbook.settings_root import RunbookSettings  # noqa: E402
 from tests.postgres_cluster import postgres_cluster  # noqa: E402
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
+
 PREFECT = REPO / ".venv" / "bin" / "prefect"
 SAMPLE = REPO / "examples" / "agent-api"
 POOL = "runbook-local"
 DEPLOYMENT = "pipeline/staging"
 ENVIRONMENT = "staging"
-# The release's logic with short fixed waits (as the end-to-end tests use).
+# The release's logic with short fixed waits, as the end-to-end tests use (FAST_POLICY),
+# and no guard: a guard is its own process and flow run after the release (600 s by
+# default); nine of them querying Prometheus every 3 s would load the 2 cores the releases
+# being measured share, and would outlive the benchmark's Prefect server.
 POLICY = {"perf": {"users": 4, "duration_s": 4},
-          "analysis": {"window_s": 15, "interval_s": 3},
+          "analysis": {"window_s": 15, "interval_s": 3, "guard_s": 0},
           "deploy": {"health_timeout_s": 30}}
-SERVER_START_DEADLINE_S = 180
+# A fresh database runs its migrations first: 60-90 s here, minutes on a loaded machine.
+SERVER_START_DEADLINE_S = 600
 RUN_DEADLINE_S = 1800
 CLIENT_INTERVAL_S = 0.05
 WORKER_POLL_S = 2
@@ -139,31 +166,41 @@ class EndpointClient(threading.Thread):
         self.halt = threading.Event()
         self.answered = 0
         self.failures: list[str] = []
+        self.reloads: list[float] = []  # when the router's process changed (epoch s)
 
     def run(self) -> None:
+        pid = self.router.pid()
         with httpx.Client() as http:
             while not self.halt.is_set():
                 for route in self.router.routes():
                     if route.service.startswith(self.prefix) and route.live() is not None:
                         self._request(http, f"http://127.0.0.1:{route.port}/health")
+                if (now_pid := self.router.pid()) != pid:
+                    pid = now_pid
+                    self.reloads.append(time.time())
                 self.halt.wait(CLIENT_INTERVAL_S)
 
     def _request(self, http: httpx.Client, url: str) -> None:
         try:
             response = http.get(url, timeout=CLIENT_TIMEOUT_S)
         except httpx.HTTPError as exc:
-            self.failures.append(f"{url}: {exc!r}")
+            self._failed(f"{url}: {exc!r}")
             return
         if response.is_success:
             self.answered += 1
         else:
-            self.failures.append(f"{url}: {response.status_code}")
+            self._failed(f"{url}: {response.status_code}")
+
+    def _failed(self, what: str) -> None:
+        # When, to set it against the router's reloads (which process answered).
+        self.failures.append(f"{datetime.now(UTC).strftime('%H:%M:%S.%f')[:-3]} {what}")
 
 
 class Release(NamedTuple):
     report: RunReport
     started: datetime  # the flow run's start (queueing and worker pickup excluded)
     ended: datetime
+    tasks: list[tuple[str, datetime, datetime]]  # the run's task runs: name, start, end
 
     @property
     def wall_s(self) -> float:
@@ -183,6 +220,28 @@ class Release(NamedTuple):
     @property
     def overhead_share(self) -> float:
         return sum(self.overhead_s()) / self.wall_s
+
+    def outside_stages(self) -> list[tuple[datetime, datetime]]:
+        stages = sorted(self.report.stages, key=lambda stage: stage.started_at)
+        edges = [self.started]
+        for stage in stages:
+            edges += [stage.started_at, stage.started_at + timedelta(seconds=stage.duration_s)]
+        edges.append(self.ended)
+        return [(begin, end) for begin, end in zip(edges[::2], edges[1::2], strict=True)
+                if end > begin]
+
+    def outside_by_task(self) -> dict[str, float]:
+        """Seconds outside stages spent in each task (by name), and the untracked rest."""
+        spent: dict[str, float] = {}
+        outside = self.outside_stages()
+        for name, begin, end in self.tasks:
+            overlap = sum(max(0.0, (min(end, o_end) - max(begin, o_begin)).total_seconds())
+                          for o_begin, o_end in outside)
+            if overlap > 0:
+                spent[name] = spent.get(name, 0.0) + overlap
+        total = sum((end - begin).total_seconds() for begin, end in outside)
+        spent["untracked"] = max(0.0, total - sum(spent.values()))
+        return spent
 
 
 def run_batch(env: dict[str, str], services: list[Path], reports: Path
@@ -208,25 +267,61 @@ def run_batch(env: dict[str, str], services: list[Path], reports: Path
             for flow_run, _ in runs:
                 if str(flow_run.id) in finished:
                     continue
-                state = client.read_flow_run(flow_run.id)
+                state = read_flow_run(client, flow_run.id, deadline)
                 if state.state is not None and state.state.is_final():
                     finished[str(flow_run.id)] = time.monotonic()
             time.sleep(1)
         wall = max(finished.values()) - started
         results = []
         for flow_run, report_path in runs:
-            final = client.read_flow_run(flow_run.id)
+            final = read_flow_run(client, flow_run.id, deadline)
             if final.start_time is None or final.end_time is None:
                 raise RuntimeError(f"flow run {final.id} has no start or end time")
             results.append(Release(RunReport.model_validate_json(report_path.read_text()),
-                                   final.start_time, final.end_time))
+                                   final.start_time, final.end_time, task_runs(client, final.id)))
     return wall, results
 
 
+def read_flow_run(client: SyncPrefectClient, flow_run_id: uuid.UUID, deadline: float
+                  ) -> FlowRun:
+    """The flow run; a server answering 5xx (it does at load average 25) is asked again."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    while True:
+        try:
+            return client.read_flow_run(flow_run_id)
+        except (PrefectHTTPStatusError, httpx.HTTPError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            print(f"reading flow run {flow_run_id} failed ({exc}); asking again", flush=True)
+            time.sleep(2)
+
+
+def task_runs(client: SyncPrefectClient, flow_run_id: uuid.UUID
+              ) -> list[tuple[str, datetime, datetime]]:
+    """The flow run's finished task runs, named without Prefect's "-abc" suffix."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+        id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
+    return [(run.name.rsplit("-", 1)[0], run.start_time, run.end_time) for run in runs
+            if run.start_time is not None and run.end_time is not None]
+
+
 def deployment_limit() -> int:
+    """The limit prefect.yaml gives the deployment."""
     specs = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     staging = next(spec for spec in specs if spec["name"] == DEPLOYMENT.split("/")[1])
     return int(staging["concurrency_limit"]["limit"])
+
+
+def set_deployment_limit(limit: int) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=limit))
 
 
 def p95(values: list[float]) -> float:
@@ -245,7 +340,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=8)
     parser.add_argument("--workers", type=int, default=3, help="process workers of the pool")
+    parser.add_argument("--pipeline-limit", type=int, default=None,
+                        help="the deployment's concurrency limit (default: --services)")
     args = parser.parse_args()
+    limit = args.pipeline_limit or args.services
     settings = StackSettings()
     prefix = f"bench-{uuid.uuid4().hex[:4]}"
     with ExitStack() as cleanup:
@@ -258,6 +356,7 @@ def main() -> None:
         os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")})
         prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
         prefect(env, "deploy", "--name", "staging")
+        set_deployment_limit(limit)
         # Workers poll every 2 s instead of 15 s: the pickup delay is not what is measured.
         worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_POLL_S)}
         for index in range(args.workers):
@@ -288,8 +387,9 @@ def main() -> None:
                       for stage in release.report.stages), reverse=True)[:5]
     ratio = wall_many / wall_one
     print(f"{args.services} copies of {SAMPLE.name}, {args.workers} process workers, Prefect "
-          f"on PostgreSQL; {DEPLOYMENT} runs at most {deployment_limit()} at once "
-          f"(prefect.yaml); outcomes: {', '.join(sorted(set(outcomes)))} "
+          f"on PostgreSQL; {DEPLOYMENT} runs at most {limit} at once "
+          f"(prefect.yaml: {deployment_limit()}); load average at the end "
+          f"{os.getloadavg()[0]:.1f}; outcomes: {', '.join(sorted(set(outcomes)))} "
           f"({outcomes.count('released')}/{len(outcomes)} released)")
     print(f"wall time, 1 release: {wall_one:.1f} s")
     print(f"wall time, {args.services} releases at once: {wall_many:.1f} s")
@@ -300,12 +400,20 @@ def main() -> None:
           f"{statistics.fmean(p[1] for p in parts):.1f} s between, "
           f"{statistics.fmean(p[2] for p in parts):.1f} s after the last; release wall time "
           f"mean {statistics.fmean(r.wall_s for r in results):.1f} s")
+    spent: dict[str, float] = {}
+    for release in results:
+        for name, seconds in release.outside_by_task().items():
+            spent[name] = spent.get(name, 0.0) + seconds / len(results)
+    print("  outside stages by task, mean per release: " + ", ".join(
+        f"{name} {seconds:.1f} s" for name, seconds in
+        sorted(spent.items(), key=lambda item: -item[1])[:8]))
     print("  longest stages at N: " + ", ".join(f"{name} {d:.1f} s" for d, name in slowest))
     if switches:
         print(f"traffic switch (promote stage): p95 {p95(switches) * 1000:.0f} ms "
               f"over {len(switches)}")
-    print(f"client of every endpoint: {client.answered} answered; first failures: "
-          f"{client.failures[:3]}")
+    print(f"client of every endpoint: {client.answered} answered; router reloads seen at "
+          + ", ".join(datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S") for t in
+                      client.reloads) + f"; first failures: {client.failures[:3]}")
     print(f"ratio: {ratio:.2f}")
     print(f"failed requests: {len(client.failures)}")
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -111,6 +113,10 @@ class HAProxyRouter:
         self.socket_path = layout.router_socket
         self.pid_path = layout.router_pid
         self.lock_path = layout.routes_lock
+        # routes.json as last read or written by this process: its bytes and their parse.
+        self._cached: tuple[bytes, dict[str, Any]] | None = None
+        # Each route's document as last written and its JSON text.
+        self._serialised: dict[str, tuple[Any, str]] = {}
 
     # -- process ------------------------------------------------------------------------
 
@@ -129,13 +135,14 @@ class HAProxyRouter:
             self._render_and_launch(replace_pid=None)
 
     def stop(self) -> None:
-        pid = self._pid()
+        pid = self.pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         self.pid_path.unlink(missing_ok=True)
 
-    def _pid(self) -> int | None:
+    def pid(self) -> int | None:
+        """The serving HAProxy process (its pid file); a reload changes it."""
         try:
             return int(self.pid_path.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
@@ -157,11 +164,21 @@ class HAProxyRouter:
         if launched.returncode != 0:
             raise ConfigurationError(
                 f"haproxy rejected {self.config_path}: {launched.stderr.strip()}")
+        # Until the new process has put its own socket in place, the old one answers on
+        # the same path and knows nothing of a route just added ("No such backend").
         deadline = time.monotonic() + 10
-        while not self.running():
+        while not self._served_by_current():
             if time.monotonic() > deadline:
                 raise TransientError("haproxy did not open its runtime API within 10 s")
-            time.sleep(0.1)
+            time.sleep(0.05)
+
+    def _served_by_current(self) -> bool:
+        """The runtime API answers, from the process the pid file names."""
+        try:
+            info = self.runtime("show info")
+        except TransientError:
+            return False
+        return f"Pid: {self.pid()}" in info.splitlines()
 
     # -- configuration --------------------------------------------------------------------
 
@@ -220,32 +237,31 @@ class HAProxyRouter:
     # -- routes ---------------------------------------------------------------------------
 
     def route(self, service: str, environment: str) -> Route | None:
-        return self._load().routes.get(f"{service}.{environment}")
+        document = self._documents().get(f"{service}.{environment}")
+        return None if document is None else Route.model_validate(document)
 
     def ensure_route(self, service: str, environment: str) -> Route:
         """The route of a service and environment, created (with stable ports) if new."""
         for part in (service, environment):
             if not _SAFE_NAME.match(part):
                 raise ConfigurationError(f"not a safe route name: {part!r}")
+        key = f"{service}.{environment}"
         with self._locked():
+            if (existing := self._documents().get(key)) is not None:
+                return Route.model_validate(existing)
             table = self._load()
-            key = f"{service}.{environment}"
-            if key in table.routes:
-                return table.routes[key]
             port, preview_port = self._free_ports(table)
             route = Route(
                 service=service, environment=environment, port=port, preview_port=preview_port
             )
             table.routes[key] = route
             self._save(table)
-            self._render_and_launch(replace_pid=self._pid() if self.running() else None)
+            self._render_and_launch(replace_pid=self.pid() if self.running() else None)
             return route
 
     def set_preview(self, service: str, environment: str, server: Server) -> None:
         """Put a candidate revision behind the preview port, and (disabled) in the backend."""
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             self._purge_retired(route)
             commands: list[str] = []
             if route.preview is not None:
@@ -260,13 +276,10 @@ class HAProxyRouter:
                 route.servers.append(server.model_copy(update={"enabled": False}))
             route.preview = server.model_copy(update={"enabled": True})
             self._apply(commands)
-            self._save(table)
 
     def switch(self, service: str, environment: str, to: str) -> None:
         """Send all endpoint traffic to server ``to``: one atomic runtime-API call."""
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             if all(s.name != to for s in route.servers):
                 raise ConfigurationError(f"{route.key} has no server {to!r}")
             commands = [f"enable server {route.backend}/{to}"] + [
@@ -286,13 +299,10 @@ class HAProxyRouter:
             if promoted:
                 route.preview = None
                 route.retired_previews.append(to)
-            self._save(table)
 
     def remove_server(self, service: str, environment: str, name: str) -> None:
         """Take a revision out of the route (endpoint and preview); it must not be live."""
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             live = route.live()
             if live is not None and live.name == name:
                 raise ConfigurationError(f"{name} is live on {route.key}; switch away first")
@@ -308,7 +318,6 @@ class HAProxyRouter:
                 route.retired_previews.remove(name)
             self._apply(commands)
             self._purge_retired(route)
-            self._save(table)
 
     def routes(self) -> list[Route]:
         return list(self._load().routes.values())
@@ -316,9 +325,7 @@ class HAProxyRouter:
     def set_address(self, service: str, environment: str, name: str, address: str) -> None:
         """Point a server at a new host:port (its container restarted on another port)."""
         host, _, port = address.rpartition(":")
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             commands = []
             for server in route.servers:
                 if server.name == name:
@@ -330,7 +337,6 @@ class HAProxyRouter:
                     f"set server {route.preview_backend}/{name} addr {host} port {port}"
                 )
             self._apply(commands)
-            self._save(table)
 
     def remove_route(self, service: str, environment: str) -> None:
         """Forget a route and free its ports (HAProxy reloads without it)."""
@@ -340,28 +346,23 @@ class HAProxyRouter:
                 return
             self._save(table)
             if self.running():
-                self._render_and_launch(replace_pid=self._pid())
+                self._render_and_launch(replace_pid=self.pid())
 
     def clear_preview(self, service: str, environment: str) -> None:
-        with self._locked():
-            table = self._load()
-            route = table.routes[f"{service}.{environment}"]
+        with self._edit(service, environment) as route:
             self._purge_retired(route)
             if route.preview is not None:
                 self._apply(self._delete_commands(route.preview_backend, route.preview.name))
                 route.preview = None
-            self._save(table)
 
     def isolate(self, service: str, environment: str) -> list[str]:
         """Zero traffic: disable every server of the endpoint and take the candidate off the
         preview, in one runtime-API batch; both ports answer 503. The servers stay in the
         backend (disabled), so their containers stay for forensics and an explicit switch
         can bring one back. Returns the servers that were serving."""
-        with self._locked():
-            table = self._load()
-            route = table.routes.get(f"{service}.{environment}")
-            if route is None:
-                raise ConfigurationError(f"no route for {service}/{environment}")
+        if self.route(service, environment) is None:
+            raise ConfigurationError(f"no route for {service}/{environment}")
+        with self._edit(service, environment) as route:
             serving = [s.name for s in route.servers if s.enabled]
             commands = [f"disable server {route.backend}/{s.name}" for s in route.servers]
             if route.preview is not None:
@@ -372,8 +373,7 @@ class HAProxyRouter:
             for server in route.servers:
                 server.enabled = False
             route.isolated_from = serving or route.isolated_from
-            self._save(table)
-            return serving
+        return serving
 
     def _purge_retired(self, route: Route) -> None:
         """Delete the retired previews HAProxy lets go of now; keep the others for later."""
@@ -464,15 +464,51 @@ class HAProxyRouter:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _edit(self, service: str, environment: str) -> Iterator[Route]:
+        """One route, read-modify-written under the lock: only it is parsed and serialised,
+        the others are carried over as they were read (a switch at 200 routes would
+        otherwise spend most of its time validating and dumping the whole table).
+        KeyError when the route does not exist. Nothing is written if the block raises."""
+        key = f"{service}.{environment}"
+        with self._locked():
+            documents = self._documents()
+            route = Route.model_validate(documents[key])
+            yield route
+            documents[key] = route.model_dump(mode="json")
+            self._write(documents)
+
+    def _documents(self) -> dict[str, Any]:
+        """The persisted routes as JSON documents by key (a copy to change freely). The
+        file is read every time; it is parsed only when its bytes differ from what this
+        process last read or wrote (another process changed it)."""
+        try:
+            content = self.routes_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        if self._cached is None or self._cached[0] != content:
+            self._cached = (content, json.loads(content).get("routes", {}))
+        return dict(self._cached[1])
+
+    def _write(self, documents: dict[str, Any]) -> None:
+        """Persist the routes (write and rename: never half a file). Each route's JSON is
+        kept from the last write and serialised again only when its document changed."""
+        known = self._serialised
+        texts = {key: known[key][1] if key in known and known[key][0] is document
+                 else json.dumps(document) for key, document in documents.items()}
+        content = ('{"routes": {' + ", ".join(f"{json.dumps(key)}: {text}"
+                                              for key, text in texts.items()) + "}}").encode()
+        temporary = self.routes_path.with_suffix(".tmp")
+        temporary.write_bytes(content)
+        temporary.replace(self.routes_path)
+        self._cached = (content, documents)
+        self._serialised = {key: (documents[key], text) for key, text in texts.items()}
+
     def _load(self) -> RouteTable:
-        if not self.routes_path.exists():
-            return RouteTable()
-        return RouteTable.model_validate_json(self.routes_path.read_text())
+        return RouteTable.model_validate({"routes": self._documents()})
 
     def _save(self, table: RouteTable) -> None:
-        temporary = self.routes_path.with_suffix(".tmp")
-        temporary.write_text(table.model_dump_json(indent=2))
-        temporary.replace(self.routes_path)
+        self._write({key: route.model_dump(mode="json") for key, route in table.routes.items()})
 
     def _free_ports(self, table: RouteTable) -> tuple[int, int]:
         taken = {p for r in table.routes.values() for p in (r.port, r.preview_port)}

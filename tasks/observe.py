@@ -11,6 +11,7 @@ from runbook.infra import resolve
 from runbook.models import RunReport
 from runbook.run_metrics import run_sample
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
 from tasks.retry import TRANSIENT_RETRIES
 
 
@@ -20,7 +21,8 @@ def push_run_metrics(report: RunReport, settings: StackSettings) -> None:
     the flow run's own group: a retry replaces it, never counts it twice."""
     sample = run_sample(report, flow_run.id)
     gateway = resolve(settings, report.environment).pushgateway
-    Pushgateway.of(gateway).push_run(sample)
+    marker = StateLayout(settings.state_dir).pushgateway_prune_marker
+    Pushgateway.of(gateway).push_run(sample, prune_marker=marker)
     get_run_logger().info("pushed %d stage sample(s) of %s/%s (%s) to %s",
                           len(sample.stages), sample.service, sample.environment,
                           sample.outcome, gateway.label)

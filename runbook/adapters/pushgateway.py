@@ -4,8 +4,8 @@ Each run pushes its own group (``job``, ``service``, ``environment``, ``run``) h
 what that run did; PromQL sums the runs that finished in a window
 (``deployments/prometheus/rules/pipeline.yml``). Nothing is read back and incremented, so
 concurrent runs cannot lose each other's counts, and a retried push replaces the same group
-instead of counting twice. Groups older than ``RUN_RETENTION_S`` are deleted after each
-push, so the gateway stays bounded.
+instead of counting twice. Groups older than ``RUN_RETENTION_S`` are deleted after a push,
+at most every ``PRUNE_EVERY_S`` per marker file, so the gateway stays bounded.
 
 A second group per service and environment (no ``run`` label) holds the last run's stage
 durations and finish time; it is replaced whole, last writer wins, which is what "last"
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -33,6 +34,10 @@ TIMEOUT_S = 5.0
 RUN_RETENTION_S = 8 * 86400
 """Run groups live this long: more than the longest window a rule reads (1 day) and the
 dashboard's week, with a day to spare."""
+PRUNE_EVERY_S = 3600.0
+"""Finding the old run groups reads the whole gateway: every group of every service, over
+1 MB here after a day of test runs, 2 s of a release's end on a loaded machine. Retention
+is days, so looking once an hour (per marker file) is enough."""
 
 RUN_OUTCOME = "runbook_pipeline_run_outcome"  # 1 for the run's outcome, 0 for the others
 RUN_STAGE = "runbook_pipeline_run_stage"  # 1 for each stage's outcome, 0 for the others
@@ -108,15 +113,18 @@ class Pushgateway:
         """Reach the gateway with the configured login: the preflight's probe."""
         self._get("/-/ready").raise_for_status()
 
-    def push_run(self, sample: RunSample) -> None:
+    def push_run(self, sample: RunSample, prune_marker: Path | None = None) -> None:
         """The run's own group (replaced by a retry, never added twice), the service's
-        last-run group, then old run groups pruned."""
+        last-run group, then old run groups pruned: every time without ``prune_marker``,
+        else when the marker file is older than ``PRUNE_EVERY_S`` (it is touched first, so
+        runs ending together mostly leave it to one)."""
         group = {"service": sample.service, "environment": sample.environment}
         push(self.url, JOB, _registry(_RunCollector(sample)), self.timeout_s,
              grouping_key={**group, "run": sample.run}, service=self._service)
         push(self.url, JOB, _registry(_LastRunCollector(sample)), self.timeout_s,
              grouping_key=group, service=self._service)
-        self.prune_runs()
+        if prune_marker is None or _claim_prune(prune_marker, time.time()):
+            self.prune_runs()
 
     def prune_runs(self, now_s: float | None = None) -> int:
         """Delete run groups pushed more than ``RUN_RETENTION_S`` ago; how many went."""
@@ -140,6 +148,18 @@ class Pushgateway:
 
     def _get(self, path: str) -> httpx.Response:
         return _send(self._service, self._label, "GET", f"{self.url}{path}", self.timeout_s)
+
+
+def _claim_prune(marker: Path, now_s: float) -> bool:
+    """True when the last prune recorded by ``marker`` is ``PRUNE_EVERY_S`` old (or none);
+    the marker then records this one."""
+    try:
+        if now_s - marker.stat().st_mtime < PRUNE_EVERY_S:
+            return False
+    except FileNotFoundError:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return True
 
 
 def _registry(collector: object) -> CollectorRegistry:

@@ -2,7 +2,13 @@
 imported by runbook itself (importing Locust monkey-patches the importing process).
 
 The runner copies this file into the run directory, so a run there reproduces without
-runbook installed. It does two things Locust does not:
+runbook installed. It does three things Locust does not:
+
+- brings gevent's clock up to date before the test starts. The event loop caches its
+  time, and until the loop first runs that is the hub's creation at Locust's import;
+  ``--run-time`` is a ``spawn_later`` from that stale time, so a start that took seconds
+  (imports on a busy machine) cut the load test short by as much: a 4 s test made no
+  request at all at load average 20;
 
 - flushes the live ``_stats_history.csv`` every second (Locust's default, 5 s, is too coarse
   for the progress bar of a short test);
@@ -20,6 +26,7 @@ import os
 from collections import Counter
 from typing import Any
 
+import gevent
 import locust.stats
 from locust import events
 from locust.env import Environment
@@ -79,6 +86,9 @@ def _write() -> None:
 def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
+    # Fired just before the headless run schedules --run-time (see the module). Not in a
+    # worker: there it kept the spawned users from starting.
+    gevent.get_hub().loop.update_now()
     # The master's last worker reports arrive while Locust quits, after the quitting event:
     # writing on every report, and once more at exit, keeps the file complete.
     events.quitting.add_listener(lambda **_kw: _write())

@@ -29,6 +29,8 @@ Body = dict[str, Any]
 # Deadlines: every lock wait and every connect ends (the runbook's rule: no wait forever).
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
+# Execution option of a connection whose transaction only reads (see StateStore._read).
+_READ_ONLY = "runbook_read_only"
 # An arbitrary constant: the advisory lock that serialises schema creation on PostgreSQL.
 _SCHEMA_LOCK_ID = 0x52554E42  # "RUNB"
 
@@ -169,6 +171,16 @@ class StateStore:
             yield Transaction(connection, self.dialect)
 
     @contextmanager
+    def _read(self) -> Iterator[Transaction]:
+        """A transaction that only reads. On SQLite a deferred one: in WAL mode it neither
+        waits for the write lock nor holds it, so reads do not queue behind every other
+        process's writes (on PostgreSQL the same as :meth:`transaction`)."""
+        with self._guard(), self._engine.connect() as connection:
+            connection.execution_options(**{_READ_ONLY: True})
+            with connection.begin():
+                yield Transaction(connection, self.dialect)
+
+    @contextmanager
     def update(self, kind: str, key: str, default: Body | None = None) -> Iterator[Document]:
         """Read-modify-write of one document under its row lock."""
         with self.transaction() as tx:
@@ -178,7 +190,7 @@ class StateStore:
                 tx.write(document)
 
     def get(self, kind: str, key: str) -> Body | None:
-        with self.transaction() as tx:
+        with self._read() as tx:
             found = tx.get(kind, key)
             return found.body if found else None
 
@@ -195,7 +207,7 @@ class StateStore:
             return tx.delete(kind, key)
 
     def items(self, kind: str, prefix: str = "") -> list[tuple[str, Body]]:
-        with self.transaction() as tx:
+        with self._read() as tx:
             return tx.items(kind, prefix)
 
     def append(self, kind: str, body: Body) -> str:
@@ -263,7 +275,9 @@ def _sqlite_engine(url: URL, lock_timeout_s: float) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock at the start: read-modify-write cannot interleave.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction (StateStore._read) takes none.
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -47,9 +47,10 @@ may be deleted.
 
 Not in the store, by design (``FILES``): the router's routes file (local stack only), the
 stack's own files (configs, pid files, logs), scan reports (SARIF, SBOM, findings JSON:
-artifacts read by people and tools as files), Locust's working directories and the chart
-PNGs. Every path of them is joined by :class:`StateLayout`, nowhere else (the stack's own,
-``runbook.stack``, excepted: its components own their directories).
+artifacts read by people and tools as files), Locust's working directories, the chart
+PNGs and the Pushgateway prune marker. Every path of them is joined by :class:`StateLayout`,
+nowhere else (the stack's own, ``runbook.stack``, excepted: its components own their
+directories).
 
 State files of earlier versions (``<state>/alerts``, ``<state>/incidents``,
 ``<state>/perf``, ``<state>/secrets``, ``<state>/ops/runbook-review.json``) are not
@@ -162,6 +163,10 @@ FILES: tuple[StateFile, ...] = (
     StateFile("ops/<chart>-<YYYY-MM-DD>.png", "tasks.ops",
               "PNG trend charts of daily health (``health-trend``, ``dora-trend``)",
               "any time (the day's ops report links them)"),
+    StateFile("pushgateway-pruned-at", "tasks.observe (runbook.adapters.pushgateway)",
+              "empty file: its modification time is when runs last pruned the "
+              "Pushgateway's old run groups (at most hourly)",
+              "any time: the next run prunes again"),
     StateFile("test-sessions/<pid>.services", "tests/conftest.py",
               "text: the services one pytest session delivered, one name a line",
               "by the next session, once its pytest process is gone (after removing those "
@@ -238,6 +243,10 @@ class StateLayout:
 
     def ops_chart(self, chart: str, day: date) -> Path:
         return self.root / "ops" / f"{chart}-{day:%Y-%m-%d}.png"
+
+    @property
+    def pushgateway_prune_marker(self) -> Path:
+        return self.root / "pushgateway-pruned-at"
 
     @property
     def test_sessions(self) -> Path:

@@ -81,6 +81,18 @@ def test_locust_reports_endpoints_and_live_progress(local_server: str, tmp_path:
     assert readings[-1].fraction == 1.0
 
 
+def test_a_slow_start_does_not_shorten_the_test(local_server: str, tmp_path: Path) -> None:
+    """Locust's --run-time counted from gevent's cached clock: a locustfile whose import
+    spins for 3 s (a slow start on a busy machine) made a 4 s test last ~1 s."""
+    locustfile = resolve_locustfile(tmp_path, None, ["/"], 10, tmp_path, think_time_s=0.05)
+    locustfile.write_text("import time\n_end = time.monotonic() + 3\n"
+                          "while time.monotonic() < _end:\n    pass\n"
+                          + locustfile.read_text())
+    report = run_locust(LocustJob(host=local_server, locustfile=locustfile, users=2,
+                                  spawn_rate=20, duration_s=4, workdir=tmp_path))
+    assert report.duration_s > 3.5, f"the load ran {report.duration_s:.1f} s of 4"
+
+
 def test_distributed_mode_with_one_worker(local_server: str, tmp_path: Path) -> None:
     report = load(local_server, tmp_path, ["/"], workers=1, duration_s=2)
     assert report.requests > 0 and report.failures == 0

@@ -90,13 +90,19 @@ def test_preview_then_switch_without_dropping_a_request(router: HAProxyRouter) -
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
 
+    def answered(more: int) -> None:
+        # Waits on answers, not a fixed time: on a loaded machine 0.3 s may see none.
+        target, deadline = len(answers) + more, time.monotonic() + 30
+        while len(answers) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     thread = threading.Thread(target=client)
     thread.start()
-    time.sleep(0.3)
+    answered(5)
     router.switch("svc", "staging", "green-r2")
-    time.sleep(0.3)
+    answered(5)
     router.switch("svc", "staging", "blue-r1")  # and back, as a rollback does
-    time.sleep(0.3)
+    answered(5)
     stop.set()
     thread.join()
 

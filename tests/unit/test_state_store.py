@@ -97,3 +97,18 @@ def test_store_for_reads_the_password_from_the_named_variable(
     with pytest.raises(StoreUnavailable) as caught:  # nothing listens on port 9
         store_for(settings, config)
     assert "hunter2-secret" not in str(caught.value)
+
+
+def test_a_read_does_not_wait_for_a_writer(sqlite_url: str) -> None:
+    """Reads take no write lock: while another store holds one (a read-modify-write in
+    progress), a read returns the last committed body at once instead of queueing."""
+    writer = StateStore(sqlite_url)
+    reader = StateStore(sqlite_url, lock_timeout_s=0.5)
+    writer.put("t-read", "k", {"n": 0})
+    with writer.update("t-read", "k") as doc:
+        doc.body["n"] = 1
+        assert reader.get("t-read", "k") == {"n": 0}
+        assert reader.items("t-read") == [("k", {"n": 0})]
+    assert reader.get("t-read", "k") == {"n": 1}
+    writer.dispose()
+    reader.dispose()

@@ -1,0 +1,54 @@
+"""The router's persisted table (no HAProxy: the runtime API is replaced by a recorder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runbook.router import HAProxyRouter, Route, RouteTable, Server
+from runbook.settings import StackSettings
+
+
+def _router(state: Path, sent: list[str]) -> HAProxyRouter:
+    router = HAProxyRouter(StackSettings(state_dir=state))
+    router.runtime = lambda command: sent.append(command) or ""  # type: ignore[method-assign]
+    return router
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    table = RouteTable(routes={
+        f"svc{i}.staging": Route(service=f"svc{i}", environment="staging", port=1000 + i,
+                                 preview_port=2000 + i, servers=[
+                                     Server(name="blue-r1", address="127.0.0.1:1", enabled=True),
+                                     Server(name="green-r2", address="127.0.0.1:2")])
+        for i in range(3)})
+    writer = HAProxyRouter(StackSettings(state_dir=tmp_path))
+    writer.dir.mkdir(parents=True)
+    writer._save(table)
+    return tmp_path
+
+
+def test_a_switch_changes_its_route_only_and_every_reader_sees_it(state: Path) -> None:
+    sent: list[str] = []
+    one, other = _router(state, sent), _router(state, sent)
+    before = one._load()
+    other.switch("svc1", "staging", "green-r2")
+    assert sent == ["enable server svc1.staging/green-r2;disable server svc1.staging/blue-r1"]
+    after = one._load()  # a process that read the table before sees the other's write
+    assert after.routes["svc1.staging"].live().name == "green-r2"  # type: ignore[union-attr]
+    assert {k: v for k, v in after.routes.items() if k != "svc1.staging"} == \
+        {k: v for k, v in before.routes.items() if k != "svc1.staging"}
+    assert RouteTable.model_validate_json((state / "router" / "routes.json").read_text()) == after
+
+
+def test_a_failed_change_writes_nothing(state: Path) -> None:
+    router = _router(state, [])
+    routes_file = state / "router" / "routes.json"
+    before = routes_file.read_bytes()
+    with pytest.raises(Exception, match="no server"):
+        router.switch("svc1", "staging", "red-r9")
+    assert routes_file.read_bytes() == before
+    assert router.route("svc1", "staging") == RouteTable.model_validate_json(
+        before).routes["svc1.staging"]
