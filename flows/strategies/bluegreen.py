@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from flows.strategies import Ending
 from runbook.models import ImageRef, Slot
-from tasks.deploy import discard_candidate, switch_traffic
+from tasks.deploy import discard_candidate, isolate_service, switch_traffic
 
 if TYPE_CHECKING:
     from flows.pipeline import _Run
@@ -35,6 +35,12 @@ def switch_back(run: _Run, candidate: Slot | None, previous: Slot | None) -> str
     if previous is not None:
         switch_traffic(run.target, previous, run.policy.deploy, run.settings)
         detail = f"traffic back on {previous.revision}"
+    elif candidate is not None:
+        # A first release found bad: there is nothing to go back to, so it is taken off
+        # traffic (the endpoint answers 503, as it did before this release), then removed.
+        isolate_service(run.target, run.spec.name, run.env, run.settings)
+        detail = ("no previous revision: the release is taken off traffic, nothing is live "
+                  "(the endpoint answers 503 until a good release)")
     else:
         detail = "no previous revision: the environment has no live revision"
     run.builder.report.revision = previous.revision if previous else None

@@ -158,7 +158,8 @@ class KubernetesTarget:
         ns = self._ns(slot.environment)
         name = m.deployment_name(slot.service, slot.color)
         live = self.live(slot.service, slot.environment)
-        if live is not None and live.color == slot.color:
+        if live is not None and live.color == slot.color and self._serving(ns, name):
+            # Isolated (scaled to zero, e.g. a first release found bad) it serves nothing.
             raise DeployError(f"{name} is live; refusing to discard it")
         logs = self._log_tails(ns, {m.APP: slot.service, m.COLOR: slot.color})
         self.api.delete_deployment(ns, name)
@@ -413,6 +414,10 @@ class KubernetesTarget:
         if revision != slot.revision:
             raise DeployError(f"{name} runs {revision}, not {slot.revision}")
         return deployment
+
+    def _serving(self, ns: str, name: str) -> bool:
+        deployment = self.api.read_deployment(ns, name)
+        return deployment is not None and deployment["spec"].get("replicas", 0) != 0
 
     def _slot(self, service: str, environment: str, color: str) -> Slot | None:
         deployment = self.api.read_deployment(self._ns(environment),

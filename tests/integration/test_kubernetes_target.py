@@ -250,3 +250,18 @@ def test_unreachable_api_is_transient(tmp_path: Path) -> None:
     target = KubernetesTarget(KubeApi(connect(settings), 1), settings)
     with pytest.raises(TransientError, match="unreachable"):
         target.live("agent-api", NS)
+
+
+def test_a_bad_first_release_is_isolated_then_discarded_and_nothing_is_live(cluster) -> None:
+    # No previous revision to switch back to: the rollback takes the release off traffic
+    # first; only then may the live color be deleted (a serving one never is).
+    emulator, target = cluster
+    slot = release(target, "aaa111")
+    with pytest.raises(DeployError, match="is live; refusing to discard it"):
+        target.discard(slot)
+
+    assert [s.revision for s in target.isolate("agent-api", NS)] == ["aaa111"]
+    target.discard(slot)
+
+    assert emulator.get("deployments", NS, "agent-api-blue") is None
+    assert target.live("agent-api", NS) is None
