@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,55 +30,18 @@ from pathlib import Path
 import httpx
 import yaml
 
-from runbook import stack
-from runbook.models import Outcome, RunReport
-from runbook.settings import StackSettings
-from runbook.settings_root import RunbookSettings
-from runbook.targets import make_target
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from runbook import stack  # noqa: E402
+from runbook.models import Outcome, RunReport  # noqa: E402
+from runbook.settings import StackSettings  # noqa: E402
+from runbook.settings_root import RunbookSettings  # noqa: E402
+from runbook.targets import make_target  # noqa: E402
+from tests.traffic import ContinuousClient  # noqa: E402
+
 SAMPLE = REPO / "examples" / "agent-api"
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
-
-
-class Client:
-    """Back-to-back requests; 500s of a bad release apart from requests nobody answered."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.app_errors: list[float] = []
-        self.dropped = 0
-        self.ok = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Client:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-    def _run(self) -> None:
-        with httpx.Client() as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get(self.endpoint + "/", timeout=10)
-                except httpx.HTTPError:
-                    self.dropped += 1
-                    continue
-                if response.status_code in (502, 503, 504):
-                    self.dropped += 1
-                elif response.status_code >= 500:
-                    self.app_errors.append(time.monotonic())
-                else:
-                    self.ok += 1
-                time.sleep(0.01)
-
-    def error_span_s(self) -> float:
-        """From the first error the client saw to the last one."""
-        return self.app_errors[-1] - self.app_errors[0] if self.app_errors else 0.0
 
 
 def deliver(service_dir: Path, *build_args: str) -> tuple[RunReport, float]:
@@ -119,8 +81,8 @@ def make_service(directory: Path, args: argparse.Namespace) -> Path:
 
 
 def bad_release(service: Path, endpoint: str, rate: str, after_s: int,
-                version: str) -> tuple[RunReport, Client]:
-    with Client(endpoint) as client:
+                version: str) -> tuple[RunReport, ContinuousClient]:
+    with ContinuousClient(endpoint) as client:
         report, _ = deliver(service, f"VERSION={version}", f"ERROR_RATE={rate}",
                             f"DEGRADE_AFTER_S={after_s}")
         time.sleep(2)
@@ -128,8 +90,8 @@ def bad_release(service: Path, endpoint: str, rate: str, after_s: int,
 
 
 def guarded_release(service: Path, endpoint: str, good_version: str,
-                    deadline_s: float) -> tuple[RunReport, Client, bool]:
-    with Client(endpoint) as client:
+                    deadline_s: float) -> tuple[RunReport, ContinuousClient, bool]:
+    with ContinuousClient(endpoint) as client:
         report, _ = deliver(service, "VERSION=late", "ERROR_RATE=0.3", "DEGRADE_AFTER_S=60")
         deadline = time.monotonic() + deadline_s
         while version_at(endpoint) != good_version and time.monotonic() < deadline:
@@ -171,7 +133,7 @@ def run(service: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
     again, again_s = deliver(service, "VERSION=1")
     assert again.outcome is Outcome.RELEASED, again.reason
 
-    with Client(endpoint) as switch:
+    with ContinuousClient(endpoint) as switch:
         good, _ = deliver(service, "VERSION=2")
         time.sleep(2)
     assert good.outcome is Outcome.RELEASED, good.reason
@@ -180,7 +142,7 @@ def run(service: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
         ("rerun of the unchanged verified revision / first run",
          f"{again_s / first_s:.2f} ({again_s:.1f} s / {first_s:.1f} s)"),
         ("failed requests across a good switch",
-         f"{switch.dropped} of {switch.ok + switch.dropped}"),
+         f"{len(switch.dropped)} of {switch.total}"),
     ]
     for rate in ("0.4", "0.1"):
         report, client = bad_release(service, endpoint, rate, 12, f"bad-{rate}")
@@ -188,8 +150,8 @@ def run(service: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
                      f"{client.error_span_s():.1f} ({report.outcome.value}; "
                      f"{len(client.app_errors)} errors)"))
         if rate == "0.4":
-            total = client.ok + client.dropped + len(client.app_errors)
-            rows.append(("failed requests across a rollback", f"{client.dropped} of {total}"))
+            rows.append(("failed requests across a rollback",
+                         f"{len(client.dropped)} of {client.total}"))
     report, client, rolled_back = guarded_release(service, endpoint, "2", args.guard + 30)
     rows.append(("errors served by a release failing 30 % 60 s after start (guard) (s)",
                  f"{client.error_span_s():.1f} (pipeline {report.outcome.value}, guard "

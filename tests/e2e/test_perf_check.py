@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -22,6 +19,7 @@ from runbook.perf.check import PerfCheckReport
 from runbook.settings import StackSettings
 from tasks.perf import read_perf_baseline
 from tests.conftest import FAST_POLICY
+from tests.traffic import ContinuousClient
 
 pytestmark = pytest.mark.stack
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
@@ -55,36 +53,6 @@ def _status(service: str) -> dict[str, Any]:
     return json.loads(_runbook("status", service, "--env", ENV, timeout=60).stdout)
 
 
-class _Versions:
-    """What the endpoint answers while the check runs: every answer, by version."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.seen: dict[str, int] = {}
-        self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Versions:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-    def _run(self) -> None:
-        with httpx.Client() as client:
-            while not self._stop.is_set():
-                try:
-                    version = str(client.get(self.endpoint + "/", timeout=5).json()["version"])
-                except (httpx.HTTPError, ValueError, KeyError):
-                    self.failed += 1
-                    continue
-                self.seen[version] = self.seen.get(version, 0) + 1
-                time.sleep(0.05)
-
-
 # The baseline comparison is evaluated, but with room for a 2-core machine shared by many
 # test runs: 4 s of load measure the mechanics here, not the service's latency.
 TOLERANT = {**FAST_POLICY, "thresholds": {"perf_degradation_ratio": 50.0,
@@ -102,7 +70,8 @@ def test_perf_checks_the_live_revision_and_promotes_nothing(
     baseline = read_perf_baseline.fn(name, ENV, stack_settings)
     assert baseline is not None and baseline.revision == live.revision
 
-    with _Versions(str(live.endpoint)) as endpoint:
+    # What the endpoint answers while the check runs: every answer, by version.
+    with ContinuousClient(str(live.endpoint), pause_s=0.05, timeout_s=5) as endpoint:
         checked, done = _perf(service_dir, tmp_path, "check")
     assert done.returncode == 0, done.stdout + done.stderr
     assert checked.passed, checked.reason
@@ -117,7 +86,8 @@ def test_perf_checks_the_live_revision_and_promotes_nothing(
 
     # Nothing promoted: the endpoint answered release 2 only, the same container serves,
     # the standby is release 1 again, and the baseline is the release's own report.
-    assert set(endpoint.seen) == {"2"} and endpoint.failed == 0, endpoint.seen
+    assert set(endpoint.versions) == {"2"}, endpoint.versions
+    assert endpoint.dropped == [] and endpoint.app_errors == []
     after = _status(name)
     assert after["live"] == before["live"]
     assert after["standby"]["revision"] == before["standby"]["revision"]

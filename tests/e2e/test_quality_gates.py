@@ -18,7 +18,7 @@ from runbook.scan import store, trivy
 from runbook.scan.models import ScannerStatus, ScanReport
 from runbook.settings import StackSettings
 from tests.conftest import FAST_POLICY
-from tests.e2e.test_release import deliver
+from tests.delivery import deliver
 
 pytestmark = pytest.mark.stack
 OSV_DB = Path(__file__).resolve().parents[1] / "fixtures" / "scan" / "osv"

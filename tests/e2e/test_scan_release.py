@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
 from runbook.models import Outcome
 from runbook.scan import store
 from runbook.settings import StackSettings
-from tests.e2e.test_release import deliver
+from tests.delivery import deliver
 
 pytestmark = pytest.mark.stack
 PLANTED_SECRET = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key

@@ -26,7 +26,7 @@ from runbook.service import load_service
 from runbook.settings import StackSettings
 from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
-from tests.e2e.test_release import deliver
+from tests.delivery import deliver
 
 pytestmark = pytest.mark.stack
 
