@@ -85,6 +85,7 @@ class Run:
 
     def _rollback_by_hand(self, report: RunReport) -> None:
         assert self.before is not None and report.endpoint is not None
+        assert version_at(str(report.endpoint)) == version_of(self.spec)
         back = runbook("rollback", self.name, "--env", ENV, "--to", str(self.before.revision))
         assert back.returncode == 0, back.stdout + back.stderr
         assert version_at(str(report.endpoint)) == version_of(self.base)
