@@ -67,9 +67,8 @@ class Expected(BaseModel):
 
     # ---- the run report of the example's release
     outcome: Outcome | list[Outcome]
-    """The outcome, or the outcomes any of which is right."""
-    exit_code: int | None = None
-    """`runbook pipeline`'s exit code. Always checked: 0 exactly when released."""
+    """The outcome, or the outcomes any of which is right; `runbook pipeline`'s exit code
+    is always checked to be the outcome's (runbook_cli/exit_codes.py)."""
     reason: str | None = None
     """The report's reason, exactly."""
     reason_contains: list[str] = Field(default_factory=list)

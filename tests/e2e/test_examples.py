@@ -23,6 +23,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from runbook import stack
 from runbook.models import Outcome, RunReport
 from runbook.settings import StackSettings
+from runbook_cli.exit_codes import exit_code_for
 from tests.delivery import deliver, runbook, version_at
 from tests.example_cases import Example, Expected, example_dirs, load_example, version_of
 from tests.traffic import ContinuousClient
@@ -122,9 +123,7 @@ def test_example(example: Example, stack_settings: StackSettings,
 def check_report(run: Run, report: RunReport, code: int) -> None:
     expected, before = run.expected, run.before
     assert report.outcome in expected.outcomes, report.reason
-    assert (code == 0) == (report.outcome is Outcome.RELEASED), (code, report.outcome)
-    if expected.exit_code is not None:
-        assert code == expected.exit_code
+    assert code == exit_code_for(report.outcome), (code, report.outcome)
     if report.outcome is Outcome.RELEASED:
         assert report.image and "@sha256:" in report.image, report.image
     if before is not None and report.endpoint is not None:
