@@ -155,7 +155,12 @@ class HAProxyRouter:
         before it signals the old one, which keeps serving, and its error is reported."""
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.render(self._load()))
+        table = self._load()
+        # The new process is built from the configuration, which has no retired previews:
+        # once it serves, they exist nowhere, and a later command naming one would fail
+        # ("No such server"). The table forgets them when the new process is up.
+        retired = any(route.retired_previews for route in table.routes.values())
+        self.config_path.write_text(self.render(table))
         command = [binary, "-D", "-p", str(self.pid_path), "-f", str(self.config_path)]
         if replace_pid is not None:
             command += ["-x", str(self.socket_path), "-sf", str(replace_pid)]
@@ -171,6 +176,10 @@ class HAProxyRouter:
             if time.monotonic() > deadline:
                 raise TransientError("haproxy did not open its runtime API within 10 s")
             time.sleep(0.05)
+        if retired:
+            for route in table.routes.values():
+                route.retired_previews = []
+            self._save(table)
 
     def _served_by_current(self) -> bool:
         """The runtime API answers, from the process the pid file names."""

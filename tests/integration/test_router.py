@@ -211,3 +211,27 @@ def test_promoting_a_loaded_preview_leaves_its_deletion_for_later(
     assert _servers_in(router, route.preview_backend) == set()
     router.set_preview("svc", "staging", Server(name="green-r2", address=green_address))
     assert httpx.get(preview, timeout=5).text == "green"  # the same name can come back
+
+
+def test_a_reload_forgets_retired_previews_and_later_calls_still_work(
+    router: HAProxyRouter,
+) -> None:
+    """A promoted preview waits in ``retired_previews`` for its deletion; a reload (another
+    route added) rebuilds HAProxy without it, so naming it later must not fail."""
+    _, blue_address = _serve("blue")
+    _, green_address = _serve("green")
+    route = router.ensure_route("svc", "staging")
+    router.set_preview("svc", "staging", Server(name="blue-r1", address=blue_address))
+    router.switch("svc", "staging", "blue-r1")
+    state = router.route("svc", "staging")
+    assert state is not None and state.retired_previews == ["blue-r1"]
+
+    router.ensure_route("other", "staging")  # a reload
+
+    state = router.route("svc", "staging")
+    assert state is not None and state.retired_previews == []
+    assert _servers_in(router, route.preview_backend) == set()
+    router.set_preview("svc", "staging", Server(name="green-r2", address=green_address))
+    router.switch("svc", "staging", "green-r2")
+    router.remove_server("svc", "staging", "blue-r1")
+    assert httpx.get(f"http://127.0.0.1:{route.port}/", timeout=5).text == "green"
