@@ -11,11 +11,12 @@ import pytest
 from runbook.errors import DeployError, RolloutFailed, TransientError
 from runbook.kube.api import KubeApi, connect
 from runbook.kube.settings import KubernetesSettings
-from runbook.models import ImageRef, Slot
+from runbook.models import Slot
 from runbook.policy import DeploySettings
 from runbook.service import ServiceSpec
 from runbook.targets.kubernetes import KubernetesTarget
-from tests.kmock_cluster import Cluster, Fault, rolled_out, serve, stuck, stuck_on
+from tests.kmock_cluster import Cluster, Fault, rolled_out, stuck, stuck_on
+from tests.kube_target import image, kube_target, selector_color
 
 NS = "staging"
 SPEC = ServiceSpec.model_validate({
@@ -23,22 +24,12 @@ SPEC = ServiceSpec.model_validate({
     "resources": {"memory_mb": 256, "cpus": 0.5},
 })
 DEPLOY = DeploySettings(health_timeout_s=5)
-NO_REGISTRY = "127.0.0.1:9"  # nothing listens: the registry check reports it cannot ask
-
-
-def image(revision: str, host: str = NO_REGISTRY) -> ImageRef:
-    return ImageRef(repository=f"{host}/agent-api", tag=revision,
-                    digest="sha256:" + revision.ljust(64, "0"))
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, KubernetesTarget]]:
-    with serve(tmp_path) as (emulator, kubeconfig):
-        emulator.controller = rolled_out
-        settings = KubernetesSettings(kubeconfig=kubeconfig, poll_interval_s=0.02,
-                                      request_timeout_s=5, scale_down_delay_s=0)
-        api = KubeApi(connect(settings), settings.request_timeout_s)
-        yield emulator, KubernetesTarget(api, settings)
+    with kube_target(tmp_path, scale_down_delay_s=0) as emulated:
+        yield emulated
 
 
 def release(target: KubernetesTarget, revision: str) -> Slot:
@@ -47,18 +38,12 @@ def release(target: KubernetesTarget, revision: str) -> Slot:
     return slot
 
 
-def selector_color(emulator: Cluster, name: str) -> str:
-    service = emulator.get("services", NS, name)
-    assert service is not None
-    return service["spec"]["selector"]["color"]
-
-
 def test_first_deploy_creates_blue_previews_it_then_one_write_makes_it_live(cluster) -> None:
     emulator, target = cluster
     slot = target.deploy_candidate(SPEC, NS, image("aaa111"), DEPLOY)
     assert (slot.color, slot.revision) == ("blue", "aaa111")
     assert target.live("agent-api", NS) is None
-    assert selector_color(emulator, "agent-api-preview") == "blue"
+    assert selector_color(emulator, NS, "agent-api-preview") == "blue"
     before = len(emulator.writes())
     target.switch(slot, DEPLOY)
     traffic_writes = emulator.writes()[before:]
@@ -78,7 +63,7 @@ def test_blue_green_switch_moves_traffic_with_exactly_one_selector_patch(cluster
     release(target, "aaa111")
     candidate = target.deploy_candidate(SPEC, NS, image("bbb222"), DEPLOY)
     assert candidate.color == "green"
-    assert selector_color(emulator, "agent-api") == "blue"  # preview never moved traffic
+    assert selector_color(emulator, NS, "agent-api") == "blue"  # preview never moved traffic
     before = len(emulator.calls)
     target.switch(candidate, DEPLOY)
     active_writes = [c for c in emulator.calls[before:]
@@ -106,7 +91,7 @@ def test_rollback_after_failed_post_promotion_analysis_scales_old_color_up_first
     writes = [(c.method, c.resource, c.name) for c in emulator.calls[before:] if c.method != "GET"]
     assert writes == [("PATCH", "deployments", "agent-api-blue"),
                       ("PATCH", "services", "agent-api")]
-    assert selector_color(emulator, "agent-api") == "blue"
+    assert selector_color(emulator, NS, "agent-api") == "blue"
     target.discard(candidate)
     assert emulator.get("deployments", NS, "agent-api-green") is None
     assert target.live("agent-api", NS).revision == "aaa111"
@@ -141,8 +126,8 @@ def test_progress_deadline_fails_with_conditions_events_and_logs(cluster) -> Non
     assert "CrashLoopBackOff" in message and "KeyError 'DATABASE_URL'" in message
     assert "Back-off restarting failed container" in message
     assert "registry check of" in message  # nothing listens on NO_REGISTRY
-    assert selector_color(emulator, "agent-api") == "blue"
-    assert selector_color(emulator, "agent-api-preview") == "blue"
+    assert selector_color(emulator, NS, "agent-api") == "blue"
+    assert selector_color(emulator, NS, "agent-api-preview") == "blue"
 
 
 @pytest.mark.stack
@@ -205,7 +190,7 @@ def test_crash_mid_deploy_converges_on_rerun_from_cluster_state(cluster) -> None
     slot = fresh.deploy_candidate(SPEC, NS, image("bbb222"), DEPLOY)
     assert emulator.writes("deployments")[before:] == []  # no second create, no 409
     assert (slot.color, slot.revision) == ("green", "bbb222")
-    assert selector_color(emulator, "agent-api-preview") == "green"
+    assert selector_color(emulator, NS, "agent-api-preview") == "green"
 
 
 def test_conflict_is_retried_after_a_fresh_read(cluster) -> None:
@@ -216,7 +201,7 @@ def test_conflict_is_retried_after_a_fresh_read(cluster) -> None:
     target.switch(candidate, DEPLOY)
     patches = emulator.writes("services", "agent-api")
     assert [c.method for c in patches[-2:]] == ["PATCH", "PATCH"]
-    assert selector_color(emulator, "agent-api") == "green"
+    assert selector_color(emulator, NS, "agent-api") == "green"
 
 
 def test_server_errors_are_transient(cluster) -> None:

@@ -9,23 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from runbook.kube.api import KubeApi, connect
-from runbook.kube.settings import KubernetesSettings
 from runbook.models import ImageRef, Slot
 from runbook.policy import DeploySettings
 from runbook.service import ServiceSpec
 from runbook.targets.kubernetes import KubernetesTarget
-from tests.kmock_cluster import Cluster, rolled_out, serve
+from tests.kmock_cluster import Cluster
+from tests.kube_target import image, kube_target, selector_color
 
 NS = "staging"
 SPEC = ServiceSpec.model_validate({"name": "agent-api", "port": 8080,
                                    "health_path": "/health", "replicas": 2})
 DEPLOY = DeploySettings(health_timeout_s=5)
-
-
-def _image(revision: str) -> ImageRef:
-    return ImageRef(repository="127.0.0.1:9/agent-api", tag=revision,
-                    digest="sha256:" + revision.ljust(64, "0"))
 
 
 def _image_of(slot: Slot) -> ImageRef:
@@ -35,24 +29,14 @@ def _image_of(slot: Slot) -> ImageRef:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, KubernetesTarget]]:
-    with serve(tmp_path) as (emulator, kubeconfig):
-        emulator.controller = rolled_out
-        settings = KubernetesSettings(kubeconfig=kubeconfig, poll_interval_s=0.02,
-                                      request_timeout_s=5, scale_down_delay_s=3600)
-        yield emulator, KubernetesTarget(KubeApi(connect(settings), settings.request_timeout_s),
-                                         settings)
-
-
-def _selector(emulator: Cluster, name: str) -> str:
-    service = emulator.get("services", NS, name)
-    assert service is not None
-    return service["spec"]["selector"]["color"]
+    with kube_target(tmp_path, scale_down_delay_s=3600) as emulated:
+        yield emulated
 
 
 def test_the_live_image_borrows_the_idle_color_and_the_standby_comes_back(cluster) -> None:
     emulator, target = cluster
     for revision in ("aaa111", "bbb222"):
-        target.switch(target.deploy_candidate(SPEC, NS, _image(revision), DEPLOY), DEPLOY)
+        target.switch(target.deploy_candidate(SPEC, NS, image(revision), DEPLOY), DEPLOY)
     live, standby = target.live("agent-api", NS), target.standby("agent-api", NS)
     assert live is not None and standby is not None
     assert (live.color, live.revision, standby.revision) == ("green", "bbb222", "aaa111")
@@ -60,13 +44,13 @@ def test_the_live_image_borrows_the_idle_color_and_the_standby_comes_back(cluste
 
     candidate = target.deploy_candidate(SPEC, NS, _image_of(live), DEPLOY)
     assert (candidate.color, candidate.revision) == ("blue", "bbb222")
-    assert _selector(emulator, "agent-api-preview") == "blue"
+    assert selector_color(emulator, NS, "agent-api-preview") == "blue"
     assert target.live("agent-api", NS) == live
     target.discard(candidate)
     restored = target.restore_standby(SPEC, NS, _image_of(standby), DEPLOY)
 
     assert (restored.color, restored.revision) == ("blue", "aaa111")
-    assert _selector(emulator, "agent-api-preview") == "green"
+    assert selector_color(emulator, NS, "agent-api-preview") == "green"
     assert target.live("agent-api", NS) == live
     back = target.standby("agent-api", NS)
     assert back is not None and (back.color, back.revision) == ("blue", "aaa111")

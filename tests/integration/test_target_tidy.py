@@ -11,15 +11,14 @@ from typing import NoReturn
 
 import pytest
 
-from runbook.kube.api import KubeApi, connect
-from runbook.kube.settings import KubernetesSettings
-from runbook.models import ImageRef, Slot
+from runbook.models import Slot
 from runbook.policy import DeploySettings
 from runbook.service import ServiceSpec
 from runbook.settings import StackSettings
 from runbook.targets.docker import DockerTarget
 from runbook.targets.kubernetes import KubernetesTarget
-from tests.kmock_cluster import Cluster, rolled_out, serve
+from tests.kmock_cluster import Cluster
+from tests.kube_target import image, kube_target
 
 NS = "staging"
 DELAY_S = 1.0  # short, so the test waits it out for real; the logic is the default 30 s's
@@ -28,18 +27,10 @@ SPEC = ServiceSpec.model_validate({"name": "agent-api", "port": 8080,
 DEPLOY = DeploySettings(health_timeout_s=5)
 
 
-def image(revision: str) -> ImageRef:
-    return ImageRef(repository="127.0.0.1:9/agent-api", tag=revision,
-                    digest="sha256:" + revision.ljust(64, "0"))
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, KubernetesTarget]]:
-    with serve(tmp_path) as (emulator, kubeconfig):
-        emulator.controller = rolled_out
-        settings = KubernetesSettings(kubeconfig=kubeconfig, poll_interval_s=0.02,
-                                      request_timeout_s=5, scale_down_delay_s=DELAY_S)
-        yield emulator, KubernetesTarget(KubeApi(connect(settings), 5), settings)
+    with kube_target(tmp_path, scale_down_delay_s=DELAY_S) as emulated:
+        yield emulated
 
 
 def release(target: KubernetesTarget, revision: str) -> Slot:
