@@ -1,4 +1,4 @@
-"""Retries with a real fault: the registry is down when the first push is attempted."""
+"""Retries with a real fault: the registry drops the build's first call, then comes up."""
 
 from __future__ import annotations
 
@@ -21,18 +21,16 @@ from tasks.build import build_image
 
 pytestmark = pytest.mark.stack
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agent-api"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+FIRST_CALL_DEADLINE_S = 300.0
 
 
 @pytest.fixture
-def late_registry(tmp_path: Path) -> Iterator[tuple[int, threading.Thread]]:
-    """A second real registry that only starts listening 2 s from now."""
-    port = _free_port()
+def late_registry(tmp_path: Path) -> Iterator[int]:
+    """A port whose first connection is dropped, after which a real registry starts there:
+    the build's first registry call fails however long the machine takes to get to it, and
+    a retry finds the registry up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
     config = tmp_path / "registry.yml"
     config.write_text(
         "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
@@ -40,16 +38,22 @@ def late_registry(tmp_path: Path) -> Iterator[tuple[int, threading.Thread]]:
     )
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start_later() -> None:
-        time.sleep(2)
+    def start_after_first_call() -> None:
+        listener.settimeout(FIRST_CALL_DEADLINE_S)
+        try:
+            connection, _ = listener.accept()
+            connection.close()  # the fault: the connection drops, nothing is answered
+        except TimeoutError:
+            pass  # the test then fails on run_count, saying what did not happen
+        listener.close()
         processes.append(subprocess.Popen(
             [shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
 
-    starter = threading.Thread(target=start_later)
+    starter = threading.Thread(target=start_after_first_call)
     starter.start()
-    yield port, starter
+    yield port
     starter.join()
     for process in processes:
         process.terminate()
@@ -57,12 +61,10 @@ def late_registry(tmp_path: Path) -> Iterator[tuple[int, threading.Thread]]:
 
 
 def test_push_retries_until_the_registry_is_back(
-    stack_settings: StackSettings, late_registry: tuple[int, threading.Thread], tmp_path: Path
+    stack_settings: StackSettings, late_registry: int, tmp_path: Path
 ) -> None:
-    port, _ = late_registry
+    port = late_registry
     settings = stack_settings.model_copy(update={"registry_port": port})
-    with socket.socket() as sock:  # the fault is real: nothing listens yet
-        assert sock.connect_ex(("127.0.0.1", port)) != 0
     service = load_service(SAMPLE)
     # A revision of its own, so no cached result from another run can answer for it.
     build_args = {"VERSION": f"retry-{time.time_ns()}"}
@@ -79,4 +81,4 @@ def test_push_retries_until_the_registry_is_back(
     assert manifest.status_code == 200
     with get_client(sync_client=True) as client:
         task_run = client.read_task_run(state.state_details.task_run_id)
-    assert task_run.run_count >= 2  # failed at least once on the dead registry, then pushed
+    assert task_run.run_count >= 2  # failed on the dropped call, then built and pushed
