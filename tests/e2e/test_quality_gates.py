@@ -14,9 +14,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from runbook.models import Outcome, RunReport
-from runbook.scan import store, trivy
+from runbook.scan import trivy
 from runbook.scan.models import ScannerStatus, ScanReport
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
+from runbook_cli.exit_codes import ExitCode
 from tests.conftest import FAST_POLICY
 from tests.delivery import deliver
 
@@ -26,7 +28,7 @@ OSV_DB = Path(__file__).resolve().parents[1] / "fixtures" / "scan" / "osv"
 
 def stored_scan(report: RunReport, settings: StackSettings) -> ScanReport:
     digest = str(report.image).rsplit("@", 1)[1]
-    directory = store.scan_dir(settings.state_dir, report.service, digest)
+    directory = StateLayout(settings.state_dir).scan_dir(report.service, digest)
     return ScanReport.model_validate_json((directory / "findings.json").read_text())
 
 
@@ -65,7 +67,7 @@ def test_release_is_scanned_measured_and_a_high_lint_finding_blocks_the_next(
 
     (service / "helpers.py").write_text("def answer():\n    return undefined_name\n")
     bad, code = deliver(service, tmp_path, "VERSION=2")
-    assert (bad.outcome, code) == (Outcome.BLOCKED, 1)
+    assert (bad.outcome, code) == (Outcome.BLOCKED, ExitCode.BLOCKED)
     assert failed_gates(bad) == {"code_lint"}
     assert "ruff F821 helpers.py:2" in {g.name: g for g in bad.gates}["code_lint"].detail
     # Same packages as the release it would have replaced: the diff says so.
@@ -80,7 +82,7 @@ def test_a_vulnerable_pin_in_pyproject_blocks(
     (service / "pyproject.toml").write_text(
         '[project]\nname = "agent-api"\nversion = "1"\ndependencies = ["PyYAML==5.3"]\n')
     report, code = deliver(service, tmp_path, "VERSION=1")
-    assert (report.outcome, code) == (Outcome.BLOCKED, 1)
+    assert (report.outcome, code) == (Outcome.BLOCKED, ExitCode.BLOCKED)
     assert failed_gates(report) == {"scan_severity"}
     findings = [f for r in stored_scan(report, stack_settings).results for f in r.findings
                 if r.scanner == "dependencies"]
@@ -97,7 +99,7 @@ def test_a_failing_test_is_named_in_the_report(
         "import unittest\n\n\nclass Regression(unittest.TestCase):\n"
         "    def test_answer_is_42(self):\n        self.assertEqual(41, 42)\n")
     report, code = deliver(service, tmp_path, "VERSION=1")
-    assert (report.outcome, code) == (Outcome.BLOCKED, 1)
+    assert (report.outcome, code) == (Outcome.BLOCKED, ExitCode.BLOCKED)
     assert failed_gates(report) == {"tests"}
     name = "test_regression.Regression.test_answer_is_42"
     assert name in {s.name: s for s in report.stages}["test"].detail

@@ -18,8 +18,9 @@ from prefect.client.schemas.filters import (
 )
 
 from runbook.models import Outcome
-from runbook.scan import store
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
+from runbook_cli.exit_codes import ExitCode
 from tests.delivery import deliver
 
 pytestmark = pytest.mark.stack
@@ -39,7 +40,7 @@ def test_planted_secret_blocks_release_and_leaks_nowhere(
 
     (service / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{PLANTED_SECRET}"\n')
     bad, code = deliver(service, tmp_path, "VERSION=2")
-    assert (bad.outcome, code) == (Outcome.BLOCKED, 1)
+    assert (bad.outcome, code) == (Outcome.BLOCKED, ExitCode.BLOCKED)
     assert {g.name for g in bad.gates if not g.passed} == {"scan_severity", "scan_secrets"}
     assert "promote" not in {s.name for s in bad.stages}
     assert "preview" not in {s.name for s in bad.stages}
@@ -47,7 +48,7 @@ def test_planted_secret_blocks_release_and_leaks_nowhere(
     assert httpx.get(str(good.endpoint) + "/", timeout=5).json()["version"] == "1"
 
     digest = str(bad.image).rsplit("@", 1)[1]
-    scan_dir = store.scan_dir(stack_settings.state_dir, bad.service, digest)
+    scan_dir = StateLayout(stack_settings.state_dir).scan_dir(bad.service, digest)
     findings = json.loads((scan_dir / "findings.json").read_text())
     assert [f["location"] for r in findings["results"] for f in r["findings"]
             if f["tool"] == "detect-secrets"] == ["settings.py:1"]

@@ -13,6 +13,7 @@ from runbook.policy import ScanSettings, Thresholds
 from runbook.scan import render, runner, store
 from runbook.scan.models import Coverage, ScannerStatus, ScanReport
 from runbook.scan.verdict import scan_gates
+from runbook.store.layout import StateLayout
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scan"
 PLANTED_SECRET = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key, planted in app.py
@@ -74,7 +75,8 @@ def test_scanners_run_concurrently(planted: Path) -> None:
 def test_planted_secret_value_reaches_no_output(planted: Path, tmp_path: Path) -> None:
     report = scan(planted)
     gates = scan_gates(report, ScanSettings(), Thresholds())
-    findings_path, sarif_path = store.save(report, store.scan_dir(tmp_path, "svc", "sha256:ab"))
+    directory = StateLayout(tmp_path).scan_dir("svc", "sha256:ab")
+    findings_path, sarif_path = store.save(report, directory)
     outputs = {
         "findings.json": findings_path.read_text(),
         "scan.sarif": sarif_path.read_text(),
