@@ -73,8 +73,8 @@ class Expected(BaseModel):
     """The report's reason, exactly."""
     reason_contains: list[str] = Field(default_factory=list)
     """The reason contains at least one of these."""
-    revision: Literal["new", "before"] | None = None
-    """The report's revision: a new one, or the one live before."""
+    revision: Literal["new", "before", "none"] | None = None
+    """The report's revision: a new one, the one live before, or none (nothing is live)."""
     previous: Literal["none", "before"] | None = None
     """The report's previous revision: none, or the one live before."""
     image: Literal["new", "before"] | None = None
@@ -88,8 +88,9 @@ class Expected(BaseModel):
     """Per stage, text its detail contains."""
 
     # ---- the endpoint and the stack afterwards
-    serves: Which | None = None
-    """Whose `VERSION` the endpoint answers with at the end."""
+    serves: Which | Literal["nothing"] | None = None
+    """Whose `VERSION` the endpoint answers with at the end; `nothing`: it answers 503 (no
+    revision serves)."""
     status: StatusExpected | None = None
 
     # ---- checks the runner measures itself (tests/e2e/test_examples.py)

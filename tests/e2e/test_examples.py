@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -157,6 +158,8 @@ def _check_revisions(run: Run, report: RunReport) -> None:
         assert before is None or report.revision != before.revision
     elif expected.revision == "before":
         assert before is not None and report.revision == before.revision
+    elif expected.revision == "none":
+        assert report.revision is None
     if expected.previous is not None:
         assert report.previous == run.revision_of(expected.previous, report)
     if expected.image == "new":
@@ -168,7 +171,9 @@ def _check_revisions(run: Run, report: RunReport) -> None:
 def check_afterwards(run: Run, report: RunReport, settings: StackSettings) -> None:
     expected = run.expected
     endpoint = str(report.endpoint or (run.before.endpoint if run.before else ""))
-    if expected.serves is not None:
+    if expected.serves == "nothing":
+        assert httpx.get(endpoint + "/", timeout=5).status_code == 503
+    elif expected.serves is not None:
         spec = run.spec if expected.serves == "release" else run.base
         assert version_at(endpoint) == version_of(spec)
     if expected.status is not None:
