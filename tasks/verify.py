@@ -15,15 +15,14 @@ from runbook.models import Slot, TargetKind
 from runbook.policy import Policy
 from runbook.service import ServiceSpec
 from runbook.settings_root import RunbookSettings
+from runbook.targets import make_target
 from runbook.verify import analyze, checks_for, target_for
 
 
 def namespace_of(target: TargetKind, environment: str, settings: RunbookSettings) -> str:
     """``{{namespace}}``: the environment's Kubernetes namespace, or the environment's name
     where there is none (docker)."""
-    if TargetKind(target) is TargetKind.KUBERNETES:
-        return settings.kubernetes_for(environment, target).namespace(environment)
-    return environment
+    return make_target(target, settings, environment).namespace(environment)
 
 
 @task(name="analyze_release", cache_policy=NO_CACHE)

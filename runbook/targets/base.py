@@ -39,6 +39,11 @@ class DeployTarget(Protocol):
         """URL reaching only the candidate slot (never live traffic)."""
         ...
 
+    def namespace(self, environment: str) -> str:
+        """Where the environment's objects live (a check's ``{{namespace}}``): the cluster
+        namespace, or the environment's own name where the target has none."""
+        ...
+
     def deploy_candidate(
         self, spec: ServiceSpec, environment: str, image: ImageRef, settings: DeploySettings
     ) -> Slot:

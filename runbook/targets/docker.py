@@ -62,6 +62,9 @@ class DockerTarget:
                     return slot
         return None
 
+    def namespace(self, environment: str) -> str:
+        return environment  # containers have no namespace: the environment names them
+
     def endpoint(self, service: str, environment: str) -> str | None:
         # A read: the route (and its ports) is made by the first deploy, never by a look.
         route = self.router.route(service, environment)

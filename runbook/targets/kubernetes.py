@@ -79,6 +79,9 @@ class KubernetesTarget:
     def endpoint(self, service: str, environment: str) -> str:
         return f"http://{self._host(service, environment)}"
 
+    def namespace(self, environment: str) -> str:
+        return self._ns(environment)
+
     def preview_url(self, service: str, environment: str) -> str:
         return f"http://{self._host(m.preview_name(service), environment)}"
 

@@ -16,7 +16,8 @@ from runbook.models import Slot
 from runbook.perf.cluster_resources import PrometheusContainerSampler
 from runbook.perf.resources import UnmeasuredResources
 from runbook.service import ServiceSpec
-from runbook.targets.docker import LABEL, _deploy_settings
+from runbook.settings import StackSettings
+from runbook.targets.docker import LABEL, DockerTarget, _deploy_settings
 from runbook.targets.kubernetes import KubernetesTarget
 from tasks.deploy import candidate_health_gate
 
@@ -77,3 +78,10 @@ def test_other_deploy_errors_are_not_a_gate() -> None:
     with pytest.raises(DeployError) as failure, candidate_health_gate():
         raise DeployError("blue is live; refusing to replace it")
     assert not isinstance(failure.value, GateFailed)
+
+
+def test_each_target_names_the_namespace_a_check_sees() -> None:
+    kube = kube_target(namespaces={"production": "shop-prod"})
+    docker_target = DockerTarget(StackSettings(), None, None)  # type: ignore[arg-type]
+    assert kube.namespace("production") == "shop-prod"
+    assert docker_target.namespace("production") == "production"
