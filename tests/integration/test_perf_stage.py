@@ -16,6 +16,7 @@ import httpx
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
+from prometheus_client.parser import text_string_to_metric_families
 
 from runbook.adapters import docker_engine
 from runbook.build import repository
@@ -222,9 +223,10 @@ def traffic_served(slot_address: str) -> int:
     from the app, not from HAProxy: a concurrent test's route change reloads HAProxy, whose
     counters then start again from zero."""
     text = httpx.get(f"http://{slot_address}/metrics", timeout=5).text
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-               if line.startswith("http_requests_total{")
-               and 'path="/health"' not in line and 'path="/metrics"' not in line)
+    return sum(int(sample.value) for family in text_string_to_metric_families(text)
+               if family.name == "http_requests" for sample in family.samples
+               if sample.name == "http_requests_total"
+               and sample.labels["path"] not in ("/health", "/metrics"))
 
 
 def traffic_served_reaches(slot_address: str, count: int, deadline_s: float = 5.0) -> int:
