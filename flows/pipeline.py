@@ -251,6 +251,7 @@ class _Run:
             image = prebuilt_image(self.prebuilt, self.env, pull, self.stack)
             self.builder.skip(Stage.BUILD, f"built elsewhere: {image.by_digest}")
             self.builder.report.image = image.by_digest
+            self.builder.report.candidate = image.revision
             return image
         with self.builder.stage(Stage.BUILD) as stage:
             # One deadline for resolving, building and pushing, retries included.
@@ -267,6 +268,7 @@ class _Run:
                 )
             stage.detail = image.by_digest
             self.builder.report.image = image.by_digest
+            self.builder.report.candidate = image.revision
             return image
 
     def _quality_gates(self, image: ImageRef) -> Ending | None:

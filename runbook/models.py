@@ -255,7 +255,11 @@ class RunReport(BaseModel):
     target: str
     image: str | None = None
     revision: str | None = None
+    """The revision live after the run (the previous one after a rollback)."""
     previous: str | None = None
+    """The revision that was live before the run."""
+    candidate: str | None = None
+    """The revision this run delivered (built or given), whatever the outcome."""
     endpoint: str | None = None
     stages: list[StageRecord] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)

@@ -68,6 +68,7 @@ def to_markdown(report: RunReport) -> str:
         "",
         f"- image: `{report.image}`",
         f"- revision: `{report.revision}` (previous: `{report.previous}`)",
+        f"- candidate: `{report.candidate}`",
         f"- endpoint: {report.endpoint}",
         f"- strategy / target: {report.strategy} / {report.target}",
     ]

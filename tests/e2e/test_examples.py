@@ -166,6 +166,13 @@ def _check_revisions(run: Run, report: RunReport) -> None:
         assert before is None or report.image != before.image
     elif expected.image == "before":
         assert before is not None and report.image == before.image
+    if report.image is not None:
+        # Whatever the outcome, the report names the revision the run delivered.
+        assert report.candidate is not None
+        if report.outcome is Outcome.ROLLED_BACK:
+            assert report.candidate != report.revision
+        if report.outcome is Outcome.RELEASED:
+            assert report.candidate == report.revision
 
 
 def check_afterwards(run: Run, report: RunReport, settings: StackSettings) -> None:
