@@ -208,6 +208,7 @@ class _Run:
         """The runbook, in order."""
         self.read_live()
         image = self._build()
+        self.builder.report.candidate = image.revision
         if (stop := self._quality_gates(image)) is not None:
             return stop
         with one_deploy_at_a_time(self.spec.name, self.env, self.policy.deploy.lock_timeout_s,
@@ -251,7 +252,6 @@ class _Run:
             image = prebuilt_image(self.prebuilt, self.env, pull, self.stack)
             self.builder.skip(Stage.BUILD, f"built elsewhere: {image.by_digest}")
             self.builder.report.image = image.by_digest
-            self.builder.report.candidate = image.revision
             return image
         with self.builder.stage(Stage.BUILD) as stage:
             # One deadline for resolving, building and pushing, retries included.
@@ -268,7 +268,6 @@ class _Run:
                 )
             stage.detail = image.by_digest
             self.builder.report.image = image.by_digest
-            self.builder.report.candidate = image.revision
             return image
 
     def _quality_gates(self, image: ImageRef) -> Ending | None:

@@ -28,6 +28,7 @@ from prefect.client.schemas.filters import (
 
 from runbook import guard as guards
 from runbook import stack
+from runbook.adapters.prometheus import RouterMetrics
 from runbook.alerts.models import AlertKind
 from runbook.alerts.notifier import Notifier
 from runbook.alerts.settings import AlertSettings
@@ -121,13 +122,11 @@ def started_at(settings: StackSettings, service: str, revision: str) -> datetime
 def app_started_at(settings: StackSettings, service: str, revision: str) -> datetime:
     """When the revision's app process started, from its ``process_start_time_seconds`` as
     the stack's Prometheus scraped it (still there after the container is removed)."""
-    query = (f'max(max_over_time(process_start_time_seconds{{service="{service}",'
-             f'revision="{revision}"}}[15m]))')
-    reply = httpx.get(f"{settings.prometheus_url}/api/v1/query", params={"query": query},
-                      timeout=10)
-    reply.raise_for_status()
-    [sample] = reply.json()["data"]["result"]
-    return datetime.fromtimestamp(float(sample["value"][1]), UTC)
+    started = RouterMetrics(settings.prometheus_url).single_value(
+        f'max(max_over_time(process_start_time_seconds{{service="{service}",'
+        f'revision="{revision}"}}[15m]))')
+    assert started is not None, f"Prometheus never scraped {service} {revision}"
+    return datetime.fromtimestamp(started, UTC)
 
 
 def test_an_application_metric_fault_is_rolled_back_by_a_declared_check(
