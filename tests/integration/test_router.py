@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -10,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from runbook.router import HAProxyRouter, Server
+from runbook.router import HAProxyRouter, Route, Server
 from runbook.settings import StackSettings
 
 
@@ -33,6 +36,11 @@ class _Named(http.server.BaseHTTPRequestHandler):
 class _QuietServer(http.server.ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         """A reload closes HAProxy's idle connections to the servers: expected."""
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((host, port)) != 0
 
 
 def _serve(name: str) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -240,3 +248,104 @@ def test_a_restart_forgets_retired_previews_and_later_calls_still_work(
     router.switch("svc", "staging", "green-r2")
     router.remove_server("svc", "staging", "blue-r1")
     assert httpx.get(f"http://127.0.0.1:{route.port}/", timeout=5).text == "green"
+
+
+def _responses(route: Route) -> float:
+    """Route's ``haproxy_server_http_responses_total`` for every server, read straight
+    from its own exporter."""
+    text = httpx.get(f"http://127.0.0.1:{route.metrics_port}/metrics", timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "haproxy_server_http_responses_total"
+               and sample.labels.get("proxy") == route.backend)
+
+
+def _live_route(router: HAProxyRouter, service: str, address: str) -> Route:
+    router.ensure_route(service, "staging")
+    router.set_preview(service, "staging", Server(name="blue-r1", address=address))
+    router.switch(service, "staging", "blue-r1")
+    route = router.route(service, "staging")
+    assert route is not None
+    return route
+
+
+def test_a_route_added_or_removed_leaves_another_routes_process_and_counters_alone(
+    router: HAProxyRouter,
+) -> None:
+    _, address = _serve("a")
+    route = _live_route(router, "a", address)
+    pid = router.route_pid("a", "staging")
+    endpoint = f"http://127.0.0.1:{route.port}/"
+    with httpx.Client() as http:
+        for _ in range(10):
+            assert http.get(endpoint, timeout=5).text == "a"
+        before = _responses(route)
+        assert before >= 10
+        router.ensure_route("other", "staging")
+        router.remove_route("other", "staging")
+        for _ in range(5):
+            assert http.get(endpoint, timeout=5).text == "a"
+    assert router.route_pid("a", "staging") == pid
+    assert _responses(route) == before + 5  # nothing lost, nothing counted twice
+
+
+def test_removing_a_route_stops_its_process_and_frees_its_three_ports(
+    router: HAProxyRouter,
+) -> None:
+    route = router.ensure_route("gone", "staging")
+    pid = router.route_pid("gone", "staging")
+    assert route.metrics_port is not None and len(set(route.ports)) == 3
+    assert all(not _port_is_free("127.0.0.1", port) for port in route.ports)
+    router.remove_route("gone", "staging")
+    assert all(_port_is_free("127.0.0.1", port) for port in route.ports)
+    assert router.route("gone", "staging") is None
+    assert pid is not None and not router.socket_of("gone", "staging").exists()
+    targets = json.loads(router.targets_path.read_text())
+    assert [t for group in targets for t in group["targets"]] == ["127.0.0.1:28405"]
+    assert router.ensure_route("next", "staging").ports == route.ports  # ports reused
+
+
+def test_start_after_a_reboot_brings_every_route_back_with_its_servers(
+    router: HAProxyRouter,
+) -> None:
+    _, blue = _serve("blue")
+    _, green = _serve("green")
+    one = _live_route(router, "one", blue)
+    router.set_preview("one", "staging", Server(name="green-r2", address=green))
+    two = _live_route(router, "two", green)
+    router.isolate("two", "staging")
+    router.stop()  # a reboot: every process gone
+    assert not router.running() and router.not_running() == ["one.staging", "two.staging"]
+    assert all(_port_is_free("127.0.0.1", port) for port in (*one.ports, *two.ports))
+
+    router.start()
+
+    assert router.running() and router.not_running() == []
+    assert httpx.get(f"http://127.0.0.1:{one.port}/", timeout=5).text == "blue"
+    assert httpx.get(f"http://127.0.0.1:{one.preview_port}/", timeout=5).text == "green"
+    assert httpx.get(f"http://127.0.0.1:{two.port}/", timeout=5).status_code == 503
+    router.switch("two", "staging", "blue-r1")  # the isolated route comes back by a switch
+    assert httpx.get(f"http://127.0.0.1:{two.port}/", timeout=5).text == "green"
+    targets = json.loads(router.targets_path.read_text())
+    assert sorted(t for group in targets for t in group["targets"]) == sorted(
+        f"127.0.0.1:{port}" for port in (28405, one.metrics_port, two.metrics_port))
+
+
+def test_a_routes_file_from_before_metrics_ports_starts_with_one_allocated(
+    router: HAProxyRouter,
+) -> None:
+    _, address = _serve("old")
+    router.stop()
+    old = {"routes": {"old.staging": {
+        "service": "old", "environment": "staging", "port": 28010, "preview_port": 28011,
+        "servers": [{"name": "blue-r1", "address": address, "enabled": True}],
+        "preview": None}}}
+    router.routes_path.write_text(json.dumps(old))
+
+    router.start()
+
+    route = router.route("old", "staging")
+    assert route is not None and route.metrics_port is not None
+    assert route.metrics_port not in (28010, 28011)
+    assert httpx.get("http://127.0.0.1:28010/", timeout=5).text == "old"
+    assert _responses(route) == 1
