@@ -88,15 +88,17 @@ class Client(threading.Thread):
                     self.failed.append(str(response.status_code))
 
 
-def router_rss_mb(router: HAProxyRouter) -> float:
-    """Resident memory of the main process and every route's, from /proc."""
+def router_memory_mb(router: HAProxyRouter) -> tuple[float, float]:
+    """RSS and PSS (shared pages split between the processes sharing them) of the main
+    process and every route's, summed from /proc."""
     pids = [router.pid(), *(router.route_pid(r.service, r.environment) for r in router.routes())]
-    total_kb = 0
+    totals = {"Rss:": 0, "Pss:": 0}
     for pid in pids:
-        status = Path(f"/proc/{pid}/status").read_text()
-        total_kb += next(int(line.split()[1]) for line in status.splitlines()
-                         if line.startswith("VmRSS:"))
-    return total_kb / 1024
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            field, value, *_ = line.split()
+            if field in totals:
+                totals[field] += int(value)
+    return totals["Rss:"] / 1024, totals["Pss:"] / 1024
 
 
 def main() -> None:
@@ -130,7 +132,7 @@ def main() -> None:
                      for i in range(args.changes)]
             removed = [timed_ms(lambda i=i: router.remove_route(f"new{i}", ENV))
                        for i in range(args.changes)]
-            rss_mb = router_rss_mb(router)
+            rss_mb, pss_mb = router_memory_mb(router)
             time.sleep(0.5)
             client.stop.set()
             client.join(timeout=10)
@@ -145,8 +147,8 @@ def main() -> None:
     print(f"add a route at {args.routes} routes (its process started): "
           f"p50 {statistics.median(added):.0f} ms; remove (soft stop): "
           f"p50 {statistics.median(removed):.0f} ms")
-    print(f"router memory: {rss_mb:.0f} MB RSS over {args.routes + 1} HAProxy processes "
-          f"({rss_mb / (args.routes + 1):.1f} MB each)")
+    print(f"router memory over {args.routes + 1} HAProxy processes: {rss_mb:.0f} MB RSS, "
+          f"{pss_mb:.0f} MB PSS ({pss_mb / (args.routes + 1):.1f} MB each)")
     print(f"route A during switches and route changes: {client.ok} requests answered, "
           f"{len(client.failed)} failed {client.failed[:3]}")
     print(f"failed requests: {len(client.failed)}")

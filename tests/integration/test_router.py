@@ -349,3 +349,31 @@ def test_a_routes_file_from_before_metrics_ports_starts_with_one_allocated(
     assert route.metrics_port not in (28010, 28011)
     assert httpx.get("http://127.0.0.1:28010/", timeout=5).text == "old"
     assert _responses(route) == 1
+
+
+def test_start_takes_over_from_a_main_process_that_served_every_route_itself(
+    router: HAProxyRouter,
+) -> None:
+    """The first start of this version on a stack whose one HAProxy still serves every
+    route (the configuration before routes had their own process): it is soft-stopped and
+    each route gets its own process on the same ports."""
+    _, address = _serve("old")
+    router.stop()
+    router.routes_path.write_text(json.dumps({"routes": {"old.staging": {
+        "service": "old", "environment": "staging", "port": 28010, "preview_port": 28011,
+        "servers": [{"name": "blue-r1", "address": address, "enabled": True}]}}}))
+    old_config = router.render_main() + "\n".join([
+        "frontend old.staging", "    bind 127.0.0.1:28010", "    default_backend old.staging",
+        "frontend old.staging.preview", "    bind 127.0.0.1:28011",
+        "    default_backend old.staging.preview",
+        "backend old.staging", f"    server blue-r1 {address}",
+        "backend old.staging.preview", ""])
+    router._launch(router.config_path, router.pid_path, router.socket_path, old_config)
+    old_pid = router.pid()
+    assert httpx.get("http://127.0.0.1:28010/", timeout=5).text == "old"
+
+    router.start()
+
+    assert router.running() and router.pid() != old_pid
+    assert router.route_pid("old", "staging") is not None and router.not_running() == []
+    assert httpx.get("http://127.0.0.1:28010/", timeout=5).text == "old"
