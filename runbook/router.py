@@ -170,23 +170,34 @@ class HAProxyRouter:
         """Start the main process and every persisted route's process not running; write
         Prometheus' targets. This is how the stack comes back after a reboot."""
         with self._locked():
-            if self.running() and self._main_is_stale():
-                self._retire_stale_main()
+            # A main process of an older configuration serves every route itself: each
+            # route's process takes its listening sockets over (``-x``), then a new main
+            # replaces it as a hitless reload does (``-sf``), once.
+            stale = self.pid() if self.running() and self._main_is_stale() else None
+            handover = [] if stale is None else ["-x", str(self.socket_path)]
             table = self._load()
-            changed = self._allocate_missing_metrics_ports(table)
+            self._allocate_missing_metrics_ports(table)
+            failed = []
             for route in table.routes.values():
-                if not self.route_running(route):
-                    # Rebuilt from the table: retired previews exist only in a process
-                    # that served them, and this one never did.
-                    changed = changed or bool(route.retired_previews)
-                    route.retired_previews = []
-                    self._launch_route(route)
-            if changed:
-                self._save(table)
-            if not self.running():
+                if self.route_running(route):
+                    continue
+                # Rebuilt from the table: retired previews exist only in a process that
+                # served them, and this one never did.
+                route.retired_previews = []
+                try:
+                    self._launch_route(route, handover)
+                except (ConfigurationError, TransientError) as exc:
+                    failed.append(f"{route.key}: {exc}")  # the other routes still start
+            self._save(table)
+            if stale is not None:
+                self._launch(self.config_path, self.pid_path, self.socket_path,
+                             self.render_main(), [*handover, "-sf", str(stale)])
+            elif not self.running():
                 self._launch(self.config_path, self.pid_path, self.socket_path,
                              self.render_main())
             self._write_targets(table)
+        if failed:
+            raise TransientError(f"route processes that did not start: {'; '.join(failed)}")
 
     def stop(self) -> None:
         """Stop every route's process and the main one (SIGTERM), waiting for them to go."""
@@ -204,14 +215,16 @@ class HAProxyRouter:
             self.layout.route_pid(route.service, route.environment).unlink(missing_ok=True)
         self.pid_path.unlink(missing_ok=True)
 
-    def _launch_route(self, route: Route) -> None:
+    def _launch_route(self, route: Route, handover: list[str] | None = None) -> None:
         self._launch(self.layout.route_config(route.service, route.environment),
                      self.layout.route_pid(route.service, route.environment),
                      self.socket_of(route.service, route.environment),
-                     self.render_route(route))
+                     self.render_route(route), handover)
 
-    def _launch(self, config: Path, pid_path: Path, socket_path: Path, text: str) -> None:
-        """Start one HAProxy daemon on ``text`` and wait for its runtime API.
+    def _launch(self, config: Path, pid_path: Path, socket_path: Path, text: str,
+                extra: list[str] | None = None) -> None:
+        """Start one HAProxy daemon on ``text`` (``extra``: handover arguments) and wait for
+        its runtime API.
 
         No separate ``haproxy -c``: a process that rejects its configuration exits at once,
         and its error is reported."""
@@ -219,8 +232,9 @@ class HAProxyRouter:
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(text)
         pid_path.unlink(missing_ok=True)
-        launched = subprocess.run([binary, "-D", "-p", str(pid_path), "-f", str(config)],
-                                  capture_output=True, text=True, timeout=30, check=False)
+        command = [binary, "-D", "-p", str(pid_path), "-f", str(config), *(extra or [])]
+        launched = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                                  check=False)
         if launched.returncode != 0:
             raise ConfigurationError(f"haproxy rejected {config}: {launched.stderr.strip()}")
         deadline = time.monotonic() + LAUNCH_DEADLINE_S
@@ -269,22 +283,6 @@ class HAProxyRouter:
             return self.config_path.read_text() != self.render_main()
         except FileNotFoundError:
             return True
-
-    def _retire_stale_main(self) -> None:
-        """Soft-stop a main process of an older configuration, so the route processes can
-        bind the ports it held (once, when this version first starts)."""
-        pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGUSR1)
-        ports = [self.settings.router_metrics_port,
-                 *(p for route in self._load().routes.values() for p in route.ports)]
-        deadline = time.monotonic() + STOP_DEADLINE_S
-        while not all(_port_is_free(self.settings.host, p) for p in ports):
-            if time.monotonic() > deadline:
-                raise TransientError(f"the old haproxy (pid {pid}) did not let go of its ports")
-            time.sleep(0.05)
-        self.pid_path.unlink(missing_ok=True)
 
     def _write_targets(self, table: RouteTable) -> None:
         """Prometheus' file service discovery: the main exporter and every route's (write
@@ -394,7 +392,14 @@ class HAProxyRouter:
             port, preview_port, metrics_port = self._free_ports(table, 3)
             route = Route(service=service, environment=environment, port=port,
                           preview_port=preview_port, metrics_port=metrics_port)
-            self._launch_route(route)  # no other route's process is touched
+            try:
+                self._launch_route(route)  # no other route's process is touched
+            except TransientError:
+                # Started but never answered: it must not keep the ports of a route that
+                # does not exist.
+                with contextlib.suppress(TransientError):
+                    self._stop_route(route)
+                raise
             table.routes[key] = route
             self._save(table)
             self._write_targets(table)

@@ -43,6 +43,10 @@ def _port_is_free(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) != 0
 
 
+def _alive(pid: int | None) -> bool:
+    return pid is not None and Path(f"/proc/{pid}").exists()
+
+
 def _serve(name: str) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = type(f"H{name}", (_Named,), {"name": name})
     server = _QuietServer(("127.0.0.1", 0), handler)
@@ -355,14 +359,16 @@ def test_start_takes_over_from_a_main_process_that_served_every_route_itself(
     router: HAProxyRouter,
 ) -> None:
     """The first start of this version on a stack whose one HAProxy still serves every
-    route (the configuration before routes had their own process): it is soft-stopped and
-    each route gets its own process on the same ports."""
+    route (the configuration before routes had their own process): each route's process
+    takes its listening sockets over, a new main replaces the old one, and a client of the
+    route sees no failed request."""
     _, address = _serve("old")
     router.stop()
     router.routes_path.write_text(json.dumps({"routes": {"old.staging": {
         "service": "old", "environment": "staging", "port": 28010, "preview_port": 28011,
         "servers": [{"name": "blue-r1", "address": address, "enabled": True}]}}}))
-    old_config = router.render_main() + "\n".join([
+    old_config = router.render_main().replace(
+        "level admin", "level admin expose-fd listeners") + "\n".join([
         "frontend old.staging", "    bind 127.0.0.1:28010", "    default_backend old.staging",
         "frontend old.staging.preview", "    bind 127.0.0.1:28011",
         "    default_backend old.staging.preview",
@@ -370,10 +376,39 @@ def test_start_takes_over_from_a_main_process_that_served_every_route_itself(
         "backend old.staging.preview", ""])
     router._launch(router.config_path, router.pid_path, router.socket_path, old_config)
     old_pid = router.pid()
-    assert httpx.get("http://127.0.0.1:28010/", timeout=5).text == "old"
+    endpoint = "http://127.0.0.1:28010/"
+    answered: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
 
-    router.start()
+    def drive(keep_alive: bool) -> None:
+        with httpx.Client() as http:
+            while not stop.is_set():
+                try:
+                    response = (http.get(endpoint, timeout=5) if keep_alive
+                                else httpx.get(endpoint, timeout=5))
+                    (answered if response.text == "old" else failures).append(response.text)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
 
+    clients = [threading.Thread(target=drive, args=(keep,)) for keep in (True, False)]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        router.start()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+
+    assert failures == [], failures[:5]
+    assert len(answered) > 10
     assert router.running() and router.pid() != old_pid
     assert router.route_pid("old", "staging") is not None and router.not_running() == []
-    assert httpx.get("http://127.0.0.1:28010/", timeout=5).text == "old"
+    assert httpx.get(endpoint, timeout=5).text == "old"
+    deadline = time.monotonic() + 10
+    while _alive(old_pid):  # soft-stopped: gone once its connections are
+        assert time.monotonic() < deadline, "the old main process never left"
+        time.sleep(0.1)
