@@ -45,81 +45,25 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from runbook import haproxy
 from runbook.errors import ConfigurationError, TransientError
+from runbook.route_table import Route, RouteTable, Server
 from runbook.settings import StackSettings
 from runbook.store.layout import StateLayout
 
-RUNTIME_API_TIMEOUT_S = 5.0
 LOCK_TIMEOUT_S = 60.0
 LOCK_POLL_S = 0.01
 LAUNCH_DEADLINE_S = 10.0
 # A stopped route's listeners are gone at once (soft stop); its process leaves after its
-# last connection, within HARD_STOP_AFTER at the latest.
+# last connection, within haproxy.HARD_STOP_AFTER at the latest.
 STOP_DEADLINE_S = 10.0
-HARD_STOP_AFTER = "30s"
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-
-
-class Server(BaseModel):
-    """One revision's container as HAProxy sees it."""
-
-    name: str
-    address: str  # host:port on loopback
-    enabled: bool = False
-
-
-class Route(BaseModel):
-    """Endpoint and preview of one service in one environment."""
-
-    service: str
-    environment: str
-    port: int
-    preview_port: int
-    metrics_port: int | None = None
-    """This route's HAProxy exporter. None in a routes.json written before routes had their
-    own process: one is allocated when the route's process starts."""
-    servers: list[Server] = Field(default_factory=list)
-    preview: Server | None = None
-    retired_previews: list[str] = Field(default_factory=list)
-    """Promoted candidates still in the preview backend, disabled: HAProxy deletes a server
-    only once its idle connections are gone, which a switch does not wait for. A process
-    started anew (``start()``) is built without them, and the list is emptied."""
-    isolated_from: list[str] = Field(default_factory=list)
-    """The servers that were serving when the route was isolated (security incident);
-    cleared by the next switch."""
-
-    @property
-    def key(self) -> str:
-        return f"{self.service}.{self.environment}"
-
-    @property
-    def backend(self) -> str:
-        return self.key
-
-    @property
-    def preview_backend(self) -> str:
-        return f"{self.key}.preview"
-
-    def live(self) -> Server | None:
-        return next((s for s in self.servers if s.enabled), None)
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        return tuple(p for p in (self.port, self.preview_port, self.metrics_port)
-                     if p is not None)
-
-
-class RouteTable(BaseModel):
-    routes: dict[str, Route] = Field(default_factory=dict)
 
 
 class HAProxyRouter:
@@ -148,7 +92,7 @@ class HAProxyRouter:
 
     def pid(self) -> int | None:
         """The main process (its pid file); route processes have their own."""
-        return _read_pid(self.pid_path)
+        return haproxy.read_pid(self.pid_path)
 
     def route_running(self, route: Route) -> bool:
         """The route's own process answers on its runtime API."""
@@ -156,7 +100,7 @@ class HAProxyRouter:
                             self.layout.route_pid(route.service, route.environment))
 
     def route_pid(self, service: str, environment: str) -> int | None:
-        return _read_pid(self.layout.route_pid(service, environment))
+        return haproxy.read_pid(self.layout.route_pid(service, environment))
 
     def socket_of(self, service: str, environment: str) -> Path:
         """The runtime-API socket of the process that serves this route."""
@@ -209,7 +153,7 @@ class HAProxyRouter:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_DEADLINE_S
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(haproxy.alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         for route in self.routes():
             self.layout.route_pid(route.service, route.environment).unlink(missing_ok=True)
@@ -249,12 +193,12 @@ class HAProxyRouter:
         """Soft stop (SIGUSR1): the listeners close at once, so the ports are free; requests
         in flight finish and the process leaves within ``hard-stop-after``."""
         pid_path = self.layout.route_pid(route.service, route.environment)
-        pid = _read_pid(pid_path)
+        pid = haproxy.read_pid(pid_path)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
             deadline = time.monotonic() + STOP_DEADLINE_S
-            while not all(_port_is_free(self.settings.host, p) for p in route.ports):
+            while not all(haproxy.port_is_free(self.settings.host, p) for p in route.ports):
                 if time.monotonic() > deadline:
                     raise TransientError(
                         f"{route.key}'s haproxy (pid {pid}) still listens on "
@@ -267,11 +211,11 @@ class HAProxyRouter:
     def _serves(self, socket_path: Path, pid_path: Path) -> bool:
         """The runtime API at ``socket_path`` answers, from the process ``pid_path`` names
         (not one that went away and left its socket file behind)."""
-        pid = _read_pid(pid_path)
+        pid = haproxy.read_pid(pid_path)
         if pid is None:
             return False
         try:
-            info = self._runtime_at(socket_path, "show info")
+            info = haproxy.runtime_at(socket_path, "show info")
         except TransientError:
             return False
         return f"Pid: {pid}" in info.splitlines()
@@ -305,40 +249,10 @@ class HAProxyRouter:
 
     # -- configuration --------------------------------------------------------------------
 
-    def _global(self, socket_path: Path) -> list[str]:
-        return [
-            "global",
-            f"    stats socket {socket_path} mode 600 level admin",
-            "    maxconn 4096",
-            "    nbthread 1",
-            f"    hard-stop-after {HARD_STOP_AFTER}",
-            "",
-            "defaults",
-            "    mode http",
-            "    option idle-close-on-response",
-            "    option redispatch",
-            "    retries 3",
-            "    timeout connect 2s",
-            "    timeout client 60s",
-            "    timeout server 60s",
-            "    timeout http-keep-alive 10s",
-            "",
-        ]
-
-    def _metrics_frontend(self, port: int) -> list[str]:
-        return [
-            "frontend metrics",
-            f"    bind {self.settings.host}:{port}",
-            "    http-request use-service prometheus-exporter if { path /metrics }",
-            "    stats enable",
-            "    stats uri /stats",
-            "",
-        ]
-
     def render_main(self) -> str:
         """The main process: stats page and exporter at ``router_metrics_port``, no route."""
-        lines = [*self._global(self.socket_path),
-                 *self._metrics_frontend(self.settings.router_metrics_port)]
+        lines = [*haproxy.global_section(self.socket_path),
+                 *haproxy.metrics_frontend(self.settings.host, self.settings.router_metrics_port)]
         return "\n".join(lines) + "\n"
 
     def render_route(self, route: Route) -> str:
@@ -347,31 +261,15 @@ class HAProxyRouter:
             raise ConfigurationError(f"{route.key} has no metrics port yet")
         host = self.settings.host
         lines = [
-            *self._global(self.socket_of(route.service, route.environment)),
-            *self._metrics_frontend(route.metrics_port),
-            f"frontend {route.key}",
-            f"    bind {host}:{route.port}",
-            f"    default_backend {route.backend}",
-            "",
-            f"frontend {route.preview_backend}",
-            f"    bind {host}:{route.preview_port}",
-            f"    default_backend {route.preview_backend}",
-            "",
-            f"backend {route.backend}",
-            "    balance roundrobin",
-            *(self._server_line(s) for s in route.servers),
-            "",
-            f"backend {route.preview_backend}",
-            "    balance roundrobin",
-            *([self._server_line(route.preview)] if route.preview else []),
-            "",
+            *haproxy.global_section(self.socket_of(route.service, route.environment)),
+            *haproxy.metrics_frontend(host, route.metrics_port),
+            *haproxy.route_sections(
+                host, route.key, (route.port, route.preview_port),
+                [haproxy.server_line(s.name, s.address, s.enabled) for s in route.servers],
+                [haproxy.server_line(p.name, p.address, p.enabled)
+                 for p in ([route.preview] if route.preview else [])]),
         ]
         return "\n".join(lines) + "\n"
-
-    @staticmethod
-    def _server_line(server: Server) -> str:
-        state = "" if server.enabled else " disabled"
-        return f"    server {server.name} {server.address}{state}"
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -578,21 +476,7 @@ class HAProxyRouter:
         the main process without one) and return its reply."""
         socket_path = self.socket_path if route is None else self.socket_of(
             route.service, route.environment)
-        return self._runtime_at(socket_path, command)
-
-    @staticmethod
-    def _runtime_at(socket_path: Path, command: str) -> str:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(RUNTIME_API_TIMEOUT_S)
-                sock.connect(str(socket_path))
-                sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError as exc:
-            raise TransientError(f"haproxy runtime API at {socket_path}: {exc}") from exc
-        return b"".join(chunks).decode(errors="replace")
+        return haproxy.runtime_at(socket_path, command)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -669,7 +553,7 @@ class HAProxyRouter:
         taken = {p for r in table.routes.values() for p in r.ports}
         free: list[int] = []
         for port in range(self.settings.route_port_min, self.settings.route_port_max + 1):
-            if port not in taken and _port_is_free(self.settings.host, port):
+            if port not in taken and haproxy.port_is_free(self.settings.host, port):
                 free.append(port)
                 if len(free) == count:
                     return free
@@ -677,26 +561,3 @@ class HAProxyRouter:
             f"no free ports left in {self.settings.route_port_min}-"
             f"{self.settings.route_port_max} ({count} needed; a route takes three)",
             hint="widen the range with RUNBOOK_ROUTE_PORT_MIN / RUNBOOK_ROUTE_PORT_MAX")
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex((host, port)) != 0
-
