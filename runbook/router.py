@@ -174,6 +174,7 @@ class HAProxyRouter:
         and its error is reported."""
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         config.parent.mkdir(parents=True, exist_ok=True)
+        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         config.write_text(text)
         pid_path.unlink(missing_ok=True)
         command = [binary, "-D", "-p", str(pid_path), "-f", str(config), *(extra or [])]

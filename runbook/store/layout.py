@@ -59,6 +59,9 @@ imported (pre-1.0): a store starts empty.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -149,7 +152,9 @@ FILES: tuple[StateFile, ...] = (
               "pid of one route's HAProxy process", "when that process is not running"),
     StateFile("router/routes/<service>.<environment>.sock",
               "HAProxy (runtime API, configured by runbook.router)",
-              "unix socket of one route's process", "when that process is not running"),
+              "unix socket of one route's process (``<tmp>/runbook-<uid>-sockets/<hash>.sock`` "
+              "when the path would pass HAProxy's 97 characters)",
+              "when that process is not running"),
     StateFile("router/targets.json", "runbook.router",
               "Prometheus file_sd targets (JSON list of ``{targets, labels}``): the main "
               "and every route's exporter; written atomically on start and on every route "
@@ -161,7 +166,8 @@ FILES: tuple[StateFile, ...] = (
     StateFile("router/haproxy.pid", "HAProxy (``-p``, started by runbook.router)",
               "pid of the main HAProxy process", "when it is not running"),
     StateFile("router/admin.sock", "HAProxy (runtime API, configured by runbook.router)",
-              "unix socket of the main process", "when it is not running"),
+              "unix socket of the main process (moved like a route's when too long)",
+              "when it is not running"),
     StateFile("scans/<service>/<sha256-hex>/", "runbook.scan.store (Trivy writes the SBOM)",
               "findings.json (``ScanReport``), scan.sarif (SARIF 2.1.0), sbom.cdx.json "
               "(CycloneDX JSON), image.json (``StoredImage``: image and revision)",
@@ -194,6 +200,10 @@ FILES: tuple[StateFile, ...] = (
               "containers and every run's history"),
 )
 """Every file runbook keeps (the state store's database included); docs/state.md."""
+
+
+HAPROXY_SOCKET_PATH_MAX = 97
+"""HAProxy 2.6 refuses a longer ``stats socket`` path ("socket path ... too long (max 97)")."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +241,7 @@ class StateLayout:
 
     @property
     def router_socket(self) -> Path:
-        return self.router / "admin.sock"
+        return self._socket(self.router / "admin.sock")
 
     @property
     def router_targets(self) -> Path:
@@ -245,7 +255,16 @@ class StateLayout:
         return self.router / "routes" / f"{service}.{environment}.pid"
 
     def route_socket(self, service: str, environment: str) -> Path:
-        return self.router / "routes" / f"{service}.{environment}.sock"
+        return self._socket(self.router / "routes" / f"{service}.{environment}.sock")
+
+    def _socket(self, preferred: Path) -> Path:
+        """A HAProxy admin socket: under the state dir when its path is short enough for
+        HAProxy, else (a long state dir) a short name, unique per state dir and socket, in
+        a private directory of the temp dir."""
+        if len(str(preferred)) <= HAPROXY_SOCKET_PATH_MAX:
+            return preferred
+        digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"runbook-{os.getuid()}-sockets" / f"{digest}.sock"
 
     @property
     def scans(self) -> Path:

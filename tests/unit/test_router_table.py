@@ -79,5 +79,5 @@ def test_a_route_process_serves_its_own_exporter_and_backends(tmp_path: Path) ->
     assert "backend svc.staging\n" in config and "backend svc.staging.preview\n" in config
     assert "    server blue-r1 127.0.0.1:1\n" in config
     assert "nbthread 1" in config
-    assert str(tmp_path / "router" / "routes" / "svc.staging.sock") in config
+    assert f"stats socket {router.socket_of('svc', 'staging')} " in config
     assert "backend" not in router.render_main()
