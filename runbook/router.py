@@ -1,11 +1,12 @@
-"""The router of the local target: one HAProxy process, one route per service and environment.
+"""The router of the local target: one HAProxy process per route (service and environment).
 
-Each route has two ports on loopback:
+Each route has three ports on loopback, all from the route port range:
 
 - the **endpoint** (stable across releases) whose backend holds the live revision (enabled)
-  and the previous one (disabled, kept for an instant switch back), and
+  and the previous one (disabled, kept for an instant switch back),
 - the **preview** port whose backend holds only the candidate revision, for load tests and
-  pre-promotion checks; production traffic never reaches it.
+  pre-promotion checks; production traffic never reaches it, and
+- the **metrics** port: that process's Prometheus exporter (``/metrics``).
 
 Servers are named ``{color}-{revision}`` and added at run time through HAProxy's runtime API,
 so HAProxy's Prometheus exporter reports every revision under its own ``server`` label: the
@@ -13,19 +14,26 @@ verification queries measure exactly the new revision, never a mix with an older
 used the same color. A traffic switch is one runtime-API call that enables one server and
 disables the others: no reload, no dropped connection.
 
-The routes are persisted in ``router/routes.json``; the configuration file is rendered from it,
-so a reload (needed only when a route is added or removed) reproduces the live state.
+Why one process per route: HAProxy 2.6 adds servers at run time (``add server``) but not
+frontends, binds or backends, so with one process for every route, adding or removing a route
+meant a reload, and a reloaded process starts its counters from zero: every *other* route's
+``haproxy_server_http_responses_total`` lost what it had served since Prometheus' last scrape,
+and verification read short counts or "no data" while another release created a route
+(``benchmarks/router_reload_counts.py``: 294 of 738 requests counted). A route's own process
+is started when the route is created and stopped when it is removed; nothing else ever
+restarts it, so its counters run as long as the route lives. Its backends are still named
+``<service>.<environment>`` and ``<service>.<environment>.preview``: that name is the
+``proxy`` label the alert rules, the verification queries and the alert receiver select on.
+Prometheus finds the routes' exporters in ``router/targets.json`` (file service discovery),
+rewritten atomically whenever a route comes or goes.
 
-Why a route still needs a reload: HAProxy 2.6 adds servers at run time (``add server``) but
-not frontends, binds or backends. One frontend over the whole port range routing by a map,
-with a pool of pre-created backends, would avoid it, but the backends would then be named by
-slot, not ``<service>.<environment>``, and that name is the ``proxy`` label the alert rules,
-the verification queries and the alert receiver select on. So the reload is made hitless
-instead: the new process takes the listening sockets over from the old one (``-x``, the
-sockets are exposed on the admin socket), nothing is ever unbound; the old process answers
-each kept-alive connection's next request with ``Connection: close`` instead of closing idle
-connections under a client (``option idle-close-on-response``), and leaves within
-``hard-stop-after``. Server changes and switches never reload.
+A small **main** process serves only the stats page and its own exporter at
+``router_metrics_port``: it is what ``running()``, ``pid()`` and the stack's probe name ("the
+router is up"), and it stays a Prometheus target (``up{job="router"}``) with no route at all.
+
+The routes are persisted in ``router/routes.json``; a route's configuration file is rendered
+from it whenever its process starts (``start()`` after a reboot), so it reproduces the live
+state. Route processes run ``nbthread 1``: many processes on few cores.
 """
 
 from __future__ import annotations
@@ -37,211 +45,232 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from runbook import haproxy
 from runbook.errors import ConfigurationError, TransientError
+from runbook.route_table import Route, RouteTable, Server
 from runbook.settings import StackSettings
 from runbook.store.layout import StateLayout
 
-RUNTIME_API_TIMEOUT_S = 5.0
 LOCK_TIMEOUT_S = 60.0
 LOCK_POLL_S = 0.01
-# An old process still serving long requests after a reload leaves after this at the latest.
-HARD_STOP_AFTER = "30s"
+LAUNCH_DEADLINE_S = 10.0
+# A stopped route's listeners are gone at once (soft stop); its process leaves after its
+# last connection, within haproxy.HARD_STOP_AFTER at the latest.
+STOP_DEADLINE_S = 10.0
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
-class Server(BaseModel):
-    """One revision's container as HAProxy sees it."""
-
-    name: str
-    address: str  # host:port on loopback
-    enabled: bool = False
-
-
-class Route(BaseModel):
-    """Endpoint and preview of one service in one environment."""
-
-    service: str
-    environment: str
-    port: int
-    preview_port: int
-    servers: list[Server] = Field(default_factory=list)
-    preview: Server | None = None
-    retired_previews: list[str] = Field(default_factory=list)
-    """Promoted candidates still in the preview backend, disabled: HAProxy deletes a server
-    only once its idle connections are gone, which a switch does not wait for."""
-    isolated_from: list[str] = Field(default_factory=list)
-    """The servers that were serving when the route was isolated (security incident);
-    cleared by the next switch."""
-
-    @property
-    def key(self) -> str:
-        return f"{self.service}.{self.environment}"
-
-    @property
-    def backend(self) -> str:
-        return self.key
-
-    @property
-    def preview_backend(self) -> str:
-        return f"{self.key}.preview"
-
-    def live(self) -> Server | None:
-        return next((s for s in self.servers if s.enabled), None)
-
-
-class RouteTable(BaseModel):
-    routes: dict[str, Route] = Field(default_factory=dict)
-
-
 class HAProxyRouter:
-    """Routes, configuration and process of the local HAProxy."""
+    """Routes, configurations and processes of the local HAProxy router."""
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
-        layout = StateLayout(settings.state_dir)
+        self.layout = layout = StateLayout(settings.state_dir)
         self.dir = layout.router
         self.config_path = layout.router_config
         self.routes_path = layout.routes
         self.socket_path = layout.router_socket
         self.pid_path = layout.router_pid
         self.lock_path = layout.routes_lock
+        self.targets_path = layout.router_targets
         # routes.json as last read or written by this process: its bytes and their parse.
         self._cached: tuple[bytes, dict[str, Any]] | None = None
         # Each route's document as last written and its JSON text.
         self._serialised: dict[str, tuple[Any, str]] = {}
 
-    # -- process ------------------------------------------------------------------------
+    # -- processes ------------------------------------------------------------------------
 
     def running(self) -> bool:
-        try:
-            self.runtime("show info")
-        except TransientError:
-            return False
-        return True
-
-    def start(self) -> None:
-        """Start HAProxy with the configuration of the persisted routes (no-op if running)."""
-        if self.running():
-            return
-        with self._locked():
-            self._render_and_launch(replace_pid=None)
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        self.pid_path.unlink(missing_ok=True)
+        """The main process (stats page and exporter at ``router_metrics_port``) answers."""
+        return self._serves(self.socket_path, self.pid_path)
 
     def pid(self) -> int | None:
-        """The serving HAProxy process (its pid file); a reload changes it."""
-        try:
-            return int(self.pid_path.read_text().split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            return None
+        """The main process (its pid file); route processes have their own."""
+        return haproxy.read_pid(self.pid_path)
 
-    def _render_and_launch(self, replace_pid: int | None) -> None:
-        """Start HAProxy on the rendered routes; with ``replace_pid``, a hitless reload.
+    def route_running(self, route: Route) -> bool:
+        """The route's own process answers on its runtime API."""
+        return self._serves(self.socket_of(route.service, route.environment),
+                            self.layout.route_pid(route.service, route.environment))
 
-        No separate ``haproxy -c``: a new process that rejects its configuration exits
-        before it signals the old one, which keeps serving, and its error is reported."""
+    def route_pid(self, service: str, environment: str) -> int | None:
+        return haproxy.read_pid(self.layout.route_pid(service, environment))
+
+    def socket_of(self, service: str, environment: str) -> Path:
+        """The runtime-API socket of the process that serves this route."""
+        return self.layout.route_socket(service, environment)
+
+    def not_running(self) -> list[str]:
+        """The persisted routes whose process does not answer (after a crash or reboot)."""
+        return [route.key for route in self.routes() if not self.route_running(route)]
+
+    def start(self) -> None:
+        """Start the main process and every persisted route's process not running; write
+        Prometheus' targets. This is how the stack comes back after a reboot."""
+        with self._locked():
+            # A main process of an older configuration serves every route itself: each
+            # route's process takes its listening sockets over (``-x``), then a new main
+            # replaces it as a hitless reload does (``-sf``), once.
+            stale = self.pid() if self.running() and self._main_is_stale() else None
+            handover = [] if stale is None else ["-x", str(self.socket_path)]
+            table = self._load()
+            self._allocate_missing_metrics_ports(table)
+            failed = []
+            for route in table.routes.values():
+                if self.route_running(route):
+                    continue
+                # Rebuilt from the table: retired previews exist only in a process that
+                # served them, and this one never did.
+                route.retired_previews = []
+                try:
+                    self._launch_route(route, handover)
+                except (ConfigurationError, TransientError) as exc:
+                    failed.append(f"{route.key}: {exc}")  # the other routes still start
+            self._save(table)
+            if stale is not None:
+                self._launch(self.config_path, self.pid_path, self.socket_path,
+                             self.render_main(), [*handover, "-sf", str(stale)])
+            elif not self.running():
+                self._launch(self.config_path, self.pid_path, self.socket_path,
+                             self.render_main())
+            self._write_targets(table)
+        if failed:
+            raise TransientError(f"route processes that did not start: {'; '.join(failed)}")
+
+    def stop(self) -> None:
+        """Stop every route's process and the main one (SIGTERM), waiting for them to go."""
+        pids = [pid for route in self.routes()
+                if (pid := self.route_pid(route.service, route.environment)) is not None]
+        if (main := self.pid()) is not None:
+            pids.append(main)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_DEADLINE_S
+        while any(haproxy.alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for route in self.routes():
+            self.layout.route_pid(route.service, route.environment).unlink(missing_ok=True)
+        self.pid_path.unlink(missing_ok=True)
+
+    def _launch_route(self, route: Route, handover: list[str] | None = None) -> None:
+        self._launch(self.layout.route_config(route.service, route.environment),
+                     self.layout.route_pid(route.service, route.environment),
+                     self.socket_of(route.service, route.environment),
+                     self.render_route(route), handover)
+
+    def _launch(self, config: Path, pid_path: Path, socket_path: Path, text: str,
+                extra: list[str] | None = None) -> None:
+        """Start one HAProxy daemon on ``text`` (``extra``: handover arguments) and wait for
+        its runtime API.
+
+        No separate ``haproxy -c``: a process that rejects its configuration exits at once,
+        and its error is reported."""
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        table = self._load()
-        # The new process is built from the configuration, which has no retired previews:
-        # once it serves, they exist nowhere, and a later command naming one would fail
-        # ("No such server"). The table forgets them when the new process is up.
-        retired = any(route.retired_previews for route in table.routes.values())
-        self.config_path.write_text(self.render(table))
-        command = [binary, "-D", "-p", str(self.pid_path), "-f", str(self.config_path)]
-        if replace_pid is not None:
-            command += ["-x", str(self.socket_path), "-sf", str(replace_pid)]
+        config.parent.mkdir(parents=True, exist_ok=True)
+        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config.write_text(text)
+        pid_path.unlink(missing_ok=True)
+        command = [binary, "-D", "-p", str(pid_path), "-f", str(config), *(extra or [])]
         launched = subprocess.run(command, capture_output=True, text=True, timeout=30,
                                   check=False)
         if launched.returncode != 0:
-            raise ConfigurationError(
-                f"haproxy rejected {self.config_path}: {launched.stderr.strip()}")
-        # Until the new process has put its own socket in place, the old one answers on
-        # the same path and knows nothing of a route just added ("No such backend").
-        deadline = time.monotonic() + 10
-        while not self._served_by_current():
+            raise ConfigurationError(f"haproxy rejected {config}: {launched.stderr.strip()}")
+        deadline = time.monotonic() + LAUNCH_DEADLINE_S
+        while not self._serves(socket_path, pid_path):
             if time.monotonic() > deadline:
-                raise TransientError("haproxy did not open its runtime API within 10 s")
-            time.sleep(0.05)
-        if retired:
-            for route in table.routes.values():
-                route.retired_previews = []
-            self._save(table)
+                raise TransientError(
+                    f"haproxy ({config}) did not open its runtime API within "
+                    f"{LAUNCH_DEADLINE_S:.0f} s")
+            time.sleep(0.02)
 
-    def _served_by_current(self) -> bool:
-        """The runtime API answers, from the process the pid file names."""
+    def _stop_route(self, route: Route) -> None:
+        """Soft stop (SIGUSR1): the listeners close at once, so the ports are free; requests
+        in flight finish and the process leaves within ``hard-stop-after``."""
+        pid_path = self.layout.route_pid(route.service, route.environment)
+        pid = haproxy.read_pid(pid_path)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+            deadline = time.monotonic() + STOP_DEADLINE_S
+            while not all(haproxy.port_is_free(self.settings.host, p) for p in route.ports):
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"{route.key}'s haproxy (pid {pid}) still listens on "
+                        f"{route.ports} {STOP_DEADLINE_S:.0f} s after its soft stop")
+                time.sleep(0.02)
+        for path in (pid_path, self.socket_of(route.service, route.environment),
+                     self.layout.route_config(route.service, route.environment)):
+            path.unlink(missing_ok=True)
+
+    def _serves(self, socket_path: Path, pid_path: Path) -> bool:
+        """The runtime API at ``socket_path`` answers, from the process ``pid_path`` names
+        (not one that went away and left its socket file behind)."""
+        pid = haproxy.read_pid(pid_path)
+        if pid is None:
+            return False
         try:
-            info = self.runtime("show info")
+            info = haproxy.runtime_at(socket_path, "show info")
         except TransientError:
             return False
-        return f"Pid: {self.pid()}" in info.splitlines()
+        return f"Pid: {pid}" in info.splitlines()
+
+    def _main_is_stale(self) -> bool:
+        """The running main process was started from another configuration: before routes
+        had their own process, it served every route itself."""
+        try:
+            return self.config_path.read_text() != self.render_main()
+        except FileNotFoundError:
+            return True
+
+    def _write_targets(self, table: RouteTable) -> None:
+        """Prometheus' file service discovery: the main exporter and every route's (write
+        and rename, so Prometheus never reads half a file)."""
+        host = self.settings.host
+        ports = [self.settings.router_metrics_port,
+                 *(r.metrics_port for r in table.routes.values() if r.metrics_port)]
+        groups = [{"targets": [f"{host}:{port}"], "labels": {}} for port in ports]
+        self.targets_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.targets_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(groups, indent=1) + "\n")
+        temporary.replace(self.targets_path)
+
+    def _allocate_missing_metrics_ports(self, table: RouteTable) -> bool:
+        """Routes from a routes.json written before they had a metrics port get one."""
+        missing = [route for route in table.routes.values() if route.metrics_port is None]
+        for route in missing:
+            (route.metrics_port,) = self._free_ports(table, 1)
+        return bool(missing)
 
     # -- configuration --------------------------------------------------------------------
 
-    def render(self, table: RouteTable) -> str:
-        """HAProxy configuration for the given routes."""
-        host = self.settings.host
-        lines = [
-            "global",
-            f"    stats socket {self.socket_path} mode 600 level admin expose-fd listeners",
-            "    maxconn 4096",
-            f"    hard-stop-after {HARD_STOP_AFTER}",
-            "",
-            "defaults",
-            "    mode http",
-            "    option idle-close-on-response",
-            "    option redispatch",
-            "    retries 3",
-            "    timeout connect 2s",
-            "    timeout client 60s",
-            "    timeout server 60s",
-            "    timeout http-keep-alive 10s",
-            "",
-            "frontend metrics",
-            f"    bind {host}:{self.settings.router_metrics_port}",
-            "    http-request use-service prometheus-exporter if { path /metrics }",
-            "    stats enable",
-            "    stats uri /stats",
-            "",
-        ]
-        for route in table.routes.values():
-            lines += [
-                f"frontend {route.key}",
-                f"    bind {host}:{route.port}",
-                f"    default_backend {route.backend}",
-                "",
-                f"frontend {route.preview_backend}",
-                f"    bind {host}:{route.preview_port}",
-                f"    default_backend {route.preview_backend}",
-                "",
-                f"backend {route.backend}",
-                "    balance roundrobin",
-                *(self._server_line(s) for s in route.servers),
-                "",
-                f"backend {route.preview_backend}",
-                "    balance roundrobin",
-                *([self._server_line(route.preview)] if route.preview else []),
-                "",
-            ]
+    def render_main(self) -> str:
+        """The main process: stats page and exporter at ``router_metrics_port``, no route."""
+        lines = [*haproxy.global_section(self.socket_path),
+                 *haproxy.metrics_frontend(self.settings.host, self.settings.router_metrics_port)]
         return "\n".join(lines) + "\n"
 
-    @staticmethod
-    def _server_line(server: Server) -> str:
-        state = "" if server.enabled else " disabled"
-        return f"    server {server.name} {server.address}{state}"
+    def render_route(self, route: Route) -> str:
+        """One route's process: its exporter, endpoint and preview, as persisted."""
+        if route.metrics_port is None:
+            raise ConfigurationError(f"{route.key} has no metrics port yet")
+        host = self.settings.host
+        lines = [
+            *haproxy.global_section(self.socket_of(route.service, route.environment)),
+            *haproxy.metrics_frontend(host, route.metrics_port),
+            *haproxy.route_sections(
+                host, route.key, (route.port, route.preview_port),
+                [haproxy.server_line(s.name, s.address, s.enabled) for s in route.servers],
+                [haproxy.server_line(p.name, p.address, p.enabled)
+                 for p in ([route.preview] if route.preview else [])]),
+        ]
+        return "\n".join(lines) + "\n"
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -259,13 +288,20 @@ class HAProxyRouter:
             if (existing := self._documents().get(key)) is not None:
                 return Route.model_validate(existing)
             table = self._load()
-            port, preview_port = self._free_ports(table)
-            route = Route(
-                service=service, environment=environment, port=port, preview_port=preview_port
-            )
+            port, preview_port, metrics_port = self._free_ports(table, 3)
+            route = Route(service=service, environment=environment, port=port,
+                          preview_port=preview_port, metrics_port=metrics_port)
+            try:
+                self._launch_route(route)  # no other route's process is touched
+            except TransientError:
+                # Started but never answered: it must not keep the ports of a route that
+                # does not exist.
+                with contextlib.suppress(TransientError):
+                    self._stop_route(route)
+                raise
             table.routes[key] = route
             self._save(table)
-            self._render_and_launch(replace_pid=self.pid() if self.running() else None)
+            self._write_targets(table)
             return route
 
     def set_preview(self, service: str, environment: str, server: Server) -> None:
@@ -284,7 +320,7 @@ class HAProxyRouter:
                 commands += self._add_commands(route.backend, server.name, server.address)
                 route.servers.append(server.model_copy(update={"enabled": False}))
             route.preview = server.model_copy(update={"enabled": True})
-            self._apply(commands)
+            self._apply(route, commands)
 
     def switch(self, service: str, environment: str, to: str) -> None:
         """Send all endpoint traffic to server ``to``: one atomic runtime-API call."""
@@ -301,7 +337,7 @@ class HAProxyRouter:
                 # of the load test's idle connections.
                 commands += [f"disable server {route.preview_backend}/{to}",
                              f"shutdown sessions server {route.preview_backend}/{to}"]
-            self._apply(commands, batch=True)
+            self._apply(route, commands, batch=True)
             for s in route.servers:
                 s.enabled = s.name == to
             route.isolated_from = []
@@ -325,7 +361,7 @@ class HAProxyRouter:
             if name in route.retired_previews:
                 commands += self._delete_commands(route.preview_backend, name)
                 route.retired_previews.remove(name)
-            self._apply(commands)
+            self._apply(route, commands)
             self._purge_retired(route)
 
     def routes(self) -> list[Route]:
@@ -345,23 +381,25 @@ class HAProxyRouter:
                 commands.append(
                     f"set server {route.preview_backend}/{name} addr {host} port {port}"
                 )
-            self._apply(commands)
+            self._apply(route, commands)
 
     def remove_route(self, service: str, environment: str) -> None:
-        """Forget a route and free its ports (HAProxy reloads without it)."""
+        """Forget a route, stop its process (soft stop) and free its three ports; no other
+        route's process is touched."""
         with self._locked():
             table = self._load()
-            if table.routes.pop(f"{service}.{environment}", None) is None:
+            route = table.routes.pop(f"{service}.{environment}", None)
+            if route is None:
                 return
+            self._stop_route(route)
             self._save(table)
-            if self.running():
-                self._render_and_launch(replace_pid=self.pid())
+            self._write_targets(table)
 
     def clear_preview(self, service: str, environment: str) -> None:
         with self._edit(service, environment) as route:
             self._purge_retired(route)
             if route.preview is not None:
-                self._apply(self._delete_commands(route.preview_backend, route.preview.name))
+                self._apply(route, self._delete_commands(route.preview_backend, route.preview.name))
                 route.preview = None
 
     def isolate(self, service: str, environment: str) -> list[str]:
@@ -378,7 +416,7 @@ class HAProxyRouter:
                 commands.append(f"disable server {route.preview_backend}/{route.preview.name}")
                 route.preview.enabled = False
             if commands:
-                self._apply(commands, batch=True)
+                self._apply(route, commands, batch=True)
             for server in route.servers:
                 server.enabled = False
             route.isolated_from = serving or route.isolated_from
@@ -387,7 +425,7 @@ class HAProxyRouter:
     def _purge_retired(self, route: Route) -> None:
         """Delete the retired previews HAProxy lets go of now; keep the others for later."""
         for name in list(route.retired_previews):
-            reply = self.runtime(f"del server {route.preview_backend}/{name}").lower()
+            reply = self.runtime(f"del server {route.preview_backend}/{name}", route).lower()
             if "still has" in reply:
                 continue
             if reply.strip() and "deleted" not in reply and "no such" not in reply \
@@ -407,19 +445,19 @@ class HAProxyRouter:
             f"del server {backend}/{name}",
         ]
 
-    def _apply(self, commands: list[str], batch: bool = False) -> None:
+    def _apply(self, route: Route, commands: list[str], batch: bool = False) -> None:
         if batch:
-            self._check(self.runtime(";".join(commands)), commands)
+            self._check(self.runtime(";".join(commands), route), commands)
             return
         for command in commands:
-            self._check(self._runtime_retrying(command), [command])
+            self._check(self._runtime_retrying(route, command), [command])
 
-    def _runtime_retrying(self, command: str) -> str:
+    def _runtime_retrying(self, route: Route, command: str) -> str:
         # "del server" is refused while HAProxy still holds idle connections to the server;
         # they are purged within a few hundred milliseconds of the server entering maintenance.
         deadline = time.monotonic() + 10
         while True:
-            reply = self.runtime(command)
+            reply = self.runtime(command, route)
             if not command.startswith("del server") or "still has" not in reply.lower():
                 return reply
             if time.monotonic() > deadline:
@@ -434,19 +472,12 @@ class HAProxyRouter:
                 sent = "; ".join(commands)
                 raise ConfigurationError(f"haproxy refused {sent!r}: {reply.strip()}")
 
-    def runtime(self, command: str) -> str:
-        """Send one command line to HAProxy's runtime API and return its reply."""
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(RUNTIME_API_TIMEOUT_S)
-                sock.connect(str(self.socket_path))
-                sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError as exc:
-            raise TransientError(f"haproxy runtime API at {self.socket_path}: {exc}") from exc
-        return b"".join(chunks).decode(errors="replace")
+    def runtime(self, command: str, route: Route | None = None) -> str:
+        """Send one command line to the runtime API of the process serving ``route`` (of
+        the main process without one) and return its reply."""
+        socket_path = self.socket_path if route is None else self.socket_of(
+            route.service, route.environment)
+        return haproxy.runtime_at(socket_path, command)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -519,22 +550,15 @@ class HAProxyRouter:
     def _save(self, table: RouteTable) -> None:
         self._write({key: route.model_dump(mode="json") for key, route in table.routes.items()})
 
-    def _free_ports(self, table: RouteTable) -> tuple[int, int]:
-        taken = {p for r in table.routes.values() for p in (r.port, r.preview_port)}
-        free = [
-            port
-            for port in range(self.settings.route_port_min, self.settings.route_port_max + 1)
-            if port not in taken and _port_is_free(self.settings.host, port)
-        ]
-        if len(free) < 2:
-            raise ConfigurationError(
-                f"no free ports left in {self.settings.route_port_min}-"
-                f"{self.settings.route_port_max}",
-                hint="widen the range with RUNBOOK_ROUTE_PORT_MIN / RUNBOOK_ROUTE_PORT_MAX")
-        return free[0], free[1]
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex((host, port)) != 0
-
+    def _free_ports(self, table: RouteTable, count: int) -> list[int]:
+        taken = {p for r in table.routes.values() for p in r.ports}
+        free: list[int] = []
+        for port in range(self.settings.route_port_min, self.settings.route_port_max + 1):
+            if port not in taken and haproxy.port_is_free(self.settings.host, port):
+                free.append(port)
+                if len(free) == count:
+                    return free
+        raise ConfigurationError(
+            f"no free ports left in {self.settings.route_port_min}-"
+            f"{self.settings.route_port_max} ({count} needed; a route takes three)",
+            hint="widen the range with RUNBOOK_ROUTE_PORT_MIN / RUNBOOK_ROUTE_PORT_MAX")

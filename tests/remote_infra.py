@@ -27,6 +27,7 @@ import trustme
 import yaml
 
 from runbook.settings import StackSettings
+from runbook.stack.configs import router_job
 
 HOST = "127.0.0.2"
 START_DEADLINE_S = 60
@@ -146,13 +147,11 @@ def _prometheus(work: Path, ca_file: Path, cert: Path, key: Path, settings: Stac
     (work / "web.yml").write_text(yaml.safe_dump(web))
     query_log = work / "queries.log"
     interval = f"{settings.scrape_interval_s}s"
-    # The router's exporter, scraped as runbook.stack's Prometheus scrapes it.
+    # The router's exporters, found as runbook.stack's Prometheus finds them.
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "query_log_file": str(query_log)},
-        "scrape_configs": [{"job_name": "router", "metrics_path": "/metrics",
-                            "static_configs": [{"targets": [
-                                f"{settings.host}:{settings.router_metrics_port}"]}]}],
+        "scrape_configs": [router_job(settings)],
     }
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from runbook.settings import StackSettings
+from runbook.store.layout import StateLayout
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_RULES_GLOB = REPOSITORY_ROOT / "deployments" / "prometheus" / "rules" / "*.yml"
@@ -20,7 +21,8 @@ ALERTMANAGER_CONFIG = REPOSITORY_ROOT / "deployments" / "alertmanager" / "alertm
 def render_prometheus_config(
     settings: StackSettings, rules_glob: Path = PROMETHEUS_RULES_GLOB
 ) -> str:
-    """Prometheus configuration: itself, the router, the Pushgateway; alerts to Alertmanager."""
+    """Prometheus configuration: itself, the router (file service discovery), the
+    Pushgateway; alerts to Alertmanager."""
     interval = f"{settings.scrape_interval_s}s"
     host = settings.host
 
@@ -37,13 +39,25 @@ def render_prometheus_config(
         },
         "scrape_configs": [
             job("prometheus", settings.prometheus_port),
-            job("router", settings.router_metrics_port, metrics_path="/metrics"),
+            router_job(settings),
             # Pushed series keep the job and instance labels of whoever pushed them.
             job("pushgateway", settings.pushgateway_port, honor_labels=True),
             app_discovery_job(settings),
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+ROUTER_TARGETS_REFRESH = "5s"
+"""Prometheus re-reads the router's targets file on inotify; this is the fallback."""
+
+
+def router_job(settings: StackSettings) -> dict[str, object]:
+    """The router's exporters: its main process and one per route (``runbook.router``
+    keeps the list in the targets file as routes come and go)."""
+    return {"job_name": "router", "metrics_path": "/metrics",
+            "file_sd_configs": [{"files": [str(StateLayout(settings.state_dir).router_targets)],
+                                 "refresh_interval": ROUTER_TARGETS_REFRESH}]}
 
 
 DOCKER_LABEL_META = "__meta_docker_container_label_io_runbook_"

@@ -247,7 +247,9 @@ class ProcessComponent:
 
 @dataclass
 class RouterComponent:
-    """HAProxy, run by :class:`HAProxyRouter` (it daemonizes itself and keeps its own pid)."""
+    """HAProxy, run by :class:`HAProxyRouter`: a main process (stats page and exporter at
+    ``router_metrics_port``, whose pid this reports) and one process per route; each
+    daemonizes itself and keeps its own pid file."""
 
     settings: StackSettings
     name: str = "router"
@@ -267,8 +269,14 @@ class RouterComponent:
         )
 
     def probe(self) -> Probe:
-        if not self.router.running():
-            return Probe(False, f"no runtime API at {self.router.socket_path}")
+        """Healthy: the main process answers and so does every persisted route's own
+        process (one that died, or all after a reboot, makes ``stack up`` start them)."""
+        router = self.router
+        if not router.running():
+            return Probe(False, f"no runtime API at {router.socket_path}")
+        if stopped := router.not_running():
+            shown = ", ".join(stopped[:5]) + (" …" if len(stopped) > 5 else "")
+            return Probe(False, f"{len(stopped)} route process(es) not running: {shown}")
         return probe_http(self.url)
 
     def own_pid(self) -> int | None:

@@ -59,6 +59,9 @@ imported (pre-1.0): a store starts empty.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -138,15 +141,33 @@ FILES: tuple[StateFile, ...] = (
               "servers; written atomically under ``router/routes.lock``",
               "never while the router serves: it is what HAProxy is rebuilt from"),
     StateFile("router/haproxy.cfg", "runbook.router",
-              "HAProxy configuration rendered from routes.json on every start and reload",
-              "any time: re-rendered on the next start or reload"),
+              "configuration of the main HAProxy process (stats page and exporter at "
+              "``router_metrics_port``, no route), rendered on every start",
+              "any time: re-rendered on the next start"),
+    StateFile("router/routes/<service>.<environment>.cfg", "runbook.router",
+              "configuration of one route's HAProxy process, rendered from routes.json "
+              "when that process starts", "any time: re-rendered when the process starts"),
+    StateFile("router/routes/<service>.<environment>.pid",
+              "HAProxy (``-p``, started by runbook.router)",
+              "pid of one route's HAProxy process", "when that process is not running"),
+    StateFile("router/routes/<service>.<environment>.sock",
+              "HAProxy (runtime API, configured by runbook.router)",
+              "unix socket of one route's process (``<tmp>/runbook-<uid>-sockets/<hash>.sock`` "
+              "when the path would pass HAProxy's 97 characters)",
+              "when that process is not running"),
+    StateFile("router/targets.json", "runbook.router",
+              "Prometheus file_sd targets (JSON list of ``{targets, labels}``): the main "
+              "and every route's exporter; written atomically on start and on every route "
+              "added or removed", "any time: rewritten on the next start (until then "
+              "Prometheus keeps its last targets)"),
     StateFile("router/routes.lock", "runbook.router",
               "empty file: the flock serializing route changes across processes",
               "when no runbook process runs"),
     StateFile("router/haproxy.pid", "HAProxy (``-p``, started by runbook.router)",
-              "pid of the running HAProxy", "when HAProxy is not running"),
+              "pid of the main HAProxy process", "when it is not running"),
     StateFile("router/admin.sock", "HAProxy (runtime API, configured by runbook.router)",
-              "unix socket", "when HAProxy is not running"),
+              "unix socket of the main process (moved like a route's when too long)",
+              "when it is not running"),
     StateFile("scans/<service>/<sha256-hex>/", "runbook.scan.store (Trivy writes the SBOM)",
               "findings.json (``ScanReport``), scan.sarif (SARIF 2.1.0), sbom.cdx.json "
               "(CycloneDX JSON), image.json (``StoredImage``: image and revision)",
@@ -181,6 +202,10 @@ FILES: tuple[StateFile, ...] = (
 """Every file runbook keeps (the state store's database included); docs/state.md."""
 
 
+HAPROXY_SOCKET_PATH_MAX = 97
+"""HAProxy 2.6 refuses a longer ``stats socket`` path ("socket path ... too long (max 97)")."""
+
+
 @dataclass(frozen=True)
 class StateLayout:
     """The paths of ``FILES`` under one state directory: the one place they are joined, so a
@@ -194,7 +219,8 @@ class StateLayout:
 
     @property
     def router(self) -> Path:
-        """The router's directory: routes.json, haproxy.cfg, the lock, pid and socket."""
+        """The router's directory: routes.json, the lock, targets.json, the main process's
+        config, pid and socket, and ``routes/`` (each route's)."""
         return self.root / "router"
 
     @property
@@ -215,7 +241,30 @@ class StateLayout:
 
     @property
     def router_socket(self) -> Path:
-        return self.router / "admin.sock"
+        return self._socket(self.router / "admin.sock")
+
+    @property
+    def router_targets(self) -> Path:
+        """Prometheus' file_sd list of the router's exporters."""
+        return self.router / "targets.json"
+
+    def route_config(self, service: str, environment: str) -> Path:
+        return self.router / "routes" / f"{service}.{environment}.cfg"
+
+    def route_pid(self, service: str, environment: str) -> Path:
+        return self.router / "routes" / f"{service}.{environment}.pid"
+
+    def route_socket(self, service: str, environment: str) -> Path:
+        return self._socket(self.router / "routes" / f"{service}.{environment}.sock")
+
+    def _socket(self, preferred: Path) -> Path:
+        """A HAProxy admin socket: under the state dir when its path is short enough for
+        HAProxy, else (a long state dir) a short name, unique per state dir and socket, in
+        a private directory of the temp dir."""
+        if len(str(preferred)) <= HAPROXY_SOCKET_PATH_MAX:
+            return preferred
+        digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"runbook-{os.getuid()}-sockets" / f"{digest}.sock"
 
     @property
     def scans(self) -> Path:

@@ -311,7 +311,8 @@ def test_router_socket_lost_at_the_switch_back_ends_rollback_failed_then_tidy_re
     state = tmp_path / "alerts"
     env = stack.env | channels.env(state) | {"RUNBOOK_PROMETHEUS_PORT": str(closed_port())}
     router = HAProxyRouter(stack.settings)
-    hidden = router.socket_path.with_name("admin.sock.hidden")
+    admin = router.socket_of(name, "staging")  # the route's own process
+    hidden = admin.with_name(f"{admin.name}.hidden")
     records = ReleaseRecords(state_store(stack.settings))
 
     def lose_the_socket_once_promoted() -> None:
@@ -322,7 +323,7 @@ def test_router_socket_lost_at_the_switch_back_ends_rollback_failed_then_tidy_re
             live = route.live() if route else None
             if (record is not None and record.phase is ReleasePhase.PROMOTED_UNVERIFIED
                     and live is not None and record.candidate in live.name):
-                router.socket_path.rename(hidden)
+                admin.rename(hidden)
                 return
             time.sleep(0.2)
 
@@ -333,7 +334,7 @@ def test_router_socket_lost_at_the_switch_back_ends_rollback_failed_then_tidy_re
     finally:
         watcher.join(5)
         if hidden.exists():
-            hidden.rename(router.socket_path)
+            hidden.rename(admin)
 
     assert report.outcome is Outcome.ROLLBACK_FAILED, report.reason
     second = records.get(name, "staging")

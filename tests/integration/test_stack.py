@@ -63,10 +63,10 @@ def _without_router(pids: dict[str, int]) -> dict[str, int]:
 def test_second_up_finds_everything_running_and_starts_nothing(
     settings: StackSettings, first_up: list[stack.ComponentStatus]
 ):
-    # The router is left out of the before/after comparison: it reloads hitlessly (a new
-    # process, a rewritten haproxy.cfg) whenever any test on the shared stack adds or moves
-    # a route, so its pid and files change under concurrent tests. Its row must still say
-    # "already running" below.
+    # The router is left out of the before/after comparison: a route's own HAProxy process
+    # starts or stops (and targets.json is rewritten) whenever any test on the shared stack
+    # adds or removes a route, under concurrent tests. Its row must still say "already
+    # running" below.
     pids_before = _without_router(stack.running_pids(settings))
     files_before = _stack_files(settings)
 
@@ -110,7 +110,9 @@ def test_prometheus_scrapes_the_router(
     last: object = None
     with httpx.Client(timeout=5.0, trust_env=False) as http:
         while time.monotonic() < deadline:
-            result = http.get(query, params={"query": 'up{job="router"}'}).json()["data"]["result"]
+            # The main process: route processes come and go with concurrent tests' routes.
+            main = f'up{{job="router",instance="{settings.host}:{settings.router_metrics_port}"}}'
+            result = http.get(query, params={"query": main}).json()["data"]["result"]
             last = result
             if result and result[0]["value"][1] == "1":
                 return

@@ -12,7 +12,8 @@ from runbook.settings import StackSettings
 
 def _router(state: Path, sent: list[str]) -> HAProxyRouter:
     router = HAProxyRouter(StackSettings(state_dir=state))
-    router.runtime = lambda command: sent.append(command) or ""  # type: ignore[method-assign]
+    router.runtime = (  # type: ignore[method-assign]
+        lambda command, route=None: sent.append(command) or "")
     return router
 
 
@@ -52,3 +53,31 @@ def test_a_failed_change_writes_nothing(state: Path) -> None:
     assert routes_file.read_bytes() == before
     assert router.route("svc1", "staging") == RouteTable.model_validate_json(
         before).routes["svc1.staging"]
+
+
+def test_a_routes_file_written_before_metrics_ports_still_loads(tmp_path: Path) -> None:
+    """routes.json from before routes had their own process: no ``metrics_port``."""
+    routes = tmp_path / "router" / "routes.json"
+    routes.parent.mkdir(parents=True)
+    routes.write_text('{"routes": {"svc.staging": {"service": "svc", "environment": '
+                      '"staging", "port": 1000, "preview_port": 1001, "servers": []}}}')
+    router = HAProxyRouter(StackSettings(state_dir=tmp_path, route_port_min=1000,
+                                         route_port_max=1003))
+    table = router._load()
+    assert table.routes["svc.staging"].metrics_port is None
+    assert router._allocate_missing_metrics_ports(table)
+    assert table.routes["svc.staging"].metrics_port in {1002, 1003}
+
+
+def test_a_route_process_serves_its_own_exporter_and_backends(tmp_path: Path) -> None:
+    router = HAProxyRouter(StackSettings(state_dir=tmp_path))
+    route = Route(service="svc", environment="staging", port=1000, preview_port=1001,
+                  metrics_port=1002, servers=[Server(name="blue-r1", address="127.0.0.1:1",
+                                                     enabled=True)])
+    config = router.render_route(route)
+    assert "bind 127.0.0.1:1002" in config and "prometheus-exporter" in config
+    assert "backend svc.staging\n" in config and "backend svc.staging.preview\n" in config
+    assert "    server blue-r1 127.0.0.1:1\n" in config
+    assert "nbthread 1" in config
+    assert f"stats socket {router.socket_of('svc', 'staging')} " in config
+    assert "backend" not in router.render_main()

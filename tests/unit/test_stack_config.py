@@ -48,7 +48,10 @@ def test_prometheus_scrapes_itself_the_router_and_the_pushgateway(settings: Stac
 
     assert set(jobs) == {"prometheus", "router", "pushgateway", "app"}
     assert _targets(jobs["prometheus"]) == ["127.0.0.1:19090"]
-    assert _targets(jobs["router"]) == ["127.0.0.1:18405"]
+    # The router's exporters (main and one per route) come from the file it keeps.
+    assert jobs["router"]["file_sd_configs"] == [{
+        "files": [str(settings.state_dir / "router" / "targets.json")],
+        "refresh_interval": "5s"}]
     assert jobs["router"]["metrics_path"] == "/metrics"
     assert _targets(jobs["pushgateway"]) == ["127.0.0.1:19091"]
     assert jobs["pushgateway"]["honor_labels"] is True

@@ -8,7 +8,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-from runbook.store.layout import FILES, KINDS, StateLayout
+from runbook.store.layout import FILES, HAPROXY_SOCKET_PATH_MAX, KINDS, StateLayout
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_OWNED = ("runbook/stack/",)
@@ -51,13 +51,31 @@ def _every_path(layout: StateLayout) -> dict[str, Path]:
     return paths
 
 
+SHORT_ROOT = Path("/var/lib/runbook")
+"""A state dir short enough that every HAProxy socket stays under it (only paths are built)."""
+
+
 def test_every_path_the_layout_builds_is_a_documented_file(tmp_path: Path) -> None:
-    paths = _every_path(StateLayout(tmp_path))
+    paths = _every_path(StateLayout(SHORT_ROOT))
     assert len(paths) >= 15
     for name, path in paths.items():
-        relative = path.relative_to(tmp_path).as_posix()
+        relative = path.relative_to(SHORT_ROOT).as_posix()
         assert _documented(relative), f"StateLayout.{name} ({relative}) is not in FILES"
+    _every_path(StateLayout(tmp_path))
     assert not list(tmp_path.iterdir()), "the layout only names paths, it creates none"
+
+
+def test_haproxy_sockets_of_a_long_state_dir_move_to_short_unique_paths() -> None:
+    long_root = Path("/tmp") / ("d" * 90)
+    layout = StateLayout(long_root)
+    sockets = [layout.router_socket, layout.route_socket("svc", "staging"),
+               layout.route_socket("svc", "production"),
+               StateLayout(Path("/tmp") / ("e" * 90)).route_socket("svc", "staging")]
+    assert all(len(str(s)) <= HAPROXY_SOCKET_PATH_MAX for s in sockets), sockets
+    assert len(set(sockets)) == len(sockets)
+    assert layout.route_socket("svc", "staging") == layout.route_socket("svc", "staging")
+    short = StateLayout(SHORT_ROOT).route_socket("svc", "staging")
+    assert short == SHORT_ROOT / "router" / "routes" / "svc.staging.sock"
 
 
 def test_every_file_and_kind_says_who_writes_it_and_when_it_may_go() -> None:
