@@ -80,6 +80,11 @@ class Verdict(BaseModel):
     reasons: list[str]
     results: list[CheckResult]
     checks: list[CheckVerdict] = Field(default_factory=list)
+    series_wait_s: float | None = None
+    """Seconds the analysis waited for Prometheus to scrape the revision before its first
+    measurement; None when there was nothing to wait for."""
+    series_missing: bool = False
+    """The revision's request series was still not scraped when the wait ended."""
 
     @property
     def keep(self) -> bool:

@@ -82,6 +82,12 @@ class AnalysisSettings(BaseModel):
     """Time before the first measurement (Argo's initialDelay): a revision that just got
     its router series needs a few scrapes before a rate exists; until then 'no data' would
     be an inconclusive measurement that ends the analysis."""
+    series_timeout_s: float = Field(default=60.0, ge=0)
+    """Longest wait, before the first measurement, for Prometheus to scrape the revision's
+    request counter twice (a new route's or pod's target must be discovered first: ~8 s
+    here, a minute or more with a 30 s scrape interval). The window starts when the series
+    is there; past this wait it starts anyway, and missing data stays inconclusive. 0:
+    never wait."""
     failure_limit: int = Field(default=0, ge=0)
     """Failed measurements tolerated; one more fails the analysis (Argo default: 0)."""
     inconclusive_limit: int = Field(default=0, ge=0)

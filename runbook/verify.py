@@ -14,7 +14,7 @@ from collections.abc import Callable
 import httpx
 from pydantic import BaseModel
 
-from runbook.adapters.prometheus import RouterMetrics
+from runbook.adapters.prometheus import RouterMetrics, escape
 from runbook.analysis import (
     CheckResult,
     Verdict,
@@ -24,9 +24,11 @@ from runbook.analysis import (
     judge,
     pending,
 )
+from runbook.checks import templates
 from runbook.checks.model import MetricCheck, StandardSource
 from runbook.checks.providers import Providers
-from runbook.checks.standard import TRAFFIC_LATENCY, Convention, default_checks
+from runbook.checks.standard import TRAFFIC_LATENCY, Convention, default_checks, series_query
+from runbook.errors import RunbookError
 from runbook.load import TrafficDriver
 from runbook.models import Slot, TargetKind
 from runbook.policy import AnalysisSettings, Policy
@@ -53,14 +55,26 @@ def target_for(spec: ServiceSpec, slot: Slot, endpoint: str, namespace: str) -> 
     })
 
 
+def _source(policy: Policy, target: TargetKind) -> StandardSource:
+    return policy.analysis.provider or TARGET_SOURCE[TargetKind(target)]
+
+
+def _convention(spec: ServiceSpec) -> Convention:
+    return spec.metrics.convention if spec.metrics else Convention.CLASSIC
+
+
+def series_for(spec: ServiceSpec, policy: Policy, target: TargetKind) -> str:
+    """The template whose value says the standard source has scraped the revision."""
+    return series_query(_source(policy, target), _convention(spec))
+
+
 def checks_for(spec: ServiceSpec, policy: Policy, target: TargetKind) -> list[MetricCheck]:
     """The standard checks of the policy's source, then the declared ones; a declared check
     named like a standard one (``error-rate``) replaces it."""
     analysis = policy.analysis
-    source = analysis.provider or TARGET_SOURCE[TargetKind(target)]
-    convention = spec.metrics.convention if spec.metrics else Convention.CLASSIC
     standard = default_checks(
-        source=source, convention=convention, health_path=spec.health_path,
+        source=_source(policy, target), convention=_convention(spec),
+        health_path=spec.health_path,
         rollback_error_rate=policy.thresholds.rollback_error_rate,
         rollback_avg_latency_s=policy.thresholds.rollback_avg_latency_s,
         min_requests=analysis.min_requests, failure_limit=analysis.failure_limit,
@@ -97,20 +111,64 @@ def analyze(
     on_result: Callable[[CheckResult], None] = lambda _: None,
     stop_reason: Callable[[], str | None] = lambda: None,
     traffic_timeout_s: float = 10.0,
+    series: str | None = None,
 ) -> Verdict:
     """Measure every check at its interval until the window ends or a check is decided;
-    past the window, checks that did not end on a success are measured again (bounded)."""
+    past the window, checks that did not end on a success are measured again (bounded).
+
+    ``series`` (from :func:`series_for`): the window starts once it has a value, i.e. once
+    Prometheus scrapes the revision (at most ``settings.series_timeout_s`` later), with the
+    verification traffic already running, so no measurement reads a target that is still
+    being discovered."""
     schedule = schedule or Schedule(window_s=settings.window_s,
                                     initial_delay_s=settings.initial_delay_s,
                                     default_interval_s=settings.interval_s)
     with TrafficDriver(target.endpoint, target.paths, settings.traffic_rps,
                        timeout_s=traffic_timeout_s) as traffic, httpx.Client() as http:
+        wait = None
+        if series is not None:
+            query = templates.render(series, {
+                **target.variables,
+                "interval": range_for(settings.interval_s, scrape_interval_s)}, escape)
+            wait = wait_for_series(prometheus, query, settings.series_timeout_s,
+                                   poll_s=scrape_interval_s / 2, stop_reason=stop_reason)
         run = _Run(target, checks, schedule, scrape_interval_s,
                    Providers(prometheus, http, traffic.latency_since), on_result)
         run.window(stop_reason)
         if not is_decided(checks, run.results) and stop_reason() is None:
             run.extra()
-    return conclude(checks, run.results)
+    verdict = conclude(checks, run.results)
+    if wait is not None and wait.error is None:  # an error: the measurements report it
+        verdict = verdict.model_copy(update={"series_wait_s": wait.waited_s,
+                                             "series_missing": not wait.seen})
+    return verdict
+
+
+class SeriesWait(BaseModel):
+    waited_s: float
+    seen: bool
+    error: str | None = None
+
+
+def wait_for_series(prometheus: RouterMetrics, query: str, timeout_s: float, poll_s: float,
+                    stop_reason: Callable[[], str | None] = lambda: None) -> SeriesWait:
+    """Poll ``query`` until it has a positive value, the deadline passes or the analysis
+    is stopped. A Prometheus that does not answer ends the wait at once: the measurements
+    report it, under their own error limits, instead of this wait hiding it."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while True:
+        try:
+            value = prometheus.single_value(query)
+        except RunbookError as exc:
+            return SeriesWait(waited_s=round(time.monotonic() - started, 1), seen=False,
+                              error=str(exc))
+        now = time.monotonic()
+        if value is not None and value > 0:
+            return SeriesWait(waited_s=round(now - started, 1), seen=True)
+        if now >= deadline or stop_reason() is not None:
+            return SeriesWait(waited_s=round(now - started, 1), seen=False)
+        time.sleep(min(poll_s, deadline - now))
 
 
 class _Run:

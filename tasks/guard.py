@@ -15,7 +15,7 @@ from runbook.guard import GuardRecord, GuardStep, GuardStore
 from runbook.infra import resolve
 from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
-from runbook.verify import Schedule, analyze, checks_for, target_for
+from runbook.verify import Schedule, analyze, checks_for, series_for, target_for
 from tasks.retry import TRANSIENT_RETRIES
 from tasks.verify import namespace_of, publish_measurements
 
@@ -78,7 +78,8 @@ def watch_release(record: GuardRecord, settings: RunbookSettings) -> Verdict:
                       RouterMetrics.of(resolve(settings.stack, record.environment).prometheus),
                       settings.stack.scrape_interval_s,
                       schedule=schedule, on_result=log, stop_reason=superseded,
-                      traffic_timeout_s=record.policy.thresholds.rollback_avg_latency_s * 2)
+                      traffic_timeout_s=record.policy.thresholds.rollback_avg_latency_s * 2,
+                      series=series_for(record.spec, record.policy, record.target))
     logger.info("guard verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
     publish_measurements(verdict, f"guard-{record.service}-{record.environment}")
     return verdict

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -16,7 +18,7 @@ from runbook.policy import Policy
 from runbook.service import ServiceSpec
 from runbook.settings_root import RunbookSettings
 from runbook.targets import make_target
-from runbook.verify import analyze, checks_for, target_for
+from runbook.verify import analyze, checks_for, series_for, target_for
 
 
 def namespace_of(target: TargetKind, environment: str, settings: RunbookSettings) -> str:
@@ -50,7 +52,9 @@ def analyze_release(
     prometheus = RouterMetrics.of(resolve(settings.stack, slot.environment).prometheus)
     verdict = analyze(watched, checks, policy.analysis, prometheus,
                       settings.stack.scrape_interval_s, on_result=log,
-                      traffic_timeout_s=policy.thresholds.rollback_avg_latency_s * 2)
+                      traffic_timeout_s=policy.thresholds.rollback_avg_latency_s * 2,
+                      series=series_for(spec, policy, target))
+    log_series_wait(logger, verdict, policy.analysis.series_timeout_s)
     logger.info("verdict: %s %s", verdict.phase.value, "; ".join(verdict.reasons))
     try:
         publish_measurements(verdict, f"verify-{slot.service}-{slot.environment}")
@@ -60,6 +64,19 @@ def analyze_release(
         # (seen with 8 releases at once, benchmarks/concurrent_releases.py).
         logger.warning("verification table not published: %s", exc)
     return verdict
+
+
+RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+def log_series_wait(logger: RunLogger, verdict: Verdict, timeout_s: float) -> None:
+    if verdict.series_missing:
+        logger.warning("the revision's request series was not scraped by Prometheus within "
+                       "%.0f s (analysis.series_timeout_s): is its target discovered? "
+                       "The window was measured anyway", timeout_s)
+    elif verdict.series_wait_s is not None:
+        logger.info("Prometheus scraped the revision's series after %.1f s; window started",
+                    verdict.series_wait_s)
 
 
 def publish_measurements(verdict: Verdict, key: str) -> None:

@@ -47,34 +47,61 @@ def _ratio_with_minimum(errors: str, requests: str, min_requests: int) -> str:
     return f"({errors}) / ({requests}) and on() (({requests}) >= {min_requests})"
 
 
+_ROUTER_LABELS = 'proxy="{{service}}.{{environment}}",server="{{color}}-{{revision}}"'
+_ISTIO_LABELS = ('reporter="destination",destination_workload="{{service}}-{{color}}",'
+                 'destination_workload_namespace="{{namespace}}"')
+_LINKERD_LABELS = ('direction="inbound",deployment="{{service}}-{{color}}",'
+                   'namespace="{{namespace}}"')
+
+
+def request_series(source: StandardSource, convention: Convention) -> tuple[str, str]:
+    """(request counter, label matchers of one revision) of a source, as templates."""
+    if source is StandardSource.ROUTER:
+        return "haproxy_server_http_responses_total", _ROUTER_LABELS
+    if source is StandardSource.APP and convention is Convention.CLASSIC:
+        return "http_requests_total", _APP_LABELS
+    if source is StandardSource.APP:
+        return "http_server_request_duration_seconds_count", _APP_LABELS
+    if source is StandardSource.ISTIO:
+        return "istio_requests_total", _ISTIO_LABELS
+    return "response_total", _LINKERD_LABELS
+
+
+def series_query(source: StandardSource, convention: Convention) -> str:
+    """A template that has a value once Prometheus has scraped the revision's request
+    counter at least twice inside ``{{interval}}``: from then on increase() over an
+    interval has data. Until then the revision's target is still being discovered and
+    first scraped (Prometheus applies discovery changes every 5 s, then scrapes at its
+    interval: ~8 s for a new route here, a minute with a 30 s scrape interval), and a
+    measurement would only read "no data"."""
+    metric, labels = request_series(source, convention)
+    return f"count(count_over_time({metric}{{{labels}}}[{{{{interval}}}}]) >= 2)"
+
+
 def request_queries(source: StandardSource, convention: Convention,
                     min_requests: int) -> tuple[str, str]:
     """(error-rate query, average-latency query) of one revision, as templates."""
+    metric, labels = request_series(source, convention)
     if source is StandardSource.ROUTER:
-        labels = 'proxy="{{service}}.{{environment}}",server="{{color}}-{{revision}}"'
         unanswered = (f"{_increase('haproxy_server_connection_errors_total', labels)} + "
                       f"{_increase('haproxy_server_response_errors_total', labels)}")
-        requests = f"{_increase('haproxy_server_http_responses_total', labels)} + {unanswered}"
-        server_errors = _increase("haproxy_server_http_responses_total", labels, 'code="5xx"')
+        requests = f"{_increase(metric, labels)} + {unanswered}"
+        server_errors = _increase(metric, labels, 'code="5xx"')
         errors = f"{server_errors} + {unanswered}"
         # HAProxy keeps a running average over the server's last 1024 responses: the
         # windowed view of latency is the verification traffic's check.
         latency = f"max(haproxy_server_response_time_average_seconds{{{labels}}})"
         return _ratio_with_minimum(errors, requests, min_requests), latency
     if source is StandardSource.APP and convention is Convention.CLASSIC:
-        return _counters("http_requests_total", 'code=~"5.."', _APP_LABELS, min_requests,
+        return _counters(metric, 'code=~"5.."', labels, min_requests,
                          "http_request_duration_seconds", 1.0)
     if source is StandardSource.APP:
-        return _counters("http_server_request_duration_seconds_count",
-                         'http_response_status_code=~"5.."', _APP_LABELS, min_requests,
+        return _counters(metric, 'http_response_status_code=~"5.."', labels, min_requests,
                          "http_server_request_duration_seconds", 1.0)
     if source is StandardSource.ISTIO:
-        labels = ('reporter="destination",destination_workload="{{service}}-{{color}}",'
-                  'destination_workload_namespace="{{namespace}}"')
-        return _counters("istio_requests_total", 'response_code=~"5.."', labels, min_requests,
+        return _counters(metric, 'response_code=~"5.."', labels, min_requests,
                          "istio_request_duration_milliseconds", 1000.0)
-    labels = 'direction="inbound",deployment="{{service}}-{{color}}",namespace="{{namespace}}"'
-    return _counters("response_total", 'classification="failure"', labels, min_requests,
+    return _counters(metric, 'classification="failure"', labels, min_requests,
                      "response_latency_ms", 1000.0)
 
 

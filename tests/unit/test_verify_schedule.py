@@ -3,9 +3,13 @@ past the window a check that did not end on a success is measured again, bounded
 
 from collections.abc import Iterator, Mapping
 
+import pytest
+
 from runbook.analysis import Observation, Phase, conclude
-from runbook.checks.model import MetricCheck
-from runbook.verify import AnalysisTarget, Schedule, _Run
+from runbook.checks.model import MetricCheck, StandardSource
+from runbook.checks.standard import Convention, request_queries, request_series, series_query
+from runbook.errors import TransientError
+from runbook.verify import AnalysisTarget, Schedule, _Run, wait_for_series
 
 RATE = MetricCheck(name="error-rate", query="q", failure_condition="result > 0.05",
                    consecutive_error_limit=2)
@@ -62,3 +66,53 @@ def test_templates_get_the_interval_as_a_prometheus_range() -> None:
     provider = Scripted(ok)
     run(provider)
     assert provider.seen[0]["interval"] == "5s" and provider.seen[0]["revision"] == "r"
+
+
+class SeriesPrometheus:
+    """single_value answers in order; the last answer repeats. An Exception is raised."""
+
+    def __init__(self, *answers: float | None | Exception) -> None:
+        self.answers = list(answers)
+        self.queries: list[str] = []
+
+    def single_value(self, query: str) -> float | None:
+        self.queries.append(query)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_the_window_waits_until_the_revision_is_scraped() -> None:
+    prometheus = SeriesPrometheus(None, None, 0, 1.0)
+    wait = wait_for_series(prometheus, "q", timeout_s=5, poll_s=0.01)  # type: ignore[arg-type]
+    assert wait.seen and len(prometheus.queries) == 4
+
+
+def test_a_series_that_never_appears_ends_the_wait_at_its_deadline() -> None:
+    prometheus = SeriesPrometheus(None)
+    wait = wait_for_series(prometheus, "q", timeout_s=0.05, poll_s=0.01)  # type: ignore[arg-type]
+    assert not wait.seen and wait.waited_s < 1 and len(prometheus.queries) >= 2
+
+
+def test_an_unreachable_prometheus_ends_the_wait_at_once() -> None:
+    prometheus = SeriesPrometheus(TransientError("prometheus down"))
+    wait = wait_for_series(prometheus, "q", timeout_s=30, poll_s=1)  # type: ignore[arg-type]
+    assert not wait.seen and wait.error and len(prometheus.queries) == 1 and wait.waited_s < 1
+
+
+def test_a_stopped_analysis_stops_waiting() -> None:
+    prometheus = SeriesPrometheus(None)
+    wait = wait_for_series(prometheus, "q", timeout_s=30, poll_s=0.01,  # type: ignore[arg-type]
+                           stop_reason=lambda: "superseded")
+    assert not wait.seen and len(prometheus.queries) == 1
+
+
+@pytest.mark.parametrize("source", list(StandardSource))
+def test_each_source_has_a_series_query_over_the_request_counter(source: StandardSource
+                                                                 ) -> None:
+    query = series_query(source, Convention.CLASSIC)
+    metric, labels = request_series(source, Convention.CLASSIC)
+    assert query == f"count(count_over_time({metric}{{{labels}}}[{{{{interval}}}}]) >= 2)"
+    error_rate, _ = request_queries(source, Convention.CLASSIC, 5)
+    assert metric in error_rate and labels in error_rate
