@@ -319,6 +319,19 @@ def set_deployment_limit(limit: int) -> None:
         client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=limit))
 
 
+def stage_means(one: list[Release], many: list[Release]) -> list[tuple[str, float, float]]:
+    """Each stage's mean duration in the batch of 1 and the batch of N, in stage order."""
+    def means(releases: list[Release]) -> dict[str, float]:
+        spent: dict[str, list[float]] = {}
+        for release in releases:
+            for stage in release.report.stages:
+                spent.setdefault(stage.name, []).append(stage.duration_s)
+        return {name: statistics.fmean(values) for name, values in spent.items()}
+
+    first, second = means(one), means(many)
+    return [(name, first.get(name, 0.0), second[name]) for name in second]
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
@@ -402,6 +415,10 @@ def main() -> None:
     print("  outside stages by task, mean per release: " + ", ".join(
         f"{name} {seconds:.1f} s" for name, seconds in
         sorted(spent.items(), key=lambda item: -item[1])[:8]))
+    print(f"  1 release: {sum(results_one[0].overhead_s()):.1f} s outside stages "
+          f"({results_one[0].overhead_share:.1%}); stage means, 1 / {args.services}: "
+          + ", ".join(f"{name} {one:.1f} / {many:.1f} s" for name, one, many in
+                      stage_means(results_one, results_many)))
     print("  longest stages at N: " + ", ".join(f"{name} {d:.1f} s" for d, name in slowest))
     if switches:
         print(f"traffic switch (promote stage): p95 {p95(switches) * 1000:.0f} ms "
