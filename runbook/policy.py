@@ -64,8 +64,7 @@ class PerfSettings(BaseModel):
     """Locust workers; > 0 runs Locust distributed (one master, this many worker processes)
     for load one process cannot make; ``auto``: one per core when the requested load
     (``required_rps``, or ``users / think_time_s`` of the generated locustfile) exceeds
-    what one process makes and more than one core is idle (1-minute load average), else
-    none."""
+    what one process makes, else none."""
     shutdown_grace_s: float = Field(default=30.0, gt=0)
     """Deadline beyond ``duration_s`` for Locust to stop and write its stats."""
 

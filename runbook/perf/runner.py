@@ -49,29 +49,25 @@ ONE_PROCESS_RPS = 2000.0
 
 def resolve_workers(workers: int | Literal["auto"], users: int, think_time_s: float,
                     required_rps: float | None, own_locustfile: bool,
-                    cores: int | None = None, load: float | None = None) -> int:
+                    cores: int | None = None) -> int:
     """Locust worker processes for a load test (0: one standalone process).
 
     ``auto`` means one worker per core when the requested load exceeds what one process
     makes: the throughput gate (``required_rps``) when set, else the generated locustfile's
     ceiling (``users / think_time_s``; a closed loop without think time wants all it can
     get). A service's own locustfile has no known ceiling: it gets workers only for
-    ``required_rps``. And only while more than one core is idle (``cores`` minus the
-    1-minute load average, ``load``): on busy cores (other releases, the service itself)
-    the extra processes only queue for CPU, and a distributed run's start and hand-over
-    cost ~3 s more than a standalone one (benchmarks/perf_bench.py, docs/field-notes.md).
+    ``required_rps``.
     """
     if workers != "auto":
         return workers
     cores = cores if cores is not None else (os.cpu_count() or 1)
-    load = load if load is not None else os.getloadavg()[0]
     if required_rps is not None:
         demand = required_rps
     elif own_locustfile:
         demand = 0.0
     else:
         demand = users / think_time_s if think_time_s > 0 else math.inf
-    if demand <= ONE_PROCESS_RPS or cores < 2 or users < 2 or cores - load <= 1:
+    if demand <= ONE_PROCESS_RPS or cores < 2 or users < 2:
         return 0
     return min(cores, users)
 

@@ -245,12 +245,5 @@ def test_total_falls_back_to_locusts_histogram_when_an_endpoint_lacks_fine_times
 def test_workers_auto_follows_the_requested_load(
     workers: int | str, users: int, think: float, rps: float | None, own: bool, expected: int,
 ) -> None:
-    assert resolve_workers(workers, users, think, rps, own, cores=2, load=0.3) == expected  # type: ignore[arg-type]
-    assert resolve_workers("auto", 8, 0.0, None, False, cores=1, load=0.0) == 0
-
-
-def test_workers_auto_adds_no_process_to_busy_cores() -> None:
-    # 2 cores at load 1.2: less than one core idle beyond the standalone process's.
-    assert resolve_workers("auto", 4, 0.0, None, False, cores=2, load=1.2) == 0
-    assert resolve_workers("auto", 4, 0.0, None, False, cores=8, load=5.0) == 4
-    assert resolve_workers(3, 4, 0.0, None, False, cores=2, load=9.0) == 3  # explicit: kept
+    assert resolve_workers(workers, users, think, rps, own, cores=2) == expected  # type: ignore[arg-type]
+    assert resolve_workers("auto", 8, 0.0, None, False, cores=1) == 0
