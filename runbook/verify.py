@@ -125,7 +125,7 @@ def analyze(
                                     default_interval_s=settings.interval_s)
     with TrafficDriver(target.endpoint, target.paths, settings.traffic_rps,
                        timeout_s=traffic_timeout_s) as traffic, httpx.Client() as http:
-        wait = None
+        started, wait = time.monotonic(), None
         if series is not None:
             query = templates.render(series, {
                 **target.variables,
@@ -133,7 +133,7 @@ def analyze(
             wait = wait_for_series(prometheus, query, settings.series_timeout_s,
                                    poll_s=scrape_interval_s / 2, stop_reason=stop_reason)
         run = _Run(target, checks, schedule, scrape_interval_s,
-                   Providers(prometheus, http, traffic.latency_since), on_result)
+                   Providers(prometheus, http, traffic.latency_since), on_result, started)
         run.window(stop_reason)
         if not is_decided(checks, run.results) and stop_reason() is None:
             run.extra()
@@ -174,7 +174,8 @@ def wait_for_series(prometheus: RouterMetrics, query: str, timeout_s: float, pol
 class _Run:
     def __init__(self, target: AnalysisTarget, checks: list[MetricCheck], schedule: Schedule,
                  scrape_interval_s: float, providers: Providers,
-                 on_result: Callable[[CheckResult], None]) -> None:
+                 on_result: Callable[[CheckResult], None],
+                 started: float | None = None) -> None:
         self.target = target
         self.checks = checks
         self.schedule = schedule
@@ -182,16 +183,21 @@ class _Run:
         self.providers = providers
         self.on_result = on_result
         self.results: list[CheckResult] = []
-        self.started = time.monotonic()
-        first = self.started + schedule.initial_delay_s
-        self.next_at = {c.name: max(first, self.started + self.interval(c)) for c in checks}
-        self.last_at = dict.fromkeys(self.next_at, self.started)
+        # The window (and its initial delay) starts now, once the series is there; each
+        # measurement's elapsed time counts from the analysis' start, wait included, so a
+        # reader can place it after the verify stage's start.
+        self.window_start = time.monotonic()
+        self.started = self.window_start if started is None else started
+        first = self.window_start + schedule.initial_delay_s
+        self.next_at = {c.name: max(first, self.window_start + self.interval(c))
+                        for c in checks}
+        self.last_at = dict.fromkeys(self.next_at, self.window_start)
 
     def interval(self, check: MetricCheck) -> float:
         return check.interval_s or self.schedule.default_interval_s
 
     def window(self, stop_reason: Callable[[], str | None]) -> None:
-        end = self.started + self.schedule.window_s
+        end = self.window_start + self.schedule.window_s
         while self.checks:
             at = min(self.next_at.values())
             if at > end:

@@ -1,6 +1,7 @@
 """The analysis schedule: checks at their own intervals, early stop on a decided check, and
 past the window a check that did not end on a success is measured again, boundedly."""
 
+import time
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -116,3 +117,14 @@ def test_each_source_has_a_series_query_over_the_request_counter(source: Standar
     assert query == f"count(count_over_time({metric}{{{labels}}}[{{{{interval}}}}]) >= 2)"
     error_rate, _ = request_queries(source, Convention.CLASSIC, 5)
     assert metric in error_rate and labels in error_rate
+
+
+def test_elapsed_time_counts_from_the_analysis_start_and_the_window_from_the_series() -> None:
+    # The series wait took 5 s: measurements are placed after the verify stage's start
+    # (elapsed includes the wait), while the window itself still runs its full length.
+    schedule = Schedule(window_s=0.25, initial_delay_s=0, default_interval_s=0.1)
+    analysis = _Run(TARGET, [RATE], schedule, 2, Scripted(ok), lambda _: None,  # type: ignore[arg-type]
+                    started=time.monotonic() - 5)
+    analysis.window(lambda: None)
+    assert len(analysis.results) >= 2
+    assert all(5 < r.elapsed_s < 6 for r in analysis.results)
