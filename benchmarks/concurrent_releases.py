@@ -279,8 +279,10 @@ def run_batch(env: dict[str, str], services: list[Path], reports: Path
             time.sleep(1)
         wall = max(finished.values()) - started
         results = []
+        finals = {run.id: run for run in read_flow_runs(
+            client, [flow_run.id for flow_run, _ in runs], deadline)}
         for flow_run, report_path in runs:
-            final = read_flow_run(client, flow_run.id, deadline)
+            final = finals[flow_run.id]
             if final.start_time is None or final.end_time is None:
                 raise RuntimeError(f"flow run {final.id} has no start or end time")
             results.append(Release(RunReport.model_validate_json(report_path.read_text()),
@@ -288,24 +290,10 @@ def run_batch(env: dict[str, str], services: list[Path], reports: Path
     return wall, results
 
 
-def read_flow_run(client: SyncPrefectClient, flow_run_id: uuid.UUID, deadline: float
-                  ) -> FlowRun:
-    """The flow run; a server answering 5xx (it does at load average 25) is asked again."""
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    while True:
-        try:
-            return client.read_flow_run(flow_run_id)
-        except (PrefectHTTPStatusError, httpx.HTTPError) as exc:
-            if time.monotonic() > deadline:
-                raise
-            print(f"reading flow run {flow_run_id} failed ({exc}); asking again", flush=True)
-            time.sleep(2)
-
-
 def read_flow_runs(client: SyncPrefectClient, ids: list[uuid.UUID], deadline: float
                    ) -> list[FlowRun]:
-    """The flow runs of ``ids`` in one request; a 5xx is asked again, as in read_flow_run."""
+    """The flow runs of ``ids`` in one request; a server answering 5xx (it does at load
+    average 25) is asked again."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.exceptions import PrefectHTTPStatusError
 

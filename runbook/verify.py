@@ -47,6 +47,10 @@ class AnalysisTarget(BaseModel):
     variables: dict[str, str]
     """service, environment, revision, color, namespace, endpoint."""
 
+    def filled(self, interval: str) -> dict[str, str]:
+        """Every template variable, ``interval`` (a Prometheus range) included."""
+        return {**self.variables, "interval": interval}
+
 
 def target_for(spec: ServiceSpec, slot: Slot, endpoint: str, namespace: str) -> AnalysisTarget:
     return AnalysisTarget(endpoint=endpoint, paths=spec.traffic.paths, variables={
@@ -127,9 +131,9 @@ def analyze(
                        timeout_s=traffic_timeout_s) as traffic, httpx.Client() as http:
         started, wait = time.monotonic(), None
         if series is not None:
-            query = templates.render(series, {
-                **target.variables,
-                "interval": range_for(settings.interval_s, scrape_interval_s)}, escape)
+            query = templates.render(
+                series, target.filled(range_for(settings.interval_s, scrape_interval_s)),
+                escape)
             wait = wait_for_series(prometheus, query, settings.series_timeout_s,
                                    poll_s=scrape_interval_s / 2, stop_reason=stop_reason)
         run = _Run(target, checks, schedule, scrape_interval_s,
@@ -157,17 +161,21 @@ def wait_for_series(prometheus: RouterMetrics, query: str, timeout_s: float, pol
     report it, under their own error limits, instead of this wait hiding it."""
     started = time.monotonic()
     deadline = started + timeout_s
+
+    def ended(seen: bool, error: str | None = None) -> SeriesWait:
+        return SeriesWait(waited_s=round(time.monotonic() - started, 1), seen=seen,
+                          error=error)
+
     while True:
         try:
             value = prometheus.single_value(query)
         except RunbookError as exc:
-            return SeriesWait(waited_s=round(time.monotonic() - started, 1), seen=False,
-                              error=str(exc))
-        now = time.monotonic()
+            return ended(False, str(exc))
         if value is not None and value > 0:
-            return SeriesWait(waited_s=round(now - started, 1), seen=True)
+            return ended(True)
+        now = time.monotonic()
         if now >= deadline or stop_reason() is not None:
-            return SeriesWait(waited_s=round(now - started, 1), seen=False)
+            return ended(False)
         time.sleep(min(poll_s, deadline - now))
 
 
@@ -224,8 +232,8 @@ class _Run:
 
     def measure(self, check: MetricCheck) -> None:
         now = time.monotonic()
-        variables = {**self.target.variables,
-                     "interval": range_for(self.interval(check), self.scrape_interval_s)}
+        variables = self.target.filled(range_for(self.interval(check),
+                                                 self.scrape_interval_s))
         observation = self.providers.observe(check, variables, self.last_at[check.name])
         self.last_at[check.name] = now
         result = judge(check, observation, now - self.started)
