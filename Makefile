@@ -45,8 +45,9 @@ test-unit: venv
 # The flow tests run once, against a Prefect server on PostgreSQL (one extra server start,
 # overlapping the rest of the suite, which uses the stack's server). Both parts run; either
 # failing fails the target. The list is the script's own (PG_TESTS): they cannot drift apart.
-# The rest runs on TEST_WORKERS pytest-xdist workers, one test file at a time each
-# (--dist loadfile: a file's module fixtures and its private ports stay on one worker). The
+# The rest runs on TEST_WORKERS pytest-xdist workers (--dist loadgroup): a test file is one
+# unit, so its module fixtures and private ports stay on one worker; a file marked
+# `independent` spreads its tests; tests/conftest.py orders the units longest-first. The
 # e2e tests mostly wait (windows, health checks, process starts), so three workers on two
 # cores cost little per test. They run side by side safely since each route has its own
 # HAProxy process: one test's new route no longer restarts the router under another test's
@@ -60,7 +61,7 @@ test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
 	status=0; \
 	scripts/flow_tests_on_postgres.sh --alongside $(PYTEST_SUITE) -m 'not exclusive' \
-		-n $(TEST_WORKERS) --dist loadfile --durations=30 -- -ra || status=$$?; \
+		-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30 -- -ra || status=$$?; \
 	$(PYTEST_SUITE) -m exclusive || status=$$?; \
 	exit $$status
 

@@ -37,6 +37,44 @@ FAST_POLICY = {
 }
 
 
+SCHEDULE_TIERS = ("tests/e2e/", "tests/flows/", "tests/integration/")
+"""Under ``--dist loadgroup`` work units go out in this order, unit tests last: an e2e test
+takes minutes, a unit test a fraction of a second, so the short ones fill the workers' ends."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Work units for ``make test`` (``--dist loadgroup``). A test file is one unit: its
+    module fixtures and private ports stay on one worker. A file marked ``independent``
+    gives each test its own unit, so the ten examples spread over the workers instead of
+    queueing on one (they were 18 of the suite's 26 minutes on one worker). Units are
+    ordered longest-first by a rough estimate (tier, then tests in the unit), since xdist
+    hands them out in order and the last long unit sets the suite's end."""
+    if not getattr(config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    sizes: dict[str, int] = {}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            independent = item.get_closest_marker("independent") is not None
+            item.add_marker(pytest.mark.xdist_group(
+                item.nodeid if independent else item.nodeid.split("::")[0]))
+        group = _group_of(item)
+        sizes[group] = sizes.get(group, 0) + 1
+    items.sort(key=lambda item: (_tier_of(item.nodeid), -sizes[_group_of(item)],
+                                 _group_of(item)))
+
+
+def _group_of(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    assert marker is not None
+    return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default"))
+
+
+def _tier_of(nodeid: str) -> int:
+    return next((index for index, prefix in enumerate(SCHEDULE_TIERS)
+                 if nodeid.startswith(prefix)), len(SCHEDULE_TIERS))
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> StackSettings:
     from runbook import stack

@@ -29,7 +29,7 @@ from tests.delivery import deliver, runbook, version_at
 from tests.example_cases import Example, Expected, example_dirs, load_example, version_of
 from tests.traffic import ContinuousClient
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.independent]
 ENV = "staging"
 MIN_CLIENT_REQUESTS = 100
 """A traffic check that measured (almost) nothing proves nothing."""
