@@ -79,7 +79,7 @@ def test_bad_production_release_alerts_once_and_the_next_good_release_resolves(
     assert good.outcome is Outcome.RELEASED, good.reason
     assert stand_ins.slack == [] and stand_ins.pagerduty == []
 
-    bad = deliver(service, tmp_path, env, "VERSION=2", "ERROR_RATE=0.3", "DEGRADE_AFTER_S=9")
+    bad = deliver(service, tmp_path, env, "VERSION=2", "ERROR_RATE=0.3", "DEGRADE_AFTER_S=14")
     assert bad.outcome is Outcome.ROLLED_BACK, bad.reason
     assert len(stand_ins.slack) == 1 and bad.service in stand_ins.slack[0]["text"]
     (trigger,) = stand_ins.pagerduty

@@ -411,7 +411,7 @@ def test_sigkill_before_and_after_the_switch_never_leaves_an_unverified_release_
                 return str(response.json()["version"])
         return "unknown"
 
-    bad = ("VERSION=2", "ERROR_RATE=0.4", "DEGRADE_AFTER_S=9")
+    bad = ("VERSION=2", "ERROR_RATE=0.4", "DEGRADE_AFTER_S=14")
 
     # Before the switch: killed while the candidate is previewed. Nothing moved.
     run, _ = start_cli(service, tmp_path, env, *bad)

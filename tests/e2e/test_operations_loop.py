@@ -120,7 +120,7 @@ def _loop(stack_settings: StackSettings, service_dir: Path, name: str, env: dict
     first = deliver(service_dir, tmp_path, env, "VERSION=1")
     second = deliver(service_dir, tmp_path, env, "VERSION=2")
     bad = deliver(service_dir, tmp_path, env, "VERSION=3", "ERROR_RATE=0.3",
-                  "DEGRADE_AFTER_S=9")
+                  "DEGRADE_AFTER_S=14")
     assert [r.outcome for r in (first, second, bad)] == [
         Outcome.RELEASED, Outcome.RELEASED, Outcome.ROLLED_BACK], bad.reason
     rollback_stage = next(s for s in bad.stages if s.name == "rollback")

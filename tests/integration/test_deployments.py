@@ -12,6 +12,7 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.flows import load_flow_from_entrypoint
 
+from runbook.prefork import flow_run_command
 from runbook.settings import StackSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,9 @@ def test_deploy_all_registers_every_deployment(stack_settings: StackSettings) ->
             assert deployment.global_concurrency_limit is not None
             assert deployment.global_concurrency_limit.limit == spec["concurrency_limit"]["limit"]
             assert deployment.concurrency_options.collision_strategy.value == "ENQUEUE"
+            if spec["work_pool"]["name"] == "runbook-local":
+                # Forked from the prefork server (runbook/prefork.py), this interpreter's.
+                assert deployment.job_variables["command"] == flow_run_command()["command"]
             if spec["work_pool"]["name"] == "runbook-kubernetes":
                 assert deployment.job_variables["image"] == "127.0.0.1:5000/runbook-flows:test"
                 clone = deployment.pull_steps[0]["prefect.deployments.steps.git_clone"]
