@@ -280,6 +280,7 @@ class Server:
         self.children: dict[int, _Connection] = {}
         self.fingerprint = ""
         self.last_work = time.monotonic()
+        self.stop_requested = False
         self.wakeup_r, self.wakeup_w = os.pipe()
 
     def prepare(self) -> None:
@@ -296,7 +297,8 @@ class Server:
         os.set_blocking(self.wakeup_w, False)
         signal.set_wakeup_fd(self.wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: self.stop_accepting())
+        # A flag, not the work: a handler runs between any two bytecodes of the loop.
+        signal.signal(signal.SIGTERM, self._request_stop)
         assert self.listener is not None
         self.selector.register(self.listener, selectors.EVENT_READ)
         self.selector.register(self.wakeup_r, selectors.EVENT_READ)
@@ -312,10 +314,12 @@ class Server:
                 elif key.fileobj == self.wakeup_r:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self.wakeup_r, 4096)
-                else:
+                elif isinstance(key.data, _Connection):
                     request = self._read(key.data)
                     if request is not None:
                         return request
+            if self.stop_requested:
+                self.stop_accepting()
             self._reap()
             self._kill_orphans_past_grace()
             if (self.listener is not None and not self.connections and not self.children
@@ -323,6 +327,9 @@ class Server:
                 _log(f"idle for {IDLE_S:.0f} s; exiting")
                 self.stop_accepting()
         return None
+
+    def _request_stop(self, _signum: int, _frame: object) -> None:
+        self.stop_requested = True
 
     def stop_accepting(self) -> None:
         if self.listener is not None:

@@ -97,11 +97,12 @@ def _wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not gone and not a zombie (an orphan's reaping is up to pid 1)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_a_run_is_forked_with_the_launchers_streams_directory_environment_and_status(
@@ -193,3 +194,23 @@ def test_switched_off_it_is_the_plain_engine(engine: Engine, tmp_path: Path) -> 
 def test_the_deployment_step_names_this_interpreter() -> None:
     command = prefork.flow_run_command()["command"]
     assert command.split() == [sys.executable, "-m", "runbook.prefork", "--preload", "flows"]
+
+
+def test_a_stopped_server_lets_its_running_flow_run_finish(
+    engine: Engine, tmp_path: Path,
+) -> None:
+    running = engine.start(cwd=tmp_path, WAIT="1", HANDLE_TERM="1")
+    assert running.stdout is not None
+    first = running.stdout.readline()
+    server = int(first.split("ppid=")[1].split()[0])
+    engine.servers.add(server)
+    assert running.stdout.readline() == "waiting\n"
+    os.kill(server, signal.SIGTERM)
+    time.sleep(1.5)
+    assert _alive(server), "the server left before its flow run ended"
+    _, during, _ = engine.run(cwd=tmp_path)
+    assert during["ppid"] != str(server), "a stopping server took a new run"
+    running.send_signal(signal.SIGTERM)
+    running.communicate(timeout=30)
+    assert running.returncode == 143, "the exit status of the last run was lost"
+    _wait_for(lambda: not _alive(server))
