@@ -13,6 +13,7 @@ each the run tolerates. Two rules go beyond Argo:
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -57,6 +58,9 @@ class CheckResult(BaseModel):
     condition: str
     phase: Phase
     reason: str = ""
+    measured_at: datetime | None = None
+    """When the query was sent (UTC): ``elapsed_s`` counts from the analysis' start, which
+    is not the verify stage's start."""
 
     def summary(self) -> str:
         return (f"t={self.elapsed_s:.0f}s {self.check}={format_value(self.check, self.value)}"
@@ -97,12 +101,14 @@ class Verdict(BaseModel):
         return any(v.decided for v in self.checks)
 
 
-def judge(check: MetricCheck, observation: Observation, elapsed_s: float) -> CheckResult:
+def judge(check: MetricCheck, observation: Observation, elapsed_s: float,
+          measured_at: datetime | None = None) -> CheckResult:
     """Classify one measurement by the check's conditions (Argo's rules)."""
     def result(phase: Phase, reason: str = "") -> CheckResult:
         return CheckResult(check=check.name, elapsed_s=round(elapsed_s, 1),
                            query=observation.query, value=observation.result,
-                           condition=check.condition_text(), phase=phase, reason=reason)
+                           condition=check.condition_text(), phase=phase, reason=reason,
+                           measured_at=measured_at)
 
     if observation.error is not None:
         return result(Phase.ERROR, f"source error: {observation.error}")

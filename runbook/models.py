@@ -243,6 +243,8 @@ class CheckMeasurement(BaseModel):
     condition: str
     phase: str
     reason: str = ""
+    measured_at: datetime | None = None
+    """When it was measured (UTC); None in reports written before it was recorded."""
 
 
 class RunReport(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 from pydantic import BaseModel
@@ -231,11 +232,11 @@ class _Run:
                 return
 
     def measure(self, check: MetricCheck) -> None:
-        now = time.monotonic()
+        now, measured_at = time.monotonic(), datetime.now(UTC)
         variables = self.target.filled(range_for(self.interval(check),
                                                  self.scrape_interval_s))
         observation = self.providers.observe(check, variables, self.last_at[check.name])
         self.last_at[check.name] = now
-        result = judge(check, observation, now - self.started)
+        result = judge(check, observation, now - self.started, measured_at)
         self.results.append(result)
         self.on_result(result)

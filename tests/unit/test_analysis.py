@@ -1,6 +1,8 @@
 """The verdict over check measurements: Argo's rules, missing data never a pass, and a run
 must end on successful measurements."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from runbook.analysis import (
@@ -15,6 +17,7 @@ from runbook.analysis import (
 )
 from runbook.checks.model import MetricCheck, NoData, StandardSource
 from runbook.checks.standard import ERROR_RATE, Convention, default_checks
+from runbook.models import CheckMeasurement
 
 RATE = MetricCheck(name=ERROR_RATE, query="q", failure_condition="result > 0.05",
                    consecutive_error_limit=2)
@@ -33,6 +36,15 @@ def test_failure_condition_fails_and_names_the_value() -> None:
     assert result.phase is Phase.FAILED
     assert result.reason == "30.0 % meets failure condition result > 0.05"
     assert (result.query, result.value, result.condition) == ("q", 0.3, "failure: result > 0.05")
+
+
+def test_a_measurement_keeps_when_it_was_taken_through_the_report() -> None:
+    taken = datetime(2026, 12, 2, 6, 40, 1, tzinfo=UTC)
+    result = judge(RATE, seen(0.3), 4.0, taken)
+    assert (result.elapsed_s, result.measured_at) == (4.0, taken)
+    recorded = CheckMeasurement.model_validate(result.model_dump())
+    assert recorded.measured_at == taken
+    assert CheckMeasurement.model_validate_json(recorded.model_dump_json()) == recorded
 
 
 def test_at_threshold_passes() -> None:
