@@ -63,6 +63,18 @@ class Engine:
             cwd=cwd, env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
 
+    def start_waiting(self, *, cwd: Path, **extra: str
+                      ) -> tuple[subprocess.Popen[str], int, int]:
+        """A run that waits until signalled: its launcher, its process and its server."""
+        launcher = self.start(cwd=cwd, WAIT="1", **extra)
+        assert launcher.stdout is not None
+        first = launcher.stdout.readline()
+        assert launcher.stdout.readline() == "waiting\n", first
+        child = int(first.split("pid=")[1].split()[0])
+        server = int(first.split("ppid=")[1].split()[0])
+        self.servers.add(server)
+        return launcher, child, server
+
     def run(self, *args: str, cwd: Path, **extra: str) -> tuple[int, dict[str, str], str]:
         launcher = self.start(*args, cwd=cwd, **extra)
         out, err = launcher.communicate(timeout=60)
@@ -125,30 +137,19 @@ def test_a_run_is_forked_with_the_launchers_streams_directory_environment_and_st
 def test_signals_reach_the_flow_run_and_the_launcher_ends_as_it_did(
     engine: Engine, tmp_path: Path,
 ) -> None:
-    handled = engine.start(cwd=tmp_path, WAIT="1", HANDLE_TERM="1")
-    assert handled.stdout is not None
-    first = handled.stdout.readline()
-    assert "ppid=" in first and handled.stdout.readline() == "waiting\n"
-    engine.servers.add(int(first.split("ppid=")[1].split()[0]))
+    handled, _, _ = engine.start_waiting(cwd=tmp_path, HANDLE_TERM="1")
     handled.send_signal(signal.SIGTERM)
     out, _ = handled.communicate(timeout=30)
     assert "got SIGTERM" in out and handled.returncode == 143
 
-    unhandled = engine.start(cwd=tmp_path, WAIT="1")
-    assert unhandled.stdout is not None
-    unhandled.stdout.readline()
-    assert unhandled.stdout.readline() == "waiting\n"
+    unhandled, _, _ = engine.start_waiting(cwd=tmp_path)
     unhandled.send_signal(signal.SIGTERM)
     unhandled.communicate(timeout=30)
     assert unhandled.returncode == -signal.SIGTERM
 
 
 def test_a_killed_launcher_leaves_no_flow_run_behind(engine: Engine, tmp_path: Path) -> None:
-    launcher = engine.start(cwd=tmp_path, WAIT="1")
-    assert launcher.stdout is not None
-    first = launcher.stdout.readline()
-    child = int(first.split("pid=")[1].split()[0])
-    engine.servers.add(int(first.split("ppid=")[1].split()[0]))
+    launcher, child, _ = engine.start_waiting(cwd=tmp_path)
     assert child != launcher.pid
     launcher.kill()
     launcher.wait(timeout=10)
@@ -199,12 +200,7 @@ def test_the_deployment_step_names_this_interpreter() -> None:
 def test_a_stopped_server_lets_its_running_flow_run_finish(
     engine: Engine, tmp_path: Path,
 ) -> None:
-    running = engine.start(cwd=tmp_path, WAIT="1", HANDLE_TERM="1")
-    assert running.stdout is not None
-    first = running.stdout.readline()
-    server = int(first.split("ppid=")[1].split()[0])
-    engine.servers.add(server)
-    assert running.stdout.readline() == "waiting\n"
+    running, _, server = engine.start_waiting(cwd=tmp_path, HANDLE_TERM="1")
     os.kill(server, signal.SIGTERM)
     time.sleep(1.5)
     assert _alive(server), "the server left before its flow run ended"
