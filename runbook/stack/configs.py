@@ -41,23 +41,12 @@ def render_prometheus_config(
             job("prometheus", settings.prometheus_port),
             router_job(settings),
             # Pushed series keep the job and instance labels of whoever pushed them.
-            job("pushgateway", settings.pushgateway_port, honor_labels=True,
-                scrape_interval=PUSHGATEWAY_SCRAPE_INTERVAL,
-                scrape_timeout=PUSHGATEWAY_SCRAPE_TIMEOUT),
+            job("pushgateway", settings.pushgateway_port, honor_labels=True),
             app_discovery_job(settings),
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)
 
-
-PUSHGATEWAY_SCRAPE_INTERVAL = "15s"
-"""The run metrics are read over a day (deployments/prometheus/rules/pipeline.yml), so they
-need no 2 s resolution, and the gateway keeps every run's group for days: scraping 2,000
-runs (12 MB) every 2 s cost the Pushgateway 25 % of a core and Prometheus 6 %, every 15 s
-3 % and 0.7 % (measured by hand on this 2-core machine; docs/known-gaps.md)."""
-PUSHGATEWAY_SCRAPE_TIMEOUT = "10s"
-"""Not the global interval's 2 s, which Prometheus would otherwise clamp it to: megabytes on
-a loaded machine."""
 
 ROUTER_TARGETS_REFRESH = "5s"
 """Prometheus re-reads the router's targets file on inotify; this is the fallback."""

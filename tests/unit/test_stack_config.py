@@ -55,9 +55,6 @@ def test_prometheus_scrapes_itself_the_router_and_the_pushgateway(settings: Stac
     assert jobs["router"]["metrics_path"] == "/metrics"
     assert _targets(jobs["pushgateway"]) == ["127.0.0.1:19091"]
     assert jobs["pushgateway"]["honor_labels"] is True
-    # Day-long rules over a gateway that grows with every run: not every 2 s.
-    assert jobs["pushgateway"]["scrape_interval"] == "15s"
-    assert jobs["pushgateway"]["scrape_timeout"] == "10s"
 
 
 def test_prometheus_alerts_go_to_the_stack_alertmanager(settings: StackSettings):
