@@ -167,22 +167,83 @@ def launch(preload: tuple[str, ...], engine_args: list[str]) -> NoReturn:
         hello = lines.read(time.monotonic() + HELLO_TIMEOUT_S)
         if hello is None or not hello.get("ready"):
             raise Unavailable("the server closed before it was ready")
-        request = {"argv": engine_args, "cwd": os.getcwd(), "env": dict(os.environ)}
-        socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
-        reply = lines.read(time.monotonic() + PID_TIMEOUT_S)
     except TimeoutError:
         _exec_engine(engine_args, "the server was not ready in time")
     except (Unavailable, OSError) as error:
         _exec_engine(engine_args, str(error))
+    # From here the server may fork the flow run before its pid reaches us (the child
+    # can even print first): a signal the worker sends now must wait for that pid, not
+    # kill the launcher with its default action (the server would then stop the run as
+    # orphaned, and the worker would read the wrong exit status).
+    signals = _Signals()
+    signals.install()
+    request = {"argv": engine_args, "cwd": os.getcwd(), "env": dict(os.environ)}
+    try:
+        socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
+        reply = lines.read(time.monotonic() + PID_TIMEOUT_S)
+    except TimeoutError:
+        signals.die_of_pending()
+        _exec_engine(engine_args, "the server did not start the flow run in time")
+    except OSError as error:
+        signals.die_of_pending()
+        _exec_engine(engine_args, str(error))
     if reply is None:
         # The request was sent: the server may have forked. Running the engine here too
         # could run the flow twice, so this run ends (Prefect marks it crashed).
+        signals.die_of_pending()
         print("runbook.prefork: the server closed after the request; not starting the "
               "flow run a second time", file=sys.stderr)
         sys.exit(70)
     if "refused" in reply:
+        signals.die_of_pending()
         _exec_engine(engine_args, str(reply["refused"]))
-    sys.exit(_supervise(lines, int(reply["pid"])))
+    sys.exit(_supervise(lines, signals, int(reply["pid"])))
+
+
+class _Signals:
+    """The worker's signals, from the moment the request may start a flow run: held
+    until the run's pid is known, then forwarded to it (a cancelled run that is just
+    starting still gets its SIGTERM, and handles it as it would later)."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+
+    def install(self) -> None:
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.pid is None:
+            self.pending.append(signum)
+        else:
+            _forward(self.pid, signum)
+
+    def forward_to(self, pid: int) -> None:
+        # The pid first: a signal arriving from here on goes straight to the run, so none
+        # is appended to the list while it is being emptied.
+        self.pid = pid
+        held, self.pending = self.pending, []
+        for signum in held:
+            _forward(pid, signum)
+
+    def die_of_pending(self) -> None:
+        """No flow run of ours is running: end as the first held signal asked."""
+        if self.pending:
+            _die_of(self.pending[0])
+
+
+def _forward(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _die_of(signum: int) -> NoReturn:
+    """Die of the signal itself, so the worker reports what ended the run."""
+    with contextlib.suppress(OSError, ValueError):
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)  # only if the signal is blocked: the shell's convention
 
 
 def _connect(preload: tuple[str, ...]) -> socket.socket:
@@ -223,14 +284,9 @@ def _exec_engine(engine_args: list[str], reason: str | None = None) -> NoReturn:
     os.execv(sys.executable, [sys.executable, "-m", ENGINE_MODULE, *engine_args])  # noqa: S606
 
 
-def _supervise(lines: _Lines, pid: int) -> int:
+def _supervise(lines: _Lines, signals: _Signals, pid: int) -> int:
     """Forward signals to the flow run until the server reports its exit status."""
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, forward)
+    signals.forward_to(pid)
     message = lines.read(None)
     if message is None or "exit" not in message:
         print("runbook.prefork: lost the server while the flow run was running",
@@ -238,11 +294,7 @@ def _supervise(lines: _Lines, pid: int) -> int:
         return 70
     code = int(message["exit"])
     if code < 0:
-        # Die of the same signal, so the worker reports what killed the flow run.
-        with contextlib.suppress(OSError, ValueError):
-            signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-        return 128 - code
+        _die_of(-code)
     return code
 
 

@@ -148,6 +148,45 @@ def test_signals_reach_the_flow_run_and_the_launcher_ends_as_it_did(
     assert unhandled.returncode == -signal.SIGTERM
 
 
+HELD_SIGNAL = """
+import os, signal, subprocess, sys
+from runbook import prefork
+run = subprocess.Popen([sys.executable, "-c", {run!r}], stdout=subprocess.PIPE, text=True)
+assert run.stdout.readline() == "ready\\n"
+signals = prefork._Signals()
+signals.install()
+os.kill(os.getpid(), signal.SIGTERM)  # the request is out, the pid not yet known
+assert signals.pending == [signal.SIGTERM], signals.pending
+{then}
+"""
+RUN_HANDLING_TERM = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def _held_signal(then: str) -> subprocess.CompletedProcess[str]:
+    code = HELD_SIGNAL.format(run=RUN_HANDLING_TERM, then=then)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def test_a_signal_before_the_pid_is_known_waits_for_it_then_reaches_the_run() -> None:
+    # The window the test above hits only by chance: the run is forked (and may print)
+    # before its pid reaches the launcher.
+    done = _held_signal("signals.forward_to(run.pid)\nprint(run.wait(timeout=10))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "143"
+
+
+def test_a_held_signal_with_no_run_to_forward_to_ends_the_launcher_by_that_signal() -> None:
+    done = _held_signal("run.kill()\nsignals.die_of_pending()\nprint('survived')")
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "survived" not in done.stdout
+
+
 def test_a_killed_launcher_leaves_no_flow_run_behind(engine: Engine, tmp_path: Path) -> None:
     launcher, child, _ = engine.start_waiting(cwd=tmp_path)
     assert child != launcher.pid
