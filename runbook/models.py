@@ -220,6 +220,10 @@ class PerfReport(EndpointStats):
     users: int | None = None
     tool: str = ""  # what generated the load, e.g. "locust 2.47.0, 2 workers"
     failure_samples: list[str] = Field(default_factory=list)
+    timed_at_connection: int | None = None
+    """Requests timed from the request's write to the response's last byte (as wrk and k6
+    time them); the others carry Locust's time, which adds the client's own work. None
+    for a report from before runbook timed at the connection."""
 
 
 class Approval(BaseModel):

@@ -15,7 +15,15 @@ runbook installed. It does three things Locust does not:
 - keeps every response time at microsecond resolution (three significant digits), per
   endpoint, because Locust's own histogram rounds to whole milliseconds, which is all there
   is to tell apart on a fast service. Workers send theirs with each stats report, the master
-  (or the standalone process) merges them and writes them to ``RUNBOOK_LATENCY_FILE``.
+  (or the standalone process) merges them and writes them to ``RUNBOOK_LATENCY_FILE``;
+- times FastHttpUser's requests at the connection, as wrk and k6 (``http_req_duration``)
+  do: from the moment the request goes to its socket to the moment the parser has read the
+  whole response. Locust's own time also covers geventhttpclient's request and response
+  objects, the cookie jar and Locust's session, ~1 ms of Python per request here, which on
+  a fast service is most of what it reports and none of the service's doing. A request the
+  connection did not time (HttpUser's ``requests``, a custom client, a timeout before any
+  response) keeps Locust's time. Locust's own statistics (its CSV files, its web UI) keep
+  Locust's time throughout.
 """
 
 from __future__ import annotations
@@ -23,11 +31,16 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import time
+import weakref
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 import locust.stats
+from geventhttpclient.connectionpool import ConnectionPool
+from geventhttpclient.response import HTTPSocketResponse
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -40,6 +53,8 @@ SIGNIFICANT_DIGITS = 3
 
 # endpoint ("METHOD name") -> {microseconds (3 significant digits): count}
 _histograms: dict[str, Counter[int]] = {}
+# endpoint -> how many of its requests were timed at the connection (the rest: Locust's time)
+_at_connection: Counter[str] = Counter()
 
 
 def bucket_us(response_time_ms: float) -> int:
@@ -52,25 +67,98 @@ def bucket_us(response_time_ms: float) -> int:
     return round(micros / scale) * scale
 
 
+class _WireTimes:
+    """One request's times at the connection, in the greenlet (Locust user) that made it."""
+
+    __slots__ = ("complete", "sent", "sent_wall")
+
+    def __init__(self) -> None:
+        self.sent_wall = time.time()  # to tell it from an earlier request's: see _wire_ms
+        self.sent = time.perf_counter()
+        self.complete: float | None = None
+
+
+_wire: weakref.WeakKeyDictionary[Any, _WireTimes] = weakref.WeakKeyDictionary()
+
+
+def _time_sending(get_socket: Callable[..., Any]) -> Callable[..., Any]:
+    # geventhttpclient takes the connection right before it writes the request (any
+    # connecting is done by then, as wrk's and k6's times leave it out too). The reported
+    # request's entry is removed when Locust reports it, so one still here is the same
+    # request going on: after a response (a redirect followed) the time runs from the first
+    # hop, as Locust's does; after none (a retry on a new connection) it starts again.
+    def timed(self: ConnectionPool) -> Any:
+        sock = get_socket(self)
+        current = gevent.getcurrent()
+        times = _wire.get(current)
+        if times is None or times.complete is None:
+            _wire[current] = _WireTimes()
+        else:
+            times.complete = None
+        return sock
+    return timed
+
+
+def _time_completion(on_message_complete: Callable[..., None]) -> Callable[..., None]:
+    # Called by the parser while it is fed the block that ends the response.
+    def timed(self: HTTPSocketResponse) -> None:
+        times = _wire.get(gevent.getcurrent())
+        if times is not None:
+            times.complete = time.perf_counter()
+        on_message_complete(self)
+    return timed
+
+
+ConnectionPool.get_socket = _time_sending(ConnectionPool.get_socket)  # type: ignore[method-assign]
+HTTPSocketResponse._on_message_complete = _time_completion(  # type: ignore[method-assign]
+    HTTPSocketResponse._on_message_complete)
+
+
+def _wire_ms(start_time: float | None) -> float | None:
+    """This greenlet's last request timed at the connection, if it is the one reported:
+    it began after the reported request did (not left over from an earlier one)."""
+    times = _wire.pop(gevent.getcurrent(), None)
+    if times is None or times.complete is None or start_time is None:
+        return None
+    if times.sent_wall < start_time:
+        return None
+    return (times.complete - times.sent) * 1000
+
+
 @events.request.add_listener
-def _record(request_type: str, name: str, response_time: float | None, **_: Any) -> None:
-    if response_time is None:
+def _record(request_type: str, name: str, response_time: float | None,
+            start_time: float | None = None, **_: Any) -> None:
+    endpoint = f"{request_type} {name}"
+    wire_ms = _wire_ms(start_time)
+    if wire_ms is not None:
+        _at_connection[endpoint] += 1
+    measured = wire_ms if wire_ms is not None else response_time
+    if measured is None:
         return
-    _histograms.setdefault(f"{request_type} {name}", Counter())[bucket_us(response_time)] += 1
+    _histograms.setdefault(endpoint, Counter())[bucket_us(measured)] += 1
 
 
 @events.report_to_master.add_listener
 def _send(client_id: str, data: dict[str, Any]) -> None:
-    data[REPORT_KEY] = {name: dict(histogram) for name, histogram in _histograms.items()}
+    data[REPORT_KEY] = _content()
     _histograms.clear()
+    _at_connection.clear()
 
 
 @events.worker_report.add_listener
 def _merge(client_id: str, data: dict[str, Any]) -> None:
-    for name, histogram in data.get(REPORT_KEY, {}).items():
+    report = data.get(REPORT_KEY, {})
+    for name, histogram in report.get("latency_us", {}).items():
         merged = _histograms.setdefault(name, Counter())
         merged.update({int(micros): int(count) for micros, count in histogram.items()})
+    _at_connection.update({name: int(n) for name, n in report.get("at_connection", {}).items()})
     _write()
+
+
+def _content() -> dict[str, Any]:
+    """What a worker reports and the file holds (``runbook.perf.stats.read_latency_us``)."""
+    return {"latency_us": {name: dict(h) for name, h in _histograms.items()},
+            "at_connection": dict(_at_connection)}
 
 
 def _write() -> None:
@@ -78,7 +166,7 @@ def _write() -> None:
         return
     temporary = f"{OUTPUT}.tmp"
     with open(temporary, "w") as handle:
-        json.dump({name: dict(h) for name, h in _histograms.items()}, handle)
+        json.dump(_content(), handle)
     os.replace(temporary, OUTPUT)
 
 

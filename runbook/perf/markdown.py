@@ -25,6 +25,22 @@ def _row(stats: EndpointStats) -> str:
             f"{stats.rps:.1f} | {latencies} |")
 
 
+def _timing_note(report: PerfReport) -> list[str]:
+    """What the latencies measure: the connection's time where the plugin had it."""
+    if report.timed_at_connection is None or not report.requests:
+        return []
+    share = report.timed_at_connection / report.requests
+    if share >= 0.995:
+        what = "all requests timed at the connection"
+    elif report.timed_at_connection == 0:
+        what = "Locust's own times (this client is not timed at the connection)"
+    else:
+        what = f"{share:.0%} of requests timed at the connection, the rest Locust's own times"
+    return [f"Latencies: {what}. At the connection means from the request's write to the "
+            "response's last byte, as wrk and k6 time them; Locust's own time (its CSV "
+            "files and web UI) adds the client's work, about 1 ms per request.", ""]
+
+
 def _pct(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.1f} %"
 
@@ -47,7 +63,8 @@ def perf_markdown(
              "| endpoint | requests | failures | error rate | rps | avg ms | p50 ms | p90 ms "
              "| p95 ms | p99 ms | max ms |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-             *(_row(e) for e in report.endpoints), _row(report), ""]
+             *(_row(e) for e in report.endpoints), _row(report), "",
+             *_timing_note(report)]
     if report.resources is not None:
         res = report.resources
         lines += [f"**Resources** ({res.source}; {res.detail}): CPU average "

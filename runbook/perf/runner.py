@@ -27,8 +27,8 @@ from runbook.models import PerfReport
 from runbook.perf.stats import (
     LoadProgress,
     read_failure_samples,
-    read_latency_us,
     read_locust_json,
+    read_plugin_times,
     read_progress,
     report_from_locust_json,
 )
@@ -204,9 +204,10 @@ def run_locust(job: LocustJob, on_progress: ProgressCallback | None = None) -> P
     if not job.json_path.exists():
         raise LoadToolError(f"locust wrote no stats to {job.json_path}: {_tail(stderr_path)}")
     tool = f"locust {version('locust')}" + (f", {job.workers} workers" if job.workers else "")
+    times = read_plugin_times(job.latency_path)
     return report_from_locust_json(
         read_locust_json(job.json_path), job.duration_s, users=job.users, tool=tool,
-        latency_us=read_latency_us(job.latency_path),
+        latency_us=times.latency_us, timed_at_connection=times.at_connection,
         failure_samples=read_failure_samples(Path(f"{job.stats_prefix}_failures.csv")),
     )
 

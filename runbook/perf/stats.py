@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,20 @@ def _endpoint(name: str, entries: list[dict[str, Any]], duration_s: float,
     total_ms = sum(float(e["total_response_time"]) for e in entries)
     timed = sum(int(e["num_requests"]) - int(e.get("num_none_requests") or 0) for e in entries)
     maxima = [float(e["max_response_time"]) for e in entries if e["num_requests"]]
+    avg_s = _seconds(total_ms / timed) if timed else None
+    max_s = _seconds(max(maxima)) if maxima else None
+    if fine_us:
+        # The same times as the percentiles (the plugin's: at the connection where it could
+        # time them), so the average and the maximum read with them.
+        avg_s = sum(us * n for us, n in fine_us.items()) / sum(fine_us.values()) / 1e6
+        max_s = max(fine_us) / 1e6
     return EndpointStats(
         name=name,
         requests=requests,
         failures=failures,
         duration_s=duration_s,
-        avg_latency_s=_seconds(total_ms / timed) if timed else None,
-        max_latency_s=_seconds(max(maxima)) if maxima else None,
+        avg_latency_s=avg_s,
+        max_latency_s=max_s,
         **_percentiles_s(entries, fine_us),
     )
 
@@ -129,14 +137,32 @@ def read_locust_json(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+@dataclass(frozen=True)
+class PluginTimes:
+    """What the runbook plugin recorded (``runbook/perf/locust_plugin.py``)."""
+
+    latency_us: dict[str, Counter[int]] = field(default_factory=dict)
+    """Response times in microseconds per endpoint ("METHOD name")."""
+    at_connection: int = 0
+    """How many of them were timed at the connection; the rest are Locust's own times."""
+
+
 def read_latency_us(path: Path) -> dict[str, Counter[int]]:
     """The plugin's per-endpoint microsecond histograms; empty when it wrote none."""
+    return read_plugin_times(path).latency_us
+
+
+def read_plugin_times(path: Path) -> PluginTimes:
+    """The plugin's file; empty when it wrote none."""
     try:
         raw = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return {name: Counter({int(us): int(n) for us, n in histogram.items()})
-            for name, histogram in raw.items()}
+        return PluginTimes()
+    return PluginTimes(
+        latency_us={name: Counter({int(us): int(n) for us, n in histogram.items()})
+                    for name, histogram in raw.get("latency_us", {}).items()},
+        at_connection=sum(int(n) for n in raw.get("at_connection", {}).values()),
+    )
 
 
 def read_failure_samples(path: Path, limit: int = 5) -> list[str]:

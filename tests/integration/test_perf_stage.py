@@ -4,6 +4,8 @@ HAProxy router proving the load reaches the preview slot only."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 import uuid
@@ -100,6 +102,7 @@ def test_distributed_mode_with_one_worker(local_server: str, tmp_path: Path) -> 
     assert report.tool.endswith("1 workers")
     assert (tmp_path / "worker-0.log").exists()
     _assert_microsecond_times(tmp_path, report)
+    assert report.timed_at_connection == report.requests  # the worker's counts reach the file
 
 
 def _assert_microsecond_times(workdir: Path, report: PerfReport) -> None:
@@ -119,6 +122,72 @@ def test_service_locustfile_with_httpuser_still_works(local_server: str, tmp_pat
                                   spawn_rate=2, duration_s=2, workdir=tmp_path))
     assert report.requests > 0 and report.failures == 0
     _assert_microsecond_times(tmp_path, report)
+    assert report.timed_at_connection == 0  # requests' sockets: Locust's own times
+
+
+SLOW_CLIENT = """
+import time
+import geventhttpclient.client
+from locust import FastHttpUser, constant, task
+
+# Client-side work inside Locust's timed span but before the request reaches its socket.
+_build = geventhttpclient.client.HTTPClient._build_request
+def _slow_build(self, *args, **kwargs):
+    time.sleep(0.06)
+    return _build(self, *args, **kwargs)
+geventhttpclient.client.HTTPClient._build_request = _slow_build
+
+
+class Slow(FastHttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def plain(self):
+        self.client.get("/delay", name="plain")
+
+    @task
+    def caught(self):
+        # Reported when the block ends, after more client work.
+        with self.client.get("/delay", name="caught", catch_response=True):
+            time.sleep(0.06)
+"""
+
+
+class _DelayedHandler(_Handler):
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes: with Nagle's algorithm the body would wait
+        # for the client's delayed ACK (~40 ms), a real stall of the server's making.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:
+        time.sleep(0.02)
+        super().do_GET()
+
+
+def test_fasthttpuser_requests_are_timed_at_the_connection(tmp_path: Path) -> None:
+    """The service's 20 ms, not the client's 60 ms of work around the request (wrk's and
+    k6's measure); Locust's own statistics keep its time."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DelayedHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        own = tmp_path / "slow.py"
+        own.write_text(SLOW_CLIENT)
+        locustfile = resolve_locustfile(tmp_path, "slow.py", ["/unused"], 10, tmp_path)
+        report = run_locust(LocustJob(
+            host=f"http://127.0.0.1:{server.server_address[1]}", locustfile=locustfile,
+            users=2, spawn_rate=2, duration_s=3, workdir=tmp_path))
+    finally:
+        server.shutdown()
+    fine = read_latency_us(tmp_path / "latency_us.json")
+    for name in ("GET plain", "GET caught"):
+        endpoint = next(e for e in report.endpoints if e.name == name)
+        assert endpoint.requests > 0 and endpoint.failures == 0
+        assert sum(fine[name].values()) == endpoint.requests
+        assert endpoint.p50_latency_s is not None and 0.020 <= endpoint.p50_latency_s < 0.045
+    locust_own = json.loads((tmp_path / "locust.json").read_text())
+    plain = next(e for e in locust_own if e["name"] == "plain")
+    assert plain["total_response_time"] / plain["num_requests"] >= 80  # 60 + 20 ms
 
 
 def test_stored_reports_baseline_is_the_last_released(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the generated locustfile, the commands, the chart and the markdown."""
 from __future__ import annotations
 
 import ast
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from runbook.perf.docker_stats import cpu_cores, memory_bytes, summarize_docker_
 from runbook.perf.locustfile import render_locustfile, resolve_locustfile
 from runbook.perf.markdown import perf_markdown
 from runbook.perf.runner import LocustJob, master_command, resolve_workers, worker_command
-from runbook.perf.stats import percentile_ms, read_progress, report_from_locust_json
+from runbook.perf.stats import (
+    PluginTimes,
+    percentile_ms,
+    read_plugin_times,
+    read_progress,
+    report_from_locust_json,
+)
 from runbook.policy import Thresholds
 
 
@@ -220,8 +227,39 @@ def test_microsecond_histogram_gives_sub_millisecond_percentiles() -> None:
     assert perf.p90_latency_s == pytest.approx(0.0006)
     assert perf.p99_latency_s == pytest.approx(0.0012)
     assert perf.endpoints[0].p50_latency_s == pytest.approx(0.0004)
+    # The average and the maximum come from the same times as the percentiles.
+    assert perf.avg_latency_s == pytest.approx((400 * 60 + 600 * 35 + 1200 * 5) / 100 / 1e6)
+    assert perf.max_latency_s == pytest.approx(0.0012)
     coarse = report_from_locust_json(entries, 5.0)  # no plugin output: Locust's whole ms
     assert coarse.p50_latency_s == 0.0 and coarse.p99_latency_s == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(("timed", "says"), [
+    (100, "Latencies: all requests timed at the connection."),
+    (40, "Latencies: 40% of requests timed at the connection, the rest Locust's own times."),
+    (0, "Latencies: Locust's own times (this client is not timed at the connection)."),
+    (None, None),  # a report stored before the plugin timed at the connection
+])
+def test_the_perf_markdown_says_what_its_latencies_measure(timed: int | None,
+                                                          says: str | None) -> None:
+    report = report_from_locust_json([locust_entry("/", {1: 100})], 5.0,
+                                     timed_at_connection=timed)
+    text = perf_markdown("perf", report, judge_degradation(report, None, "r", Thresholds()),
+                         [])
+    notes = [line for line in text.splitlines() if line.startswith("Latencies:")]
+    assert len(notes) == (0 if says is None else 1)
+    if says is not None:
+        assert notes[0].startswith(says)
+
+
+def test_plugin_times_are_read_with_their_count_at_the_connection(tmp_path: Path) -> None:
+    path = tmp_path / "latency_us.json"
+    assert read_plugin_times(path) == PluginTimes()  # none written
+    path.write_text(json.dumps({"latency_us": {"GET /": {"410": 3}, "GET /b": {"1200": 1}},
+                                "at_connection": {"GET /": 3, "GET /b": 1}}))
+    times = read_plugin_times(path)
+    assert times.latency_us == {"GET /": Counter({410: 3}), "GET /b": Counter({1200: 1})}
+    assert times.at_connection == 4
 
 
 def test_total_falls_back_to_locusts_histogram_when_an_endpoint_lacks_fine_times() -> None:
