@@ -17,13 +17,15 @@ runbook installed. It does three things Locust does not:
   is to tell apart on a fast service. Workers send theirs with each stats report, the master
   (or the standalone process) merges them and writes them to ``RUNBOOK_LATENCY_FILE``;
 - times FastHttpUser's requests at the connection, as wrk and k6 (``http_req_duration``)
-  do: from the moment the request goes to its socket to the moment the parser has read the
-  whole response. Locust's own time also covers geventhttpclient's request and response
-  objects, the cookie jar and Locust's session, ~1 ms of Python per request here, which on
-  a fast service is most of what it reports and none of the service's doing. A request the
-  connection did not time (HttpUser's ``requests``, a custom client, a timeout before any
-  response) keeps Locust's time. Locust's own statistics (its CSV files, its web UI) keep
-  Locust's time throughout.
+  do: from the moment the request goes to its socket to the arrival of the response's last
+  byte (the kernel's receive time of that read, ``SO_TIMESTAMPNS``; over TLS, or where the
+  kernel gives none, the moment the parser had read it). Locust's own time also covers
+  geventhttpclient's request and response objects, the cookie jar and Locust's session,
+  ~1 ms of Python per request here, plus, with several users in one process, the other
+  users' turns before this one reads its response: on a fast service that is most of what
+  it reports and none of the service's doing. A request the connection did not time
+  (HttpUser's ``requests``, a custom client, a timeout before any response) keeps Locust's
+  time. Locust's own statistics (its CSV files, its web UI) keep Locust's time throughout.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import platform
+import socket
+import struct
+import sys
 import time
 import weakref
 from collections import Counter
@@ -70,15 +76,54 @@ def bucket_us(response_time_ms: float) -> int:
 class _WireTimes:
     """One request's times at the connection, in the greenlet (Locust user) that made it."""
 
-    __slots__ = ("complete", "sent", "sent_wall")
+    __slots__ = ("arrived", "complete", "complete_arrived", "sent", "sent_wall")
 
     def __init__(self) -> None:
-        self.sent_wall = time.time()  # to tell it from an earlier request's: see _wire_ms
+        self.sent_wall = time.time()
         self.sent = time.perf_counter()
+        self.arrived: float | None = None  # the kernel's time of the last data read
         self.complete: float | None = None
+        self.complete_arrived: float | None = None
 
 
 _wire: weakref.WeakKeyDictionary[Any, _WireTimes] = weakref.WeakKeyDictionary()
+
+# The kernel's receive time of the data each read returns (SO_TIMESTAMPNS, CLOCK_REALTIME,
+# a struct timespec). With it the end of a request is when its last byte reached the
+# machine, not when this user's greenlet got its turn to read it: with several users in
+# one process, another user's Python (~1 ms a request) often runs first. The option's
+# number is asm-generic's: Python's socket module does not name it, and alpha, mips,
+# parisc and sparc number it differently, so there it stays off.
+SO_TIMESTAMPNS = 35
+_TIMESTAMPS = sys.platform == "linux" and platform.machine() in {
+    "x86_64", "aarch64", "arm64", "armv7l", "armv8l", "i686", "riscv64", "s390x", "ppc64le"}
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+class _TimestampedSocket(gevent.socket.socket):
+    """geventhttpclient's plain connections; every read notes when its data arrived."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, ancillary, _flags, _address = self.recvmsg(bufsize, _ANCILLARY_SIZE, flags)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                times = _wire.get(gevent.getcurrent())
+                if times is not None:
+                    seconds, nanoseconds = _TIMESPEC.unpack(payload[:_TIMESPEC.size])
+                    times.arrived = seconds + nanoseconds / 1e9
+        return data
+
+
+def _create_timestamped_socket(self: ConnectionPool, family: int, socktype: int,
+                               protocol: int) -> gevent.socket.socket:
+    sock = _TimestampedSocket(family, socktype, protocol)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        sock.close()
+        return gevent.socket.socket(family, socktype, protocol)
+    return sock
 
 
 def _time_sending(get_socket: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,7 +139,7 @@ def _time_sending(get_socket: Callable[..., Any]) -> Callable[..., Any]:
         if times is None or times.complete is None:
             _wire[current] = _WireTimes()
         else:
-            times.complete = None
+            times.complete = times.complete_arrived = times.arrived = None
         return sock
     return timed
 
@@ -105,10 +150,15 @@ def _time_completion(on_message_complete: Callable[..., None]) -> Callable[..., 
         times = _wire.get(gevent.getcurrent())
         if times is not None:
             times.complete = time.perf_counter()
+            times.complete_arrived = times.arrived
         on_message_complete(self)
     return timed
 
 
+if _TIMESTAMPS:
+    # TLS connections read through the SSL object, not this recv: they keep the time their
+    # greenlet read the response.
+    ConnectionPool._create_tcp_socket = _create_timestamped_socket  # type: ignore[method-assign]
 ConnectionPool.get_socket = _time_sending(ConnectionPool.get_socket)  # type: ignore[method-assign]
 HTTPSocketResponse._on_message_complete = _time_completion(  # type: ignore[method-assign]
     HTTPSocketResponse._on_message_complete)
@@ -122,6 +172,9 @@ def _wire_ms(start_time: float | None) -> float | None:
         return None
     if times.sent_wall < start_time:
         return None
+    arrived = times.complete_arrived
+    if arrived is not None and times.sent_wall <= arrived <= time.time():
+        return (arrived - times.sent_wall) * 1000
     return (times.complete - times.sent) * 1000
 
 

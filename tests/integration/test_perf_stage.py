@@ -190,6 +190,57 @@ def test_fasthttpuser_requests_are_timed_at_the_connection(tmp_path: Path) -> No
     assert plain["total_response_time"] / plain["num_requests"] >= 80  # 60 + 20 ms
 
 
+BUSY_NEIGHBOUR = """
+import time
+from locust import FastHttpUser, User, constant, task
+
+
+class Measured(FastHttpUser):
+    wait_time = constant(0.01)
+
+    @task
+    def delayed(self):
+        self.client.get("/delay", name="delayed")
+
+
+class Busy(User):
+    # Holds the event loop 100 ms at a time, as a slow user would: a response that arrives
+    # meanwhile waits in the socket until the loop is free again.
+    wait_time = constant(0.001)
+
+    @task
+    def spin(self):
+        end = time.perf_counter() + 0.1
+        while time.perf_counter() < end:
+            pass
+"""
+
+
+def test_a_response_is_timed_when_it_arrived_not_when_a_busy_process_read_it(
+    tmp_path: Path,
+) -> None:
+    """Kernel receive times (SO_TIMESTAMPNS): the service's 20 ms, whatever else the
+    Locust process was doing when the response came."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DelayedHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        own = tmp_path / "busy.py"
+        own.write_text(BUSY_NEIGHBOUR)
+        locustfile = resolve_locustfile(tmp_path, "busy.py", ["/unused"], 10, tmp_path)
+        report = run_locust(LocustJob(
+            host=f"http://127.0.0.1:{server.server_address[1]}", locustfile=locustfile,
+            users=2, spawn_rate=2, duration_s=3, workdir=tmp_path))
+    finally:
+        server.shutdown()
+    delayed = next(e for e in report.endpoints if e.name == "GET delayed")
+    assert delayed.requests > 5
+    assert report.timed_at_connection == delayed.requests
+    assert delayed.p90_latency_s is not None and 0.020 <= delayed.p90_latency_s < 0.045
+    locust_own = json.loads((tmp_path / "locust.json").read_text())
+    measured = next(e for e in locust_own if e["name"] == "delayed")
+    assert measured["max_response_time"] >= 60, "the busy user never held a response back"
+
+
 def test_stored_reports_baseline_is_the_last_released(tmp_path: Path) -> None:
     store = BaselineStore(tmp_path)
 
