@@ -242,14 +242,16 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(srv.get("/nope")[0], 404)
         self.assertEqual(srv.get("/health/x")[0], 404)
 
-    def metrics_after(self, srv: Any, expected: str) -> tuple[int, dict[str, str], str]:
-        """/metrics once it shows ``expected``: a handler counts its request after the
-        response is sent, so a client can ask for /metrics before the count is in."""
+    def metrics_after(self, srv: Any, *expected: str) -> tuple[int, dict[str, str], str]:
+        """/metrics once it shows every ``expected`` line: a handler counts its request
+        after the response is sent, on its own thread, so a client can ask for /metrics
+        before the counts are in, and a later request's count can land before an earlier
+        one's (seen under load: the 404 counted, the second "/" not yet)."""
         deadline = time.monotonic() + 5
         while True:
             status, headers, body = srv.get("/metrics")
             text = body.decode()
-            if expected in text or time.monotonic() > deadline:
+            if all(line in text for line in expected) or time.monotonic() > deadline:
                 return status, headers, text
             time.sleep(0.01)
 
@@ -258,7 +260,9 @@ class HttpTest(unittest.TestCase):
         srv.get("/")
         srv.get("/")
         srv.get("/nope")
-        status, headers, text = self.metrics_after(srv, 'code="404"} 1\n')
+        status, headers, text = self.metrics_after(
+            srv, 'code="404"} 1\n', 'http_requests_total{path="/",code="200"} 2\n',
+            'http_request_duration_seconds_count{path="/"} 2\n')
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         self.assertIn('http_requests_total{path="/",code="200"} 2\n', text)
