@@ -209,7 +209,7 @@ def _merge(client_id: str, data: dict[str, Any]) -> None:
 
 
 def _content() -> dict[str, Any]:
-    """What a worker reports and the file holds (``runbook.perf.stats.read_latency_us``)."""
+    """What a worker reports and the file holds (``runbook.perf.stats.read_plugin_times``)."""
     return {"latency_us": {name: dict(h) for name, h in _histograms.items()},
             "at_connection": dict(_at_connection)}
 
