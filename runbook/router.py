@@ -107,8 +107,20 @@ class HAProxyRouter:
         return self.layout.route_socket(service, environment)
 
     def not_running(self) -> list[str]:
-        """The persisted routes whose process does not answer (after a crash or reboot)."""
-        return [route.key for route in self.routes() if not self.route_running(route)]
+        """The persisted routes whose process does not answer (after a crash or reboot).
+
+        A route another release is removing right now is still in the table while its
+        process stops: read without the lock, it looked dead, and the whole stack's router
+        unhealthy to every other release's preflight (seen in the parallel suite). So the
+        routes that look stopped are checked again under the router's lock, once any edit
+        in progress has finished; the usual case, all running, takes no lock."""
+        suspects = [route.key for route in self.routes() if not self.route_running(route)]
+        if not suspects:
+            return []
+        with self._locked():
+            table = self._load()
+            return [key for key in suspects
+                    if key in table.routes and not self.route_running(table.routes[key])]
 
     def start(self) -> None:
         """Start the main process and every persisted route's process not running; write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,28 @@ def test_a_route_process_serves_its_own_exporter_and_backends(tmp_path: Path) ->
     assert "nbthread 1" in config
     assert f"stats socket {router.socket_of('svc', 'staging')} " in config
     assert "backend" not in router.render_main()
+
+
+def test_a_route_being_removed_does_not_count_as_a_dead_one(state: Path) -> None:
+    """A route's process stops before the table forgets it: a reader in between must not
+    report the route (and so the stack's router) as down."""
+    router = HAProxyRouter(StackSettings(state_dir=state))
+    router.route_running = lambda route: route.key != "svc1.staging"  # type: ignore[method-assign]
+    remover = HAProxyRouter(StackSettings(state_dir=state))
+    looked: list[list[str]] = []
+    with remover._locked():  # remove_route: its process stopped, the table not yet saved
+        reader = threading.Thread(target=lambda: looked.append(router.not_running()))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive(), "the suspect was not checked again under the lock"
+        table = remover._load()
+        del table.routes["svc1.staging"]
+        remover._save(table)
+    reader.join(10)
+    assert looked == [[]]
+
+
+def test_a_dead_route_process_is_reported(state: Path) -> None:
+    router = HAProxyRouter(StackSettings(state_dir=state))
+    router.route_running = lambda route: route.key != "svc2.staging"  # type: ignore[method-assign]
+    assert router.not_running() == ["svc2.staging"]
