@@ -76,14 +76,13 @@ def bucket_us(response_time_ms: float) -> int:
 class _WireTimes:
     """One request's times at the connection, in the greenlet (Locust user) that made it."""
 
-    __slots__ = ("arrived", "complete", "complete_arrived", "sent", "sent_wall")
+    __slots__ = ("arrived", "complete", "sent", "sent_wall")
 
     def __init__(self) -> None:
         self.sent_wall = time.time()
         self.sent = time.perf_counter()
         self.arrived: float | None = None  # the kernel's time of the last data read
         self.complete: float | None = None
-        self.complete_arrived: float | None = None
 
 
 _wire: weakref.WeakKeyDictionary[Any, _WireTimes] = weakref.WeakKeyDictionary()
@@ -139,7 +138,7 @@ def _time_sending(get_socket: Callable[..., Any]) -> Callable[..., Any]:
         if times is None or times.complete is None:
             _wire[current] = _WireTimes()
         else:
-            times.complete = times.complete_arrived = times.arrived = None
+            times.complete = times.arrived = None
         return sock
     return timed
 
@@ -150,7 +149,6 @@ def _time_completion(on_message_complete: Callable[..., None]) -> Callable[..., 
         times = _wire.get(gevent.getcurrent())
         if times is not None:
             times.complete = time.perf_counter()
-            times.complete_arrived = times.arrived
         on_message_complete(self)
     return timed
 
@@ -172,7 +170,7 @@ def _wire_ms(start_time: float | None) -> float | None:
         return None
     if times.sent_wall < start_time:
         return None
-    arrived = times.complete_arrived
+    arrived = times.arrived
     if arrived is not None and times.sent_wall <= arrived <= time.time():
         return (arrived - times.sent_wall) * 1000
     return (times.complete - times.sent) * 1000

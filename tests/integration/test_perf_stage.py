@@ -10,8 +10,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -51,13 +53,21 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-@pytest.fixture
-def local_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def local_server() -> Iterator[str]:
+    with _serving(_Handler) as url:
+        yield url
 
 
 def load(host: str, workdir: Path, paths: list[str], workers: int = 0, duration_s: float = 3,
@@ -165,28 +175,33 @@ class _DelayedHandler(_Handler):
         super().do_GET()
 
 
+def _load_delayed_server(workdir: Path, locustfile_source: str) -> PerfReport:
+    """Two users of the given locustfile, 3 s against a server answering in 20 ms."""
+    own = workdir / "own_locustfile.py"
+    own.write_text(locustfile_source)
+    locustfile = resolve_locustfile(workdir, own.name, ["/unused"], 10, workdir)
+    with _serving(_DelayedHandler) as url:
+        return run_locust(LocustJob(host=url, locustfile=locustfile, users=2, spawn_rate=2,
+                                    duration_s=3, workdir=workdir))
+
+
+def _locusts_own(workdir: Path, name: str) -> dict[str, Any]:
+    """Locust's own statistics of one endpoint (its --json-file)."""
+    entries = json.loads((workdir / "locust.json").read_text())
+    return next(e for e in entries if e["name"] == name)
+
+
 def test_fasthttpuser_requests_are_timed_at_the_connection(tmp_path: Path) -> None:
     """The service's 20 ms, not the client's 60 ms of work around the request (wrk's and
     k6's measure); Locust's own statistics keep its time."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DelayedHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        own = tmp_path / "slow.py"
-        own.write_text(SLOW_CLIENT)
-        locustfile = resolve_locustfile(tmp_path, "slow.py", ["/unused"], 10, tmp_path)
-        report = run_locust(LocustJob(
-            host=f"http://127.0.0.1:{server.server_address[1]}", locustfile=locustfile,
-            users=2, spawn_rate=2, duration_s=3, workdir=tmp_path))
-    finally:
-        server.shutdown()
+    report = _load_delayed_server(tmp_path, SLOW_CLIENT)
     fine = read_latency_us(tmp_path / "latency_us.json")
     for name in ("GET plain", "GET caught"):
         endpoint = next(e for e in report.endpoints if e.name == name)
         assert endpoint.requests > 0 and endpoint.failures == 0
         assert sum(fine[name].values()) == endpoint.requests
         assert endpoint.p50_latency_s is not None and 0.020 <= endpoint.p50_latency_s < 0.045
-    locust_own = json.loads((tmp_path / "locust.json").read_text())
-    plain = next(e for e in locust_own if e["name"] == "plain")
+    plain = _locusts_own(tmp_path, "plain")
     assert plain["total_response_time"] / plain["num_requests"] >= 80  # 60 + 20 ms
 
 
@@ -221,23 +236,12 @@ def test_a_response_is_timed_when_it_arrived_not_when_a_busy_process_read_it(
 ) -> None:
     """Kernel receive times (SO_TIMESTAMPNS): the service's 20 ms, whatever else the
     Locust process was doing when the response came."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DelayedHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        own = tmp_path / "busy.py"
-        own.write_text(BUSY_NEIGHBOUR)
-        locustfile = resolve_locustfile(tmp_path, "busy.py", ["/unused"], 10, tmp_path)
-        report = run_locust(LocustJob(
-            host=f"http://127.0.0.1:{server.server_address[1]}", locustfile=locustfile,
-            users=2, spawn_rate=2, duration_s=3, workdir=tmp_path))
-    finally:
-        server.shutdown()
+    report = _load_delayed_server(tmp_path, BUSY_NEIGHBOUR)
     delayed = next(e for e in report.endpoints if e.name == "GET delayed")
     assert delayed.requests > 5
     assert report.timed_at_connection == delayed.requests
     assert delayed.p90_latency_s is not None and 0.020 <= delayed.p90_latency_s < 0.045
-    locust_own = json.loads((tmp_path / "locust.json").read_text())
-    measured = next(e for e in locust_own if e["name"] == "delayed")
+    measured = _locusts_own(tmp_path, "delayed")
     assert measured["max_response_time"] >= 60, "the busy user never held a response back"
 
 
