@@ -235,14 +235,21 @@ def test_a_response_is_timed_when_it_arrived_not_when_a_busy_process_read_it(
     tmp_path: Path,
 ) -> None:
     """Kernel receive times (SO_TIMESTAMPNS): the service's 20 ms, whatever else the
-    Locust process was doing when the response came."""
+    Locust process was doing when the response came.
+
+    The busy user holds back nearly every response (Locust's own mean is ~100 ms), so the
+    median tells the two clocks apart. A higher percentile of ~10 requests is their
+    maximum: in the parallel suite on 2 cores this test's server thread (in the pytest
+    process) once answered one of them late, 76 ms, a real delay the kernel time rightly
+    kept."""
     report = _load_delayed_server(tmp_path, BUSY_NEIGHBOUR)
     delayed = next(e for e in report.endpoints if e.name == "GET delayed")
     assert delayed.requests > 5
     assert report.timed_at_connection == delayed.requests
-    assert delayed.p90_latency_s is not None and 0.020 <= delayed.p90_latency_s < 0.045
+    assert delayed.p50_latency_s is not None and 0.020 <= delayed.p50_latency_s < 0.045
     measured = _locusts_own(tmp_path, "delayed")
-    assert measured["max_response_time"] >= 60, "the busy user never held a response back"
+    held_back_ms = measured["total_response_time"] / measured["num_requests"]
+    assert held_back_ms >= 60, "the busy user did not hold responses back"
 
 
 def test_stored_reports_baseline_is_the_last_released(tmp_path: Path) -> None:
