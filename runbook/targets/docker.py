@@ -6,12 +6,15 @@ routes), never kept in memory, so any run can pick up where another one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import docker
 import docker.errors
 import httpx
 from docker.models.containers import Container
+from filelock import FileLock, Timeout
 
 from runbook.adapters.docker_diagnostics import diagnose_container
 from runbook.adapters.http import probe
@@ -20,6 +23,7 @@ from runbook.models import ImageRef, Slot
 from runbook.perf.docker_stats import DOCKER_SOURCE, DockerStatsSampler
 from runbook.perf.resources import ResourceSampler, UnmeasuredResources
 from runbook.policy import DeploySettings
+from runbook.route_table import Route
 from runbook.router import HAProxyRouter, Server
 from runbook.secrets.rotate import Publisher, published_env
 from runbook.secrets.store import SecretStore
@@ -30,6 +34,9 @@ from runbook.store import store_for
 COLORS = ("blue", "green")
 LABEL = "io.runbook"
 STOP_GRACE_S = 10
+# A route's container lock is held for a graceful stop or a start, so a wait longer than a
+# few stops means a stuck holder.
+CONTAINERS_LOCK_TIMEOUT_S = 6 * STOP_GRACE_S
 LOG_TAIL_LINES = 30
 
 
@@ -223,31 +230,89 @@ class DockerTarget:
         return logs
 
     def retire(self, slot: Slot) -> None:
-        self.router.remove_server(slot.service, slot.environment, slot.server)
-        try:
-            container = self.client.containers.get(_container_name(slot))
-        except docker.errors.NotFound:
-            return
-        container.stop(timeout=STOP_GRACE_S)
-        container.remove(force=True)
+        with self._containers_locked(slot.service, slot.environment):
+            self.router.remove_server(slot.service, slot.environment, slot.server)
+            try:
+                container = self.client.containers.get(_container_name(slot))
+            except docker.errors.NotFound:
+                return
+            container.stop(timeout=STOP_GRACE_S)
+            container.remove(force=True)
 
     def restore(self) -> list[str]:
         """Restart the stopped containers of every route (after the engine or machine
-        restarted) and point the router at their new ports; the servers restarted."""
+        restarted) and point the router at their new ports; the servers restarted.
+
+        A container is stopped on purpose too: ``retire`` takes its server out of the
+        route, stops it, then removes it. Each start is decided again under the route's
+        container lock, from the route as it is then, so a ``stack up`` running beside a
+        rollback never starts the revision being retired (it once did: the bad release's
+        process came back for seconds, in the parallel suite)."""
         restarted = []
         for route in self.router.routes():
             for container in self._containers(route.service, route.environment):
-                server = container.labels.get(f"{LABEL}.server", "")
-                known = any(s.name == server for s in route.servers)
-                if not known or container.status == "running":
-                    continue
-                container.start()
-                slot = _slot(container, self._host_port(container))
-                health_path = container.labels.get(f"{LABEL}.health_path", "/")
-                self._wait_healthy(container, slot, health_path, _deploy_settings(container))
-                self.router.set_address(route.service, route.environment, server, slot.address)
-                restarted.append(server)
+                if container.status != "running" and _serves(route, container):
+                    server = self._restart_if_routed(route.service, route.environment,
+                                                     container)
+                    if server is not None:
+                        restarted.append(server)
         return restarted
+
+    def _restart_if_routed(self, service: str, environment: str,
+                           container: Container) -> str | None:
+        """Start a stopped container whose server the route still has, wait for its health
+        and point the router at its new port; its server, or None if it is no longer
+        routed (retired meanwhile)."""
+        with self._containers_locked(service, environment):
+            if not self._still_routed(service, environment, container):
+                return None
+            container.start()
+        slot = _slot(container, self._host_port(container))
+        health_path = container.labels.get(f"{LABEL}.health_path", "/")
+        try:
+            self._wait_healthy(container, slot, health_path, _deploy_settings(container))
+        except CandidateUnhealthy:
+            # Retired while it started (stopped by ``retire``, not unhealthy): not an error.
+            if not self._still_routed(service, environment, container, check_status=False):
+                return None
+            raise
+        with self._containers_locked(service, environment):
+            if not self._still_routed(service, environment, container, check_status=False):
+                return None
+            server = container.labels[f"{LABEL}.server"]
+            self.router.set_address(service, environment, server, slot.address)
+        return server
+
+    def _still_routed(self, service: str, environment: str, container: Container,
+                      check_status: bool = True) -> bool:
+        """The route, read now, still has the container's server (and, with
+        ``check_status``, the container still exists and is not running)."""
+        route = self.router.route(service, environment)
+        if route is None or not _serves(route, container):
+            return False
+        if not check_status:
+            return True
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return False
+        return container.status != "running"
+
+    @contextlib.contextmanager
+    def _containers_locked(self, service: str, environment: str) -> Iterator[None]:
+        """The containers of one route, one changer at a time across processes: a
+        container's removal from the route and from the engine (``retire``,
+        ``decommission``) against ``restore``'s decision to start it. Held for a stop
+        (``STOP_GRACE_S`` at most) or a start, never for a health wait; other routes never
+        wait on it."""
+        path = self.settings.path("run", "containers", f"{service}.{environment}.lock")
+        try:
+            with FileLock(path, timeout=CONTAINERS_LOCK_TIMEOUT_S):
+                yield
+        except Timeout:
+            raise TransientError(
+                f"the containers of {service}/{environment} are still locked after "
+                f"{CONTAINERS_LOCK_TIMEOUT_S:.0f} s ({path})") from None
 
     def tidy(self, service: str, environment: str) -> list[str]:
         """Nothing to release: the standby container is the instant rollback (one router
@@ -263,9 +328,10 @@ class DockerTarget:
 
     def decommission(self, service: str, environment: str) -> None:
         """Remove every container and the route of a service in an environment."""
-        for container in self._containers(service, environment):
-            container.remove(force=True)
-        self.router.remove_route(service, environment)
+        with self._containers_locked(service, environment):
+            for container in self._containers(service, environment):
+                container.remove(force=True)
+            self.router.remove_route(service, environment)
 
     def _clear_color(self, service: str, environment: str, color: str) -> None:
         """Remove what an older revision left in the color about to be reused."""
@@ -277,8 +343,9 @@ class DockerTarget:
             live = route.live() if route else None
             if live is not None and live.name == server:
                 raise DeployError(f"{container.name} is live; refusing to replace it")
-            self.router.remove_server(service, environment, server)
-            container.remove(force=True)
+            with self._containers_locked(service, environment):
+                self.router.remove_server(service, environment, server)
+                container.remove(force=True)
 
     def _start(
         self, spec: ServiceSpec, environment: str, color: str, image: ImageRef,
@@ -357,6 +424,12 @@ class DockerTarget:
             f"within {settings.health_timeout_s:.0f} s: {last}. "
             f"Diagnostics: {diagnostics.summary()}"
         )
+
+
+def _serves(route: Route, container: Container) -> bool:
+    """Whether the route has the container's server (live, standby or not yet switched)."""
+    server = container.labels.get(f"{LABEL}.server", "")
+    return any(s.name == server for s in route.servers)
 
 
 def _slot(container: Container, address: str) -> Slot:
