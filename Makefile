@@ -55,13 +55,14 @@ test-unit: venv
 # `exclusive` (they read or change the whole stack's state) run last, alone.
 # docs/field-notes.md ("The suite in parallel") says what keeps tests safe side by side.
 TEST_WORKERS ?= 3
+DURATIONS ?= 30
 PG_FLOW_TESTS := $(shell sed -n 's/^PG_TESTS=(\(.*\))$$/\1/p' scripts/flow_tests_on_postgres.sh)
 PYTEST_SUITE := $(BIN)/pytest -q -ra $(addprefix --ignore=,$(PG_FLOW_TESTS))
 test: venv lint $(ACTIONLINT)
 	$(BIN)/runbook stack up
 	status=0; \
 	scripts/flow_tests_on_postgres.sh --alongside $(PYTEST_SUITE) -m 'not exclusive' \
-		-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30 -- -ra || status=$$?; \
+		-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=$(DURATIONS) -- -ra || status=$$?; \
 	$(PYTEST_SUITE) -m exclusive || status=$$?; \
 	exit $$status
 
