@@ -5,7 +5,6 @@ configuration files written only on change, and the lock that serialises ``up``/
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -13,6 +12,9 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
+from runbook.errors import TransientError
 from runbook.guard import process_alive as pid_alive
 from runbook.settings import StackSettings
 
@@ -139,14 +141,21 @@ def write_if_changed(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
+# The longest an ``up`` holds the stack lock: a first one installs Docker, HAProxy and the
+# rest and builds the base image (~5 min here, more on a slow mirror).
+STACK_LOCK_TIMEOUT_S = 20 * 60
+
+
 @contextlib.contextmanager
-def stack_lock(settings: StackSettings) -> Iterator[None]:
+def stack_lock(settings: StackSettings,
+               timeout_s: float = STACK_LOCK_TIMEOUT_S) -> Iterator[None]:
     """One ``up`` or ``down`` at a time per state directory (parallel test workers, CLI)."""
     path = settings.path("run", "stack.lock")
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # no truncation: no change
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        os.close(descriptor)
+        with FileLock(path, timeout=timeout_s, mode=0o600):
+            yield
+    except Timeout:
+        raise TransientError(
+            f"another `runbook stack up` or `down` still holds {path} after "
+            f"{timeout_s:.0f} s",
+            hint="wait for it to finish, or stop it if it is stuck") from None
