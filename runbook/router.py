@@ -39,7 +39,6 @@ state. Route processes run ``nbthread 1``: many processes on few cores.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -53,6 +52,7 @@ from typing import Any
 
 from runbook import haproxy
 from runbook.errors import ConfigurationError, TransientError
+from runbook.locks import file_lock
 from runbook.route_table import Route, RouteTable, Server
 from runbook.settings import StackSettings
 from runbook.store.layout import StateLayout
@@ -499,22 +499,10 @@ class HAProxyRouter:
         processes). Held for a read-modify-write of the table and its runtime-API commands,
         or a reload; never while waiting on anything else."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "w") as lock:
-            deadline = time.monotonic() + LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TransientError(
-                            f"router table {self.routes_path} still locked after "
-                            f"{LOCK_TIMEOUT_S:.0f} s") from None
-                    time.sleep(LOCK_POLL_S)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with file_lock(self.lock_path, LOCK_TIMEOUT_S,
+                       f"router table {self.routes_path} still locked after "
+                       f"{LOCK_TIMEOUT_S:.0f} s", poll_s=LOCK_POLL_S):
+            yield
 
     @contextlib.contextmanager
     def _edit(self, service: str, environment: str) -> Iterator[Route]:

@@ -12,10 +12,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
-from runbook.errors import TransientError
 from runbook.guard import process_alive as pid_alive
+from runbook.locks import file_lock
 from runbook.settings import StackSettings
 
 POLL_INTERVAL_S = 0.25
@@ -151,11 +149,8 @@ def stack_lock(settings: StackSettings,
                timeout_s: float = STACK_LOCK_TIMEOUT_S) -> Iterator[None]:
     """One ``up`` or ``down`` at a time per state directory (parallel test workers, CLI)."""
     path = settings.path("run", "stack.lock")
-    try:
-        with FileLock(path, timeout=timeout_s, mode=0o600):
-            yield
-    except Timeout:
-        raise TransientError(
-            f"another `runbook stack up` or `down` still holds {path} after "
-            f"{timeout_s:.0f} s",
-            hint="wait for it to finish, or stop it if it is stuck") from None
+    with file_lock(path, timeout_s,
+                   f"another `runbook stack up` or `down` still holds {path} after "
+                   f"{timeout_s:.0f} s",
+                   hint="wait for it to finish, or stop it if it is stuck"):
+        yield

@@ -14,11 +14,11 @@ import docker
 import docker.errors
 import httpx
 from docker.models.containers import Container
-from filelock import FileLock, Timeout
 
 from runbook.adapters.docker_diagnostics import diagnose_container
 from runbook.adapters.http import probe
 from runbook.errors import CandidateUnhealthy, DeployError, TransientError
+from runbook.locks import file_lock
 from runbook.models import ImageRef, Slot
 from runbook.perf.docker_stats import DOCKER_SOURCE, DockerStatsSampler
 from runbook.perf.resources import ResourceSampler, UnmeasuredResources
@@ -264,7 +264,7 @@ class DockerTarget:
         and point the router at its new port; its server, or None if it is no longer
         routed (retired meanwhile)."""
         with self._containers_locked(service, environment):
-            if not self._still_routed(service, environment, container):
+            if not self._routed(service, environment, container) or not _stopped(container):
                 return None
             container.start()
         slot = _slot(container, self._host_port(container))
@@ -273,30 +273,20 @@ class DockerTarget:
             self._wait_healthy(container, slot, health_path, _deploy_settings(container))
         except CandidateUnhealthy:
             # Retired while it started (stopped by ``retire``, not unhealthy): not an error.
-            if not self._still_routed(service, environment, container, check_status=False):
+            if not self._routed(service, environment, container):
                 return None
             raise
         with self._containers_locked(service, environment):
-            if not self._still_routed(service, environment, container, check_status=False):
+            if not self._routed(service, environment, container):
                 return None
             server = container.labels[f"{LABEL}.server"]
             self.router.set_address(service, environment, server, slot.address)
         return server
 
-    def _still_routed(self, service: str, environment: str, container: Container,
-                      check_status: bool = True) -> bool:
-        """The route, read now, still has the container's server (and, with
-        ``check_status``, the container still exists and is not running)."""
+    def _routed(self, service: str, environment: str, container: Container) -> bool:
+        """Whether the route, read now, still has the container's server."""
         route = self.router.route(service, environment)
-        if route is None or not _serves(route, container):
-            return False
-        if not check_status:
-            return True
-        try:
-            container.reload()
-        except docker.errors.NotFound:
-            return False
-        return container.status != "running"
+        return route is not None and _serves(route, container)
 
     @contextlib.contextmanager
     def _containers_locked(self, service: str, environment: str) -> Iterator[None]:
@@ -306,13 +296,10 @@ class DockerTarget:
         (``STOP_GRACE_S`` at most) or a start, never for a health wait; other routes never
         wait on it."""
         path = self.settings.path("run", "containers", f"{service}.{environment}.lock")
-        try:
-            with FileLock(path, timeout=CONTAINERS_LOCK_TIMEOUT_S):
-                yield
-        except Timeout:
-            raise TransientError(
-                f"the containers of {service}/{environment} are still locked after "
-                f"{CONTAINERS_LOCK_TIMEOUT_S:.0f} s ({path})") from None
+        with file_lock(path, CONTAINERS_LOCK_TIMEOUT_S,
+                       f"the containers of {service}/{environment} are still locked after "
+                       f"{CONTAINERS_LOCK_TIMEOUT_S:.0f} s ({path})"):
+            yield
 
     def tidy(self, service: str, environment: str) -> list[str]:
         """Nothing to release: the standby container is the instant rollback (one router
@@ -430,6 +417,15 @@ def _serves(route: Route, container: Container) -> bool:
     """Whether the route has the container's server (live, standby or not yet switched)."""
     server = container.labels.get(f"{LABEL}.server", "")
     return any(s.name == server for s in route.servers)
+
+
+def _stopped(container: Container) -> bool:
+    """Whether the container, read now, still exists and is not running."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return False
+    return container.status != "running"
 
 
 def _slot(container: Container, address: str) -> Slot:
